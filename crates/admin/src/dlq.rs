@@ -1,0 +1,135 @@
+//! `hostaway-admin dlq`: inspect and replay dead letters.
+//!
+//! A replay republishes the stored message to its webhooks subject, marked as
+//! a replay, with a fresh `Nats-Msg-Id` (the original id may still be inside
+//! JetStream's duplicate window). The ingestor's version rule makes a replay of
+//! something already applied harmless.
+
+use anyhow::{Context, bail};
+use async_nats::jetstream::{self, message::PublishMessage};
+use clap::Subcommand;
+use events::{Message as _, pb};
+use service_kit::config::NatsArgs;
+use store::PgPool;
+use store::dlq::DeadLetter;
+use uuid::Uuid;
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Open dead letters (with --all, resolved ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// One dead letter in full (the stored body included).
+    Show { id: Uuid },
+    /// Send dead letters back to the ingestor: one by id, or every open one.
+    Replay {
+        id: Option<Uuid>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+}
+
+pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow::Result<()> {
+    match command {
+        DlqCommand::List { all, limit } => {
+            let letters = store::dlq::list(pool, *all, *limit).await?;
+            println!("{:<36}  {:<26}  {:<32}  {:<8}  {:<20}  STATE", "ID", "FAILED AT", "WEBHOOK", "ATTEMPTS", "ERROR KIND");
+            for l in letters {
+                let kind = l.error.get("kind").and_then(|k| k.as_str()).unwrap_or("-");
+                let state = if l.resolved_at.is_some() {
+                    "resolved".to_owned()
+                } else if l.replay_count > 0 {
+                    format!("replayed ×{}", l.replay_count)
+                } else {
+                    "open".to_owned()
+                };
+                println!(
+                    "{:<36}  {:<26}  {:<32}  {:<8}  {:<20}  {state}",
+                    l.id,
+                    l.failed_at.to_rfc3339(),
+                    l.job_id,
+                    l.attempts,
+                    kind
+                );
+            }
+        }
+        DlqCommand::Show { id } => {
+            let letter = store::dlq::get(pool, *id).await?.with_context(|| format!("dead letter {id} not found"))?;
+            let body = pb::InboundWebhook::decode(letter.payload.as_slice())
+                .ok()
+                .map(|m| String::from_utf8_lossy(&m.raw_body).into_owned());
+            let shown = serde_json::json!({
+                "id": letter.id,
+                "jobId": letter.job_id,
+                "jobName": letter.job_name,
+                "failedAt": letter.failed_at,
+                "attempts": letter.attempts,
+                "error": letter.error,
+                "data": letter.data,
+                "replayCount": letter.replay_count,
+                "replayedAt": letter.replayed_at,
+                "resolvedAt": letter.resolved_at,
+                "body": body,
+            });
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+        }
+        DlqCommand::Replay { id, all } => {
+            let letters = match (id, all) {
+                (Some(id), false) => vec![store::dlq::get(pool, *id).await?.with_context(|| format!("dead letter {id} not found"))?],
+                (None, true) => store::dlq::list(pool, false, 10_000).await?,
+                _ => bail!("give a dead letter id, or --all"),
+            };
+            let client = service_kit::nats::connect(&nats.url, nats.creds_file.as_deref(), "hostaway-admin").await?;
+            let js = jetstream::new(client);
+            let topology = nats.topology()?;
+            let mut replayed = 0;
+            for letter in letters {
+                replay(&js, &topology, pool, &letter).await?;
+                replayed += 1;
+            }
+            println!("{replayed} dead letter(s) replayed");
+        }
+    }
+    Ok(())
+}
+
+async fn replay(
+    js: &jetstream::Context,
+    topology: &service_kit::nats::Topology,
+    pool: &PgPool,
+    letter: &DeadLetter,
+) -> anyhow::Result<()> {
+    if letter.resolved_at.is_some() {
+        println!("{}: already resolved, skipped", letter.id);
+        return Ok(());
+    }
+    let subject = letter
+        .data
+        .get("subject")
+        .and_then(|s| s.as_str())
+        .filter(|s| s.starts_with(&format!("{}.webhooks.", topology.namespace())))
+        .map(str::to_owned)
+        .with_context(|| format!("dead letter {} has no webhooks subject in this namespace", letter.id))?;
+    let payload = match pb::InboundWebhook::decode(letter.payload.as_slice()) {
+        Ok(mut message) => {
+            message.source = pb::Source::DlqReplay as i32;
+            message.encode_to_vec()
+        }
+        // Undecodable: sent back as it was, it will be dead-lettered again.
+        Err(_) => letter.payload.clone(),
+    };
+    let replay_number = store::dlq::mark_replayed(pool, letter.id).await?;
+    let message = PublishMessage::build()
+        .payload(payload.into())
+        .message_id(format!("{}-replay-{}-{replay_number}", letter.job_id, letter.id));
+    js.send_publish(subject, message)
+        .await?
+        .await
+        .with_context(|| format!("JetStream did not acknowledge the replay of {}", letter.id))?;
+    println!("{}: replayed (webhook {})", letter.id, letter.job_id);
+    Ok(())
+}

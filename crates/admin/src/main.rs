@@ -1,0 +1,337 @@
+//! `hostaway-admin`: the operator's tool.
+//!
+//! Secrets are never taken as arguments (they would land in shell history and
+//! `ps`): they are read from a named environment variable or from stdin.
+
+#![allow(clippy::print_stdout)]
+
+mod dlq;
+mod output;
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use domain::{AccountId, ListingId, UnitId};
+use secrecy::SecretString;
+use service_kit::config::{BootstrapAccountArgs, DatabaseArgs, NatsArgs};
+use store::accounts::{NewAccount, Rotation};
+use store::crypto::CredentialCipher;
+
+#[derive(Debug, Parser)]
+#[command(name = "hostaway-admin", version, about = "Operate the Hostaway connector")]
+struct Cli {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// 32 bytes, base64 (needed by commands that read or write credentials).
+    #[arg(long = "credentials-key", env = "CONNECTOR_CREDENTIALS_KEY", hide_env_values = true, global = true)]
+    credentials_key: Option<SecretString>,
+    #[arg(long = "credentials-key-previous", env = "CONNECTOR_CREDENTIALS_KEY_PREVIOUS", hide_env_values = true, global = true)]
+    credentials_key_previous: Option<SecretString>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply database migrations.
+    Migrate,
+    /// Credential encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Hostaway accounts and their credentials.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Links between Hostaway listings and TVL units.
+    #[command(subcommand)]
+    Links(LinksCommand),
+    /// Bookings created from Hostaway.
+    Bookings {
+        #[arg(long)]
+        account_id: Option<String>,
+    },
+    /// Live calendar blocks.
+    Blocks {
+        #[arg(long)]
+        unit_id: Option<UnitId>,
+    },
+    /// Overlapping bookings detected on one unit.
+    DoubleBookings,
+    /// The most recent webhooks and what became of them.
+    Webhooks {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// The dead-letter queue.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print a new random CONNECTOR_CREDENTIALS_KEY.
+    Generate,
+}
+
+/// Where a secret comes from.
+#[derive(Debug, Clone, Args)]
+struct SecretSources {
+    /// Read the webhook Basic password from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    webhook_password_env: Option<String>,
+    /// Read the specification's HMAC webhook secret from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    webhook_secret_env: Option<String>,
+    /// Read the Hostaway API client secret from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    api_key_env: Option<String>,
+    /// Read the webhook Basic password from stdin (one line).
+    #[arg(long, conflicts_with = "webhook_password_env")]
+    webhook_password_stdin: bool,
+}
+
+impl SecretSources {
+    fn read(name: &Option<String>) -> anyhow::Result<Option<SecretString>> {
+        match name {
+            None => Ok(None),
+            Some(var) => {
+                let value = std::env::var(var).with_context(|| format!("environment variable {var} is not set"))?;
+                if value.is_empty() {
+                    bail!("environment variable {var} is empty");
+                }
+                Ok(Some(SecretString::from(value)))
+            }
+        }
+    }
+
+    fn password(&self) -> anyhow::Result<Option<SecretString>> {
+        if self.webhook_password_stdin {
+            let mut line = String::new();
+            std::io::stdin().read_to_string(&mut line)?;
+            let line = line.trim_end_matches(['\r', '\n']).to_owned();
+            if line.is_empty() {
+                bail!("no password on stdin");
+            }
+            return Ok(Some(SecretString::from(line)));
+        }
+        Self::read(&self.webhook_password_env)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsCommand {
+    /// Add an account.
+    Add {
+        #[arg(long)]
+        account_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The unified webhook's Basic login.
+        #[arg(long)]
+        webhook_login: Option<String>,
+        #[command(flatten)]
+        secrets: SecretSources,
+    },
+    /// Create or update the account named by HOSTAWAY_ACCOUNT_ID and friends.
+    ImportEnv {
+        #[command(flatten)]
+        bootstrap: BootstrapAccountArgs,
+    },
+    /// List accounts (which credentials exist, never their values).
+    List,
+    /// Set new credentials; the old ones stay valid for the grace period.
+    Rotate {
+        #[arg(long)]
+        account_id: String,
+        #[command(flatten)]
+        secrets: SecretSources,
+        /// How long the previous password/secret is still accepted.
+        #[arg(long, default_value_t = 24)]
+        grace_hours: i64,
+    },
+    /// Stop accepting the previous credentials now.
+    FinishRotation {
+        #[arg(long)]
+        account_id: String,
+    },
+    /// Refuse the account's webhooks.
+    Disable {
+        #[arg(long)]
+        account_id: String,
+    },
+    Enable {
+        #[arg(long)]
+        account_id: String,
+    },
+    /// Re-encrypt every credential under the active key (after a key rotation).
+    Rewrap,
+}
+
+#[derive(Debug, Subcommand)]
+enum LinksCommand {
+    /// Link a Hostaway listing to a TVL unit (or move the link).
+    Add {
+        #[arg(long)]
+        account_id: String,
+        #[arg(long)]
+        listing_id: String,
+        #[arg(long)]
+        unit_id: UnitId,
+    },
+    Remove {
+        #[arg(long)]
+        account_id: String,
+        #[arg(long)]
+        listing_id: String,
+    },
+    List {
+        #[arg(long)]
+        account_id: Option<String>,
+    },
+}
+
+fn account(raw: &str) -> anyhow::Result<AccountId> {
+    AccountId::parse(raw.trim()).context("--account-id")
+}
+
+fn cipher(cli: &Cli) -> anyhow::Result<CredentialCipher> {
+    let key = cli
+        .credentials_key
+        .as_ref()
+        .context("CONNECTOR_CREDENTIALS_KEY is required for this command")?;
+    CredentialCipher::new(key, cli.credentials_key_previous.as_ref()).context("CONNECTOR_CREDENTIALS_KEY")
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    service_kit::install_crypto_provider();
+    let cli = Cli::parse();
+    if let Command::Keys(KeysCommand::Generate) = &cli.command {
+        println!("{}", secrecy::ExposeSecret::expose_secret(&CredentialCipher::generate_key()));
+        return Ok(());
+    }
+    let pool = cli.database.pool()?;
+    match &cli.command {
+        Command::Keys(_) => {}
+        Command::Migrate => {
+            store::migrate(&pool).await?;
+            println!("migrations applied");
+        }
+        Command::Accounts(command) => accounts(&cli, &pool, command).await?,
+        Command::Links(command) => links(&pool, command).await?,
+        Command::Bookings { account_id } => {
+            let account = account_id.as_deref().map(account).transpose()?;
+            output::bookings(&store::bookings::list(&pool, account.as_ref()).await?);
+        }
+        Command::Blocks { unit_id } => output::blocks(&store::bookings::list_blocks(&pool, *unit_id).await?),
+        Command::DoubleBookings => output::double_bookings(&store::bookings::list_double_bookings(&pool).await?),
+        Command::Webhooks { limit } => output::webhooks(&store::webhook_log::list(&pool, *limit).await?),
+        Command::Dlq(command) => dlq::run(&cli.nats, &pool, command).await?,
+    }
+    Ok(())
+}
+
+async fn accounts(cli: &Cli, pool: &store::PgPool, command: &AccountsCommand) -> anyhow::Result<()> {
+    match command {
+        AccountsCommand::Add {
+            account_id,
+            name,
+            webhook_login,
+            secrets,
+        } => {
+            let new = NewAccount {
+                account: account(account_id)?,
+                display_name: name.clone(),
+                api_key: SecretSources::read(&secrets.api_key_env)?,
+                webhook_login: webhook_login.clone(),
+                webhook_password: secrets.password()?,
+                webhook_secret: SecretSources::read(&secrets.webhook_secret_env)?,
+            };
+            if new.webhook_password.is_none() && new.webhook_secret.is_none() {
+                bail!("give a webhook password (--webhook-password-env/--webhook-password-stdin) or an HMAC secret (--webhook-secret-env)");
+            }
+            let id = new.account.clone();
+            store::accounts::add_account(pool, &cipher(cli)?, new).await?;
+            println!("account {id} added");
+        }
+        AccountsCommand::ImportEnv { bootstrap } => {
+            if !bootstrap.is_set() {
+                bail!("HOSTAWAY_ACCOUNT_ID is not set");
+            }
+            let new = NewAccount {
+                account: account(bootstrap.account_id.as_deref().unwrap_or_default())?,
+                display_name: None,
+                api_key: bootstrap.api_key.clone(),
+                webhook_login: bootstrap.webhook_login.clone(),
+                webhook_password: bootstrap.webhook_password.clone(),
+                webhook_secret: bootstrap.webhook_secret.clone(),
+            };
+            let id = new.account.clone();
+            store::accounts::upsert_account(pool, &cipher(cli)?, new).await?;
+            println!("account {id} imported from the environment");
+        }
+        AccountsCommand::List => output::accounts(&store::accounts::list_accounts(pool).await?),
+        AccountsCommand::Rotate {
+            account_id,
+            secrets,
+            grace_hours,
+        } => {
+            let rotation = Rotation {
+                webhook_password: secrets.password()?,
+                webhook_secret: SecretSources::read(&secrets.webhook_secret_env)?,
+                api_key: SecretSources::read(&secrets.api_key_env)?,
+                grace: chrono::Duration::hours((*grace_hours).max(0)),
+            };
+            if rotation.webhook_password.is_none() && rotation.webhook_secret.is_none() && rotation.api_key.is_none() {
+                bail!("nothing to rotate: give at least one new credential");
+            }
+            let id = account(account_id)?;
+            store::accounts::rotate_credentials(pool, &cipher(cli)?, &id, rotation).await?;
+            println!("account {id}: new credentials active; previous ones accepted for {grace_hours} h");
+        }
+        AccountsCommand::FinishRotation { account_id } => {
+            let id = account(account_id)?;
+            store::accounts::finish_rotation(pool, &id).await?;
+            println!("account {id}: only the current credentials are accepted");
+        }
+        AccountsCommand::Disable { account_id } => {
+            store::accounts::set_enabled(pool, &account(account_id)?, false).await?;
+            println!("account {account_id} disabled");
+        }
+        AccountsCommand::Enable { account_id } => {
+            store::accounts::set_enabled(pool, &account(account_id)?, true).await?;
+            println!("account {account_id} enabled");
+        }
+        AccountsCommand::Rewrap => {
+            let changed = store::accounts::rewrap_all(pool, &cipher(cli)?).await?;
+            println!("{changed} account(s) re-encrypted under the active key");
+        }
+    }
+    Ok(())
+}
+
+async fn links(pool: &store::PgPool, command: &LinksCommand) -> anyhow::Result<()> {
+    match command {
+        LinksCommand::Add {
+            account_id,
+            listing_id,
+            unit_id,
+        } => {
+            let listing = ListingId::parse(listing_id.trim()).context("--listing-id")?;
+            store::links::link(pool, &account(account_id)?, &listing, *unit_id).await?;
+            println!("listing {listing} of account {account_id} → unit {unit_id}");
+        }
+        LinksCommand::Remove { account_id, listing_id } => {
+            let listing = ListingId::parse(listing_id.trim()).context("--listing-id")?;
+            let removed = store::links::unlink(pool, &account(account_id)?, &listing).await?;
+            println!("{}", if removed { "link removed" } else { "no such link" });
+        }
+        LinksCommand::List { account_id } => {
+            let account = account_id.as_deref().map(account).transpose()?;
+            output::links(&store::links::list(pool, account.as_ref()).await?);
+        }
+    }
+    Ok(())
+}

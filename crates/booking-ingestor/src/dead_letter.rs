@@ -1,0 +1,117 @@
+//! The dead-letter queue: a webhook that exhausted its attempts (or can never
+//! succeed) is copied to the DLQ stream with its error in headers, and recorded
+//! in the `dead_letter_queue` table, from where `hostaway-admin dlq replay`
+//! sends it back. Only then is the original acknowledged: nothing is dropped.
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, message::PublishMessage};
+use serde_json::json;
+use service_kit::nats::Topology;
+use store::PgPool;
+use store::dlq::NewDeadLetter;
+
+use crate::ingest::{IngestError, Inbound};
+
+pub const HEADER_ERROR_KIND: &str = "Hostaway-Error-Kind";
+pub const HEADER_ERROR: &str = "Hostaway-Error";
+pub const HEADER_ATTEMPTS: &str = "Hostaway-Attempts";
+pub const HEADER_WEBHOOK_ID: &str = "Hostaway-Webhook-Id";
+pub const HEADER_ORIGINAL_SUBJECT: &str = "Hostaway-Original-Subject";
+
+/// Error texts are cut to this length in headers and rows.
+const MAX_ERROR_LEN: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub struct DeadLetterer {
+    js: jetstream::Context,
+    pool: PgPool,
+    topology: Topology,
+}
+
+/// The message being dead-lettered.
+#[derive(Debug)]
+pub struct Failed<'a> {
+    pub payload: &'a [u8],
+    pub subject: &'a str,
+    pub stream_sequence: Option<u64>,
+    pub inbound: Option<&'a Inbound>,
+    pub error: &'a IngestError,
+    pub attempts: i32,
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(MAX_ERROR_LEN).collect()
+}
+
+impl DeadLetterer {
+    pub fn new(js: jetstream::Context, pool: PgPool, topology: Topology) -> Self {
+        Self { js, pool, topology }
+    }
+
+    pub async fn send(&self, failed: Failed<'_>) -> Result<(), IngestError> {
+        let error = truncate(&failed.error.to_string());
+        let job_id = match failed.inbound {
+            Some(inbound) => inbound.webhook_id.clone(),
+            None => format!("stream-seq-{}", failed.stream_sequence.unwrap_or_default()),
+        };
+        let account = failed.inbound.map_or("unknown", |i| i.account.as_str());
+
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_ERROR_KIND, failed.error.reason());
+        headers.insert(HEADER_ERROR, error.replace(['\r', '\n'], " ").as_str());
+        headers.insert(HEADER_ATTEMPTS, failed.attempts.to_string().as_str());
+        headers.insert(HEADER_WEBHOOK_ID, job_id.as_str());
+        headers.insert(HEADER_ORIGINAL_SUBJECT, failed.subject);
+        // Dead-lettering the same delivery twice (a crash before the ack) is
+        // deduplicated by the stream.
+        let message = PublishMessage::build()
+            .payload(failed.payload.to_vec().into())
+            .headers(headers)
+            .message_id(format!("dlq-{job_id}-{}", failed.stream_sequence.unwrap_or_default()));
+        let published = async {
+            self.js
+                .send_publish(self.topology.dlq_subject(account), message)
+                .await?
+                .await
+                .map_err(async_nats::Error::from)
+        };
+        if let Err(e) = published.await {
+            return Err(IngestError::Unavailable(store::StoreError::Invalid(format!(
+                "DLQ stream publish failed: {e}"
+            ))));
+        }
+
+        let letter = NewDeadLetter {
+            job_id: job_id.clone(),
+            job_name: format!("webhook:{}", failed.inbound.map_or("unknown", |i| i.event.as_str())),
+            data: json!({
+                "webhookId": job_id,
+                "accountId": account,
+                "event": failed.inbound.map(|i| i.event.as_str()),
+                "subject": failed.subject,
+                "streamSequence": failed.stream_sequence,
+                "receivedAt": failed.inbound.map(|i| i.received_at.to_rfc3339()),
+            }),
+            payload: failed.payload.to_vec(),
+            attempts: failed.attempts,
+            error_kind: failed.error.reason().to_owned(),
+            error_message: error.clone(),
+            stream_sequence: failed.stream_sequence,
+        };
+        let mut tx = self.pool.begin().await?;
+        store::dlq::insert(&mut tx, &letter).await?;
+        if failed.inbound.is_some() {
+            store::webhook_log::mark_dead_lettered(&mut tx, &job_id, &error).await?;
+        }
+        tx.commit().await?;
+        tracing::error!(
+            webhook_id = %job_id,
+            account_id = account,
+            reason = failed.error.reason(),
+            attempts = failed.attempts,
+            error = %error,
+            "webhook moved to the dead-letter queue"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! The ingestor's metrics, named after the specification's
+//! (`hostaway.webhooks.processed`, `hostaway.webhooks.processing_duration`).
+
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts};
+use service_kit::metrics::{LATENCY_BUCKETS, Metrics};
+
+#[derive(Debug, Clone)]
+pub struct IngestorMetrics {
+    /// `status` is `success` or `failure` (a failure is retried or dead-lettered).
+    pub processed: IntCounterVec,
+    pub processing_duration: HistogramVec,
+    /// created, updated, cancelled, unchanged, stale, duplicate, repeat, forwarded.
+    pub outcomes: IntCounterVec,
+    /// From the gateway's receipt to the committed transaction.
+    pub end_to_end: Histogram,
+    pub retries: IntCounterVec,
+    pub dead_lettered: IntCounterVec,
+    pub double_bookings: IntCounter,
+    pub events_published: IntCounterVec,
+    pub outbox_pending: IntGauge,
+    pub database_available: IntGauge,
+}
+
+impl IngestorMetrics {
+    pub fn register(metrics: &Metrics) -> anyhow::Result<Self> {
+        Ok(Self {
+            processed: metrics.register(IntCounterVec::new(
+                Opts::new("hostaway_webhooks_processed_total", "Webhooks processed, by event type and status"),
+                &["event_type", "status"],
+            )?)?,
+            processing_duration: metrics.register(HistogramVec::new(
+                HistogramOpts::new(
+                    "hostaway_webhooks_processing_duration_seconds",
+                    "Time to apply one webhook (transaction included)",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["event_type"],
+            )?)?,
+            outcomes: metrics.register(IntCounterVec::new(
+                Opts::new("hostaway_ingest_outcomes_total", "What each processed webhook did"),
+                &["outcome"],
+            )?)?,
+            end_to_end: metrics.register(Histogram::with_opts(
+                HistogramOpts::new(
+                    "hostaway_webhook_end_to_end_seconds",
+                    "From the gateway's receipt of a webhook to its committed effect",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )?)?,
+            retries: metrics.register(IntCounterVec::new(
+                Opts::new("hostaway_ingest_retries_total", "Webhooks sent back for a later attempt, by reason"),
+                &["reason"],
+            )?)?,
+            dead_lettered: metrics.register(IntCounterVec::new(
+                Opts::new("hostaway_dlq_messages_total", "Webhooks moved to the dead-letter queue, by reason"),
+                &["reason"],
+            )?)?,
+            double_bookings: metrics.register(IntCounter::new(
+                "hostaway_double_bookings_total",
+                "Overlapping live bookings detected on one unit",
+            )?)?,
+            events_published: metrics.register(IntCounterVec::new(
+                Opts::new("hostaway_events_published_total", "Events published for TVL, by subject"),
+                &["subject"],
+            )?)?,
+            outbox_pending: metrics.register(IntGauge::new(
+                "hostaway_outbox_pending",
+                "Events committed but not yet published",
+            )?)?,
+            database_available: metrics.register(IntGauge::new(
+                "hostaway_ingestor_database_available",
+                "1 when PostgreSQL answers, 0 while consumption is paused for it",
+            )?)?,
+        })
+    }
+}

@@ -1,0 +1,210 @@
+//! Wiring: migrations, stream provisioning, the durable consumer, the outbox
+//! sweeper, readiness, and draining on shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull};
+use service_kit::health::Health;
+use service_kit::metrics::Metrics;
+use service_kit::nats::{StreamSettings, Topology};
+use store::PgPool;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::consumer::{DbGate, RetryPolicy, Worker};
+use crate::dead_letter::DeadLetterer;
+use crate::metrics::IngestorMetrics;
+use crate::outbox::{EventPublisher, sweep_loop};
+
+#[derive(Debug, Clone)]
+pub struct IngestorSettings {
+    pub topology: Topology,
+    pub streams: StreamSettings,
+    /// Webhooks processed at once.
+    pub concurrency: usize,
+    /// Redelivery after this long without an ack (a crashed replica's messages).
+    pub ack_wait: Duration,
+    pub max_ack_pending: i64,
+    pub retry: RetryPolicy,
+    pub outbox_sweep_interval: Duration,
+    /// Unpublished events younger than this are left to their worker.
+    pub outbox_min_age: Duration,
+    pub migrate: bool,
+    pub shutdown_timeout: Duration,
+}
+
+impl IngestorSettings {
+    pub fn new(topology: Topology) -> Self {
+        Self {
+            topology,
+            streams: StreamSettings::default(),
+            concurrency: 16,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 1024,
+            retry: RetryPolicy {
+                max_attempts: 5,
+                base: Duration::from_millis(1000),
+                cap: Duration::from_millis(32_000),
+            },
+            outbox_sweep_interval: Duration::from_secs(2),
+            outbox_min_age: Duration::from_secs(5),
+            migrate: true,
+            shutdown_timeout: Duration::from_secs(25),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestorDeps {
+    pub nats: async_nats::Client,
+    pub pool: PgPool,
+    pub metrics: Metrics,
+    pub health: Health,
+}
+
+#[derive(Debug)]
+pub struct Ingestor {
+    settings: IngestorSettings,
+    deps: IngestorDeps,
+    metrics: IngestorMetrics,
+    consuming: Arc<AtomicBool>,
+}
+
+impl Ingestor {
+    pub fn new(settings: IngestorSettings, deps: IngestorDeps) -> anyhow::Result<Self> {
+        let metrics = IngestorMetrics::register(&deps.metrics)?;
+        let consuming = Arc::new(AtomicBool::new(false));
+        let nats = deps.nats.clone();
+        deps.health.add("nats", move || service_kit::nats::is_connected(&nats));
+        let flag = Arc::clone(&consuming);
+        deps.health.add("consumer", move || flag.load(Ordering::Acquire));
+        Ok(Self {
+            settings,
+            deps,
+            metrics,
+            consuming,
+        })
+    }
+
+    /// Runs until `stop`, then drains in-flight webhooks within the deadline.
+    pub async fn run(self, stop: CancellationToken) {
+        let js = jetstream::new(self.deps.nats.clone());
+        let publisher = Arc::new(EventPublisher::new(
+            js.clone(),
+            self.settings.topology.clone(),
+            self.metrics.clone(),
+        ));
+        let worker = Arc::new(Worker {
+            pool: self.deps.pool.clone(),
+            publisher: Arc::clone(&publisher),
+            dead_letterer: DeadLetterer::new(js.clone(), self.deps.pool.clone(), self.settings.topology.clone()),
+            metrics: self.metrics.clone(),
+            retry: self.settings.retry.clone(),
+            gate: Arc::new(DbGate::default()),
+        });
+
+        let consuming = Arc::clone(&self.consuming);
+        self.metrics.database_available.set(1);
+
+        let in_flight = TaskTracker::new();
+        let background = TaskTracker::new();
+        background.spawn(sweep_loop(
+            publisher,
+            self.deps.pool.clone(),
+            self.settings.outbox_sweep_interval,
+            self.settings.outbox_min_age,
+            stop.clone(),
+        ));
+        let settings = self.settings.clone();
+        let pool = self.deps.pool.clone();
+        let consumer_stop = stop.clone();
+        let tracker = in_flight.clone();
+        background.spawn(async move {
+            let Some(consumer) = prepare(&settings, &pool, &js, &consumer_stop).await else {
+                return;
+            };
+            consuming.store(true, Ordering::Release);
+            tracing::info!(
+                consumer = settings.topology.ingestor_consumer(),
+                concurrency = settings.concurrency,
+                "booking ingestor consuming"
+            );
+            worker.consume(consumer, settings.concurrency, consumer_stop, tracker).await;
+            consuming.store(false, Ordering::Release);
+        });
+        background.close();
+
+        stop.cancelled().await;
+        tracing::info!("booking ingestor draining");
+        let drained = service_kit::shutdown::drain_within(self.settings.shutdown_timeout, async {
+            background.wait().await;
+            in_flight.close();
+            in_flight.wait().await;
+        })
+        .await;
+        tracing::info!(drained, "booking ingestor stopped");
+    }
+}
+
+/// Migrates, provisions and binds the durable consumer, retrying each until it
+/// works (the database or NATS may come up after this process).
+async fn prepare(
+    settings: &IngestorSettings,
+    pool: &PgPool,
+    js: &jetstream::Context,
+    stop: &CancellationToken,
+) -> Option<jetstream::consumer::PullConsumer> {
+    let mut delay = Duration::from_millis(200);
+    let mut wait = async |what: &str, error: String| {
+        tracing::warn!(%error, "{what}; retrying");
+        let stopped = tokio::select! {
+            () = stop.cancelled() => true,
+            () = tokio::time::sleep(delay) => false,
+        };
+        delay = (delay * 2).min(Duration::from_secs(5));
+        stopped
+    };
+    if settings.migrate {
+        while let Err(error) = store::migrate(pool).await {
+            if wait("database migrations not applied", error.to_string()).await {
+                return None;
+            }
+        }
+    }
+    loop {
+        let result = async {
+            service_kit::nats::provision(js, &settings.topology, &settings.streams).await?;
+            let stream = js.get_stream(settings.topology.webhooks_stream()).await?;
+            let name = settings.topology.ingestor_consumer();
+            let consumer = stream
+                .get_or_create_consumer(
+                    &name,
+                    pull::Config {
+                        durable_name: Some(name.clone()),
+                        filter_subject: settings.topology.webhooks_filter(),
+                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                        ack_wait: settings.ack_wait,
+                        // Attempts are counted in webhook_log, where a database
+                        // outage does not use them up; JetStream never gives up.
+                        max_deliver: -1,
+                        max_ack_pending: settings.max_ack_pending,
+                        deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            anyhow::Ok(consumer)
+        }
+        .await;
+        match result {
+            Ok(consumer) => return Some(consumer),
+            Err(error) => {
+                if wait("webhooks consumer not ready", error.to_string()).await {
+                    return None;
+                }
+            }
+        }
+    }
+}

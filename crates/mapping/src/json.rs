@@ -1,0 +1,312 @@
+//! Tolerant readers for one Hostaway record (a JSON object).
+//!
+//! Each reader looks a field up under its real name and then its aliases (the
+//! specification's names), and returns a [`Patch`]: absent key → `Absent`,
+//! `null` or `""` → `Clear`, a usable value → `Set`.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use domain::Patch;
+use serde_json::{Map, Value};
+
+use crate::{MappingError, Problem};
+
+/// Longest free text kept from a payload (names, emails, channel ids).
+pub const MAX_TEXT_LEN: usize = 500;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    map: &'a Map<String, Value>,
+}
+
+impl<'a> Record<'a> {
+    pub fn new(map: &'a Map<String, Value>) -> Self {
+        Self { map }
+    }
+
+    /// The value under the first of `names` that is present.
+    pub fn raw(&self, names: &[&str]) -> Option<&'a Value> {
+        names.iter().find_map(|name| self.map.get(*name))
+    }
+
+    /// A Hostaway id: an integer, or a string of id characters.
+    pub fn id(&self, field: &'static str, names: &[&str]) -> Result<Patch<String>, MappingError> {
+        let Some(value) = self.raw(names) else {
+            return Ok(Patch::Absent);
+        };
+        match value {
+            Value::Null => Ok(Patch::Clear),
+            Value::Number(n) => {
+                if let Some(i) = n.as_u64() {
+                    Ok(Patch::Set(i.to_string()))
+                } else if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15) {
+                    Ok(Patch::Set(format!("{f:.0}")))
+                } else {
+                    Err(MappingError::new(field, Problem::WrongType("a non-negative integer id")))
+                }
+            }
+            Value::String(s) if s.trim().is_empty() => Ok(Patch::Clear),
+            Value::String(s) => Ok(Patch::Set(s.trim().to_owned())),
+            _ => Err(MappingError::new(field, Problem::WrongType("an id (integer or string)"))),
+        }
+    }
+
+    /// Free text, trimmed. Numbers are accepted as their decimal text (a phone
+    /// number sent as a number is still a phone number).
+    pub fn text(&self, field: &'static str, names: &[&str]) -> Result<Patch<String>, MappingError> {
+        self.text_up_to(field, names, MAX_TEXT_LEN)
+    }
+
+    pub fn text_up_to(
+        &self,
+        field: &'static str,
+        names: &[&str],
+        max_len: usize,
+    ) -> Result<Patch<String>, MappingError> {
+        let Some(value) = self.raw(names) else {
+            return Ok(Patch::Absent);
+        };
+        let text = match value {
+            Value::Null => return Ok(Patch::Clear),
+            Value::String(s) => s.trim(),
+            Value::Number(n) => return Ok(Patch::Set(n.to_string())),
+            _ => return Err(MappingError::new(field, Problem::WrongType("text"))),
+        };
+        if text.is_empty() {
+            return Ok(Patch::Clear);
+        }
+        if text.chars().count() > max_len {
+            return Err(MappingError::new(field, Problem::TooLong(max_len)));
+        }
+        if text.contains('\0') {
+            return Err(MappingError::new(field, Problem::NulCharacter));
+        }
+        Ok(Patch::Set(text.to_owned()))
+    }
+
+    /// An integer sent as an int, an integral float (`2.0`) or a digit string.
+    pub fn int(&self, field: &'static str, names: &[&str]) -> Result<Patch<i64>, MappingError> {
+        let Some(value) = self.raw(names) else {
+            return Ok(Patch::Absent);
+        };
+        let wrong = || MappingError::new(field, Problem::WrongType("an integer"));
+        match value {
+            Value::Null => Ok(Patch::Clear),
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Ok(Patch::Set(i))
+                } else {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                        .map(|f| Patch::Set(f as i64))
+                        .ok_or_else(wrong)
+                }
+            }
+            Value::String(s) if s.trim().is_empty() => Ok(Patch::Clear),
+            Value::String(s) => s.trim().parse::<i64>().map(Patch::Set).map_err(|_| wrong()),
+            _ => Err(wrong()),
+        }
+    }
+
+    /// A count such as guests or nights: an integer in `0..=max`.
+    pub fn count(
+        &self,
+        field: &'static str,
+        names: &[&str],
+        max: i64,
+    ) -> Result<Patch<i32>, MappingError> {
+        match self.int(field, names)? {
+            Patch::Set(n) if (0..=max).contains(&n) => Ok(Patch::Set(n as i32)),
+            Patch::Set(_) => Err(MappingError::new(
+                field,
+                Problem::OutOfRange("a count between 0 and the maximum"),
+            )),
+            Patch::Clear => Ok(Patch::Clear),
+            Patch::Absent => Ok(Patch::Absent),
+        }
+    }
+
+    /// A flag sent as 0/1, true/false, or their strings.
+    pub fn flag(&self, field: &'static str, names: &[&str]) -> Result<Patch<bool>, MappingError> {
+        let Some(value) = self.raw(names) else {
+            return Ok(Patch::Absent);
+        };
+        let wrong = || MappingError::new(field, Problem::WrongType("a boolean (0/1 or true/false)"));
+        match value {
+            Value::Null => Ok(Patch::Clear),
+            Value::Bool(b) => Ok(Patch::Set(*b)),
+            Value::Number(n) => match n.as_i64() {
+                Some(0) => Ok(Patch::Set(false)),
+                Some(1) => Ok(Patch::Set(true)),
+                _ => Err(wrong()),
+            },
+            Value::String(s) => match s.trim() {
+                "" => Ok(Patch::Clear),
+                "0" | "false" => Ok(Patch::Set(false)),
+                "1" | "true" => Ok(Patch::Set(true)),
+                _ => Err(wrong()),
+            },
+            _ => Err(wrong()),
+        }
+    }
+
+    /// A decimal amount as text, exactly as sent: `483.47`, `267`, `"267.00"`.
+    pub fn decimal(&self, field: &'static str, names: &[&str]) -> Result<Patch<String>, MappingError> {
+        let Some(value) = self.raw(names) else {
+            return Ok(Patch::Absent);
+        };
+        match value {
+            Value::Null => Ok(Patch::Clear),
+            Value::Number(n) => Ok(Patch::Set(n.to_string())),
+            Value::String(s) if s.trim().is_empty() => Ok(Patch::Clear),
+            Value::String(s) if s.len() <= 64 => Ok(Patch::Set(s.trim().to_owned())),
+            _ => Err(MappingError::new(field, Problem::WrongType("a decimal number"))),
+        }
+    }
+
+    /// A calendar date, `YYYY-MM-DD`. A date-time is cut to its date.
+    pub fn date(&self, field: &'static str, names: &[&str]) -> Result<Patch<NaiveDate>, MappingError> {
+        let Some(value) = self.raw(names) else {
+            return Ok(Patch::Absent);
+        };
+        match value {
+            Value::Null => Ok(Patch::Clear),
+            Value::String(s) if s.trim().is_empty() => Ok(Patch::Clear),
+            Value::String(s) => {
+                let s = s.trim();
+                let day = s.get(..10).unwrap_or(s);
+                NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                    .ok()
+                    .filter(|_| s.len() == 10 || s[10..].starts_with([' ', 'T']))
+                    .map(Patch::Set)
+                    .ok_or_else(|| MappingError::new(field, Problem::WrongType("a date YYYY-MM-DD")))
+            }
+            _ => Err(MappingError::new(field, Problem::WrongType("a date YYYY-MM-DD"))),
+        }
+    }
+
+    /// A UTC date-time: Hostaway's `Y-m-d H:i:s` (UTC per its documentation), or
+    /// RFC 3339 with an offset (the specification's `2025-10-24T10:00:00Z`).
+    pub fn datetime(
+        &self,
+        field: &'static str,
+        names: &[&str],
+    ) -> Result<Patch<NaiveDateTime>, MappingError> {
+        let Some(value) = self.raw(names) else {
+            return Ok(Patch::Absent);
+        };
+        match value {
+            Value::Null => Ok(Patch::Clear),
+            Value::String(s) if s.trim().is_empty() => Ok(Patch::Clear),
+            Value::String(s) => parse_datetime(s.trim()).map(Patch::Set).ok_or_else(|| {
+                MappingError::new(
+                    field,
+                    Problem::WrongType("a date-time (Y-m-d H:i:s or RFC 3339)"),
+                )
+            }),
+            _ => Err(MappingError::new(
+                field,
+                Problem::WrongType("a date-time (Y-m-d H:i:s or RFC 3339)"),
+            )),
+        }
+    }
+}
+
+pub fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Some(dt.naive_utc());
+    }
+    ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(s, format).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(value: &Value) -> Record<'_> {
+        Record::new(value.as_object().unwrap())
+    }
+
+    #[test]
+    fn ids_may_be_integers_or_strings() {
+        let v = json!({"a": 43970841, "b": "43970841", "c": 13.0, "d": "", "e": null});
+        let r = record(&v);
+        assert_eq!(r.id("a", &["a"]).unwrap(), Patch::Set("43970841".into()));
+        assert_eq!(r.id("b", &["b"]).unwrap(), Patch::Set("43970841".into()));
+        assert_eq!(r.id("c", &["c"]).unwrap(), Patch::Set("13".into()));
+        assert_eq!(r.id("d", &["d"]).unwrap(), Patch::Clear);
+        assert_eq!(r.id("e", &["e"]).unwrap(), Patch::Clear);
+        assert_eq!(r.id("f", &["f"]).unwrap(), Patch::Absent);
+        assert!(r.id("x", &["a"]).is_ok());
+        assert!(record(&json!({"a": -1})).id("a", &["a"]).is_err());
+        assert!(record(&json!({"a": [1]})).id("a", &["a"]).is_err());
+    }
+
+    #[test]
+    fn empty_string_and_null_both_clear_text() {
+        let v = json!({"a": "", "b": null, "c": "  x  ", "d": 15555550100_i64});
+        let r = record(&v);
+        assert_eq!(r.text("a", &["a"]).unwrap(), Patch::Clear);
+        assert_eq!(r.text("b", &["b"]).unwrap(), Patch::Clear);
+        assert_eq!(r.text("c", &["c"]).unwrap(), Patch::Set("x".into()));
+        assert_eq!(r.text("d", &["d"]).unwrap(), Patch::Set("15555550100".into()));
+        assert!(record(&json!({"a": "a\u{0}b"})).text("a", &["a"]).is_err());
+        assert!(record(&json!({"a": "x".repeat(501)})).text("a", &["a"]).is_err());
+    }
+
+    #[test]
+    fn flags_are_0_1_or_true_false() {
+        let v = json!({"a": 0, "b": 1, "c": true, "d": false, "e": "1", "f": null, "g": 2});
+        let r = record(&v);
+        assert_eq!(r.flag("a", &["a"]).unwrap(), Patch::Set(false));
+        assert_eq!(r.flag("b", &["b"]).unwrap(), Patch::Set(true));
+        assert_eq!(r.flag("c", &["c"]).unwrap(), Patch::Set(true));
+        assert_eq!(r.flag("d", &["d"]).unwrap(), Patch::Set(false));
+        assert_eq!(r.flag("e", &["e"]).unwrap(), Patch::Set(true));
+        assert_eq!(r.flag("f", &["f"]).unwrap(), Patch::Clear);
+        assert!(r.flag("g", &["g"]).is_err());
+    }
+
+    #[test]
+    fn numbers_may_be_int_float_or_string() {
+        let v = json!({"a": 5, "b": 5.0, "c": "5", "d": 5.5, "e": "x"});
+        let r = record(&v);
+        for k in ["a", "b", "c"] {
+            assert_eq!(r.int("n", &[k]).unwrap(), Patch::Set(5), "{k}");
+        }
+        assert!(r.int("n", &["d"]).is_err());
+        assert!(r.int("n", &["e"]).is_err());
+        assert_eq!(r.decimal("n", &["d"]).unwrap(), Patch::Set("5.5".into()));
+        assert_eq!(r.decimal("n", &["a"]).unwrap(), Patch::Set("5".into()));
+    }
+
+    #[test]
+    fn aliases_are_read_in_order() {
+        let v = json!({"checkIn": "2025-11-15"});
+        let r = record(&v);
+        assert_eq!(
+            r.date("arrivalDate", &["arrivalDate", "checkIn"]).unwrap(),
+            Patch::Set(NaiveDate::from_ymd_opt(2025, 11, 15).unwrap())
+        );
+    }
+
+    #[test]
+    fn datetimes_in_both_formats_are_utc() {
+        let v = json!({"a": "2024-08-16 13:03:37", "b": "2024-08-16T15:03:37+02:00", "c": "16/08/2024"});
+        let r = record(&v);
+        let a = r.datetime("a", &["a"]).unwrap();
+        assert_eq!(a, r.datetime("b", &["b"]).unwrap());
+        assert!(r.datetime("c", &["c"]).is_err());
+    }
+
+    #[test]
+    fn dates_refuse_garbage() {
+        for bad in ["2025-13-01", "2025-02-30", "tomorrow", "2025-11-15x"] {
+            assert!(record(&json!({"d": bad})).date("d", &["d"]).is_err(), "{bad}");
+        }
+        assert!(record(&json!({"d": "2025-11-15 00:00:00"})).date("d", &["d"]).is_ok());
+    }
+}

@@ -1,0 +1,147 @@
+//! Configuration fragments shared by the services. Every flag has an
+//! environment variable; the README's configuration table lists them all.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use secrecy::SecretString;
+
+use crate::nats::{StreamSettings, Topology, TopologyError};
+
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated. May carry user:password.
+    #[arg(long = "nats-url", env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub url: SecretString,
+    /// A NATS credentials file (JWT + nkey), for secured deployments.
+    #[arg(long = "nats-creds-file", env = "NATS_CREDS_FILE")]
+    pub creds_file: Option<std::path::PathBuf>,
+    /// Prefix of every subject, stream and consumer the connector owns. One
+    /// deployment per namespace; tests use a fresh one each.
+    #[arg(long = "nats-namespace", env = "NATS_NAMESPACE", default_value = "hostaway")]
+    pub namespace: String,
+    /// JetStream replicas of the connector's streams (3 in production clusters).
+    #[arg(long = "nats-stream-replicas", env = "NATS_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+    /// How long the webhook and event streams keep messages.
+    #[arg(long = "nats-stream-max-age-hours", env = "NATS_STREAM_MAX_AGE_HOURS", default_value_t = 168)]
+    pub stream_max_age_hours: u64,
+    /// JetStream's deduplication window for `Nats-Msg-Id`.
+    #[arg(long = "nats-duplicate-window-secs", env = "NATS_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
+    pub duplicate_window_secs: u64,
+}
+
+impl NatsArgs {
+    pub fn topology(&self) -> Result<Topology, TopologyError> {
+        Topology::new(&self.namespace)
+    }
+
+    pub fn stream_settings(&self) -> StreamSettings {
+        StreamSettings {
+            replicas: self.stream_replicas,
+            max_age: Duration::from_secs(self.stream_max_age_hours * 3600),
+            duplicate_window: Duration::from_secs(self.duplicate_window_secs),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/hostaway_connector"
+    )]
+    pub url: SecretString,
+    /// Connections in this process's pool.
+    #[arg(long = "database-max-connections", env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    pub max_connections: u32,
+    /// Apply pending migrations at start (takes a lock; safe with replicas).
+    #[arg(long = "database-migrate", env = "DATABASE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate: bool,
+}
+
+impl DatabaseArgs {
+    pub fn pool(&self) -> Result<store::PgPool, store::StoreError> {
+        store::connect_lazy(
+            &self.url,
+            &store::PoolSettings {
+                max_connections: self.max_connections,
+                acquire_timeout: Duration::from_secs(5),
+            },
+        )
+    }
+}
+
+/// The master key for credentials at rest.
+#[derive(Debug, Clone, Args)]
+pub struct CredentialsKeyArgs {
+    /// 32 bytes, base64: encrypts account credentials at rest
+    /// (`hostaway-admin keys generate` makes one).
+    #[arg(long = "credentials-key", env = "CONNECTOR_CREDENTIALS_KEY", hide_env_values = true)]
+    pub key: SecretString,
+    /// The previous key during a key rotation (read-only).
+    #[arg(long = "credentials-key-previous", env = "CONNECTOR_CREDENTIALS_KEY_PREVIOUS", hide_env_values = true)]
+    pub previous: Option<SecretString>,
+}
+
+impl CredentialsKeyArgs {
+    pub fn cipher(&self) -> Result<store::crypto::CredentialCipher, store::crypto::CipherError> {
+        store::crypto::CredentialCipher::new(&self.key, self.previous.as_ref())
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OpsArgs {
+    /// Where /healthz, /readyz and /metrics are served.
+    #[arg(long = "ops-listen", env = "OPS_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// How long a SIGTERM may take to drain in-flight work.
+    #[arg(long = "shutdown-timeout-secs", env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 25)]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl OpsArgs {
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// `json` (one object per line) or `pretty`.
+    #[arg(long = "log-format", env = "LOG_FORMAT", default_value = "json")]
+    pub format: crate::telemetry::LogFormat,
+    /// Filter in `tracing` syntax, e.g. `info,booking_ingestor=debug`.
+    #[arg(long = "log-filter", env = "RUST_LOG", default_value = "info")]
+    pub filter: String,
+}
+
+/// A single account configured through the specification's environment
+/// variables, for single-account deployments and the demo.
+#[derive(Debug, Clone, Args)]
+pub struct BootstrapAccountArgs {
+    /// Hostaway account id (also the API client id).
+    #[arg(long = "hostaway-account-id", env = "HOSTAWAY_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+    /// API client secret (the specification's API key).
+    #[arg(long = "hostaway-api-key", env = "HOSTAWAY_API_KEY", hide_env_values = true)]
+    pub api_key: Option<SecretString>,
+    /// The specification's HMAC webhook secret.
+    #[arg(long = "hostaway-webhook-secret", env = "HOSTAWAY_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<SecretString>,
+    /// The unified webhook's Basic login.
+    #[arg(long = "hostaway-webhook-login", env = "HOSTAWAY_WEBHOOK_LOGIN")]
+    pub webhook_login: Option<String>,
+    /// The unified webhook's Basic password.
+    #[arg(long = "hostaway-webhook-password", env = "HOSTAWAY_WEBHOOK_PASSWORD", hide_env_values = true)]
+    pub webhook_password: Option<SecretString>,
+}
+
+impl BootstrapAccountArgs {
+    pub fn is_set(&self) -> bool {
+        self.account_id.as_deref().is_some_and(|a| !a.trim().is_empty())
+    }
+}

@@ -1,0 +1,227 @@
+//! NATS connection and the JetStream topology the connector owns.
+//!
+//! Every subject, stream and consumer name is derived from one namespace, so a
+//! deployment (or a test) owns a disjoint set:
+//!
+//! | stream | subjects | holds |
+//! |---|---|---|
+//! | `{NS}_WEBHOOKS` | `{ns}.webhooks.{account}.{event}` | authenticated webhooks (protobuf `InboundWebhook`) |
+//! | `{NS}_DLQ` | `{ns}.dlq.webhooks.{account}` | webhooks that exhausted their retries |
+//! | `{NS}_EVENTS` | `{ns}.events.{kind}` | events for TVL (`booking.created`, …) |
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use async_nats::{Client, ConnectOptions};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("namespace must be 1-32 characters of a-z, 0-9, '_' or '-'")]
+pub struct TopologyError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    namespace: String,
+}
+
+impl Topology {
+    pub fn new(namespace: &str) -> Result<Self, TopologyError> {
+        let valid = !namespace.is_empty()
+            && namespace.len() <= 32
+            && namespace
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if valid {
+            Ok(Self {
+                namespace: namespace.to_owned(),
+            })
+        } else {
+            Err(TopologyError)
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn stream_name(&self, suffix: &str) -> String {
+        format!("{}_{suffix}", self.namespace.to_ascii_uppercase().replace('-', "_"))
+    }
+
+    pub fn webhooks_stream(&self) -> String {
+        self.stream_name("WEBHOOKS")
+    }
+
+    /// `account` and `event_token` are validated identifiers (no dots or wildcards).
+    pub fn webhook_subject(&self, account: &str, event_token: &str) -> String {
+        format!("{}.webhooks.{account}.{event_token}", self.namespace)
+    }
+
+    pub fn webhooks_filter(&self) -> String {
+        format!("{}.webhooks.>", self.namespace)
+    }
+
+    pub fn dlq_stream(&self) -> String {
+        self.stream_name("DLQ")
+    }
+
+    pub fn dlq_subject(&self, account: &str) -> String {
+        format!("{}.dlq.webhooks.{account}", self.namespace)
+    }
+
+    pub fn events_stream(&self) -> String {
+        self.stream_name("EVENTS")
+    }
+
+    /// `suffix` like `booking.created`.
+    pub fn event_subject(&self, suffix: &str) -> String {
+        format!("{}.events.{suffix}", self.namespace)
+    }
+
+    pub fn ingestor_consumer(&self) -> String {
+        format!("{}_booking_ingestor", self.namespace.replace('-', "_"))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub replicas: usize,
+    pub max_age: Duration,
+    pub duplicate_window: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Dead letters are kept longer: the table is the record, the stream a copy
+/// for NATS tooling.
+const DLQ_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// Connects, retrying in the background if the server is down at start: the
+/// service comes up, reports not-ready, and recovers when NATS does.
+pub async fn connect(
+    url: &SecretString,
+    creds_file: Option<&std::path::Path>,
+    name: &str,
+) -> anyhow::Result<Client> {
+    let mut options = ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("NATS connected"),
+                async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                other => tracing::debug!(event = %other, "NATS event"),
+            }
+        });
+    if let Some(path) = creds_file {
+        options = options.credentials_file(path).await?;
+    }
+    Ok(options.connect(url.expose_secret()).await?)
+}
+
+pub fn is_connected(client: &Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}
+
+/// Creates the connector's streams, or updates them to this configuration.
+pub async fn provision(js: &jetstream::Context, topology: &Topology, settings: &StreamSettings) -> anyhow::Result<()> {
+    let base = |name: String, subject: String, max_age: Duration| stream::Config {
+        name,
+        subjects: vec![subject],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        // A full stream refuses new messages (the gateway answers 503 and Hostaway
+        // retries) rather than silently dropping unprocessed old ones.
+        discard: stream::DiscardPolicy::New,
+        max_age,
+        duplicate_window: settings.duplicate_window,
+        num_replicas: settings.replicas,
+        ..Default::default()
+    };
+    for config in [
+        base(topology.webhooks_stream(), topology.webhooks_filter(), settings.max_age),
+        base(
+            topology.dlq_stream(),
+            format!("{}.dlq.>", topology.namespace()),
+            DLQ_MAX_AGE,
+        ),
+        base(
+            topology.events_stream(),
+            format!("{}.events.>", topology.namespace()),
+            settings.max_age,
+        ),
+    ] {
+        let name = config.name.clone();
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|e| anyhow::anyhow!("provisioning stream {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Provisions the streams, retrying until it succeeds or `stop` fires; sets
+/// `done` once the streams exist. Services start serving before NATS is up and
+/// report not-ready until then.
+pub async fn provision_until_done(
+    js: jetstream::Context,
+    topology: Topology,
+    settings: StreamSettings,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match provision(&js, &topology, &settings).await {
+            Ok(()) => {
+                done.store(true, std::sync::atomic::Ordering::Release);
+                tracing::info!(namespace = topology.namespace(), "JetStream streams provisioned");
+                return;
+            }
+            Err(error) => tracing::warn!(%error, "cannot provision JetStream streams yet"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Deletes the namespace's streams (tests and `hostaway-admin` teardown).
+pub async fn delete_streams(js: &jetstream::Context, topology: &Topology) {
+    for name in [topology.webhooks_stream(), topology.dlq_stream(), topology.events_stream()] {
+        let _ = js.delete_stream(&name).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_derive_from_the_namespace() {
+        let t = Topology::new("t-1a").unwrap();
+        assert_eq!(t.webhooks_stream(), "T_1A_WEBHOOKS");
+        assert_eq!(t.webhook_subject("59808", "reservation_created"), "t-1a.webhooks.59808.reservation_created");
+        assert_eq!(t.event_subject("booking.created"), "t-1a.events.booking.created");
+        assert_eq!(t.dlq_subject("59808"), "t-1a.dlq.webhooks.59808");
+        assert_eq!(t.ingestor_consumer(), "t_1a_booking_ingestor");
+    }
+
+    #[test]
+    fn namespaces_cannot_inject_subject_tokens() {
+        for bad in ["", "a.b", "a*", ">", "A", "a b", &"a".repeat(33)] {
+            assert!(Topology::new(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The specification's `dead_letter_queue` table. Every row also exists as a
+//! message on the DLQ stream; the table is what operators query and replay from.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct NewDeadLetter {
+    pub job_id: String,
+    pub job_name: String,
+    pub data: Value,
+    pub payload: Vec<u8>,
+    pub attempts: i32,
+    pub error_kind: String,
+    pub error_message: String,
+    pub stream_sequence: Option<u64>,
+}
+
+pub async fn insert(conn: &mut PgConnection, letter: &NewDeadLetter) -> Result<Uuid, StoreError> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO dead_letter_queue (id, job_id, job_name, data, payload, attempts, error, stream_sequence)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(&letter.job_id)
+    .bind(&letter.job_name)
+    .bind(&letter.data)
+    .bind(&letter.payload)
+    .bind(letter.attempts)
+    .bind(serde_json::json!({"kind": letter.error_kind, "message": letter.error_message}))
+    .bind(letter.stream_sequence.and_then(|s| i64::try_from(s).ok()))
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub id: Uuid,
+    pub job_id: String,
+    pub job_name: String,
+    pub data: Value,
+    pub payload: Vec<u8>,
+    pub failed_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub error: Value,
+    pub stream_sequence: Option<i64>,
+    pub replayed_at: Option<DateTime<Utc>>,
+    pub replay_count: i32,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+pub async fn list(pool: &PgPool, include_resolved: bool, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, job_id, job_name, data, payload, failed_at, attempts, error, stream_sequence,
+                replayed_at, replay_count, resolved_at
+         FROM dead_letter_queue WHERE $1 OR resolved_at IS NULL
+         ORDER BY failed_at LIMIT $2",
+    )
+    .bind(include_resolved)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<DeadLetter>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, job_id, job_name, data, payload, failed_at, attempts, error, stream_sequence,
+                replayed_at, replay_count, resolved_at
+         FROM dead_letter_queue WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Notes a replay; returns the replay number (1 for the first).
+pub async fn mark_replayed(pool: &PgPool, id: Uuid) -> Result<i32, StoreError> {
+    let count: Option<i32> = sqlx::query_scalar(
+        "UPDATE dead_letter_queue SET replayed_at = now(), replay_count = replay_count + 1
+         WHERE id = $1 RETURNING replay_count",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    count.ok_or_else(|| StoreError::NotFound(format!("dead letter {id}")))
+}
+
+/// Closes the dead letters of a webhook that has now been processed.
+pub async fn resolve_for_job(conn: &mut PgConnection, job_id: &str) -> Result<u64, StoreError> {
+    let result =
+        sqlx::query("UPDATE dead_letter_queue SET resolved_at = now() WHERE job_id = $1 AND resolved_at IS NULL")
+            .bind(job_id)
+            .execute(conn)
+            .await?;
+    Ok(result.rows_affected())
+}
+
+pub async fn count_open(pool: &PgPool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM dead_letter_queue WHERE resolved_at IS NULL")
+        .fetch_one(pool)
+        .await?)
+}

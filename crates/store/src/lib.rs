@@ -1,0 +1,66 @@
+//! PostgreSQL persistence for the connector.
+//!
+//! Functions take a `&mut PgConnection` when they belong inside a caller's
+//! transaction (the ingestor's one-transaction-per-webhook) and a `&PgPool`
+//! when they stand alone (admin commands, the gateway's credential reload).
+
+pub mod accounts;
+pub mod bookings;
+pub mod crypto;
+pub mod dlq;
+pub mod error;
+pub mod links;
+pub mod outbox;
+pub mod webhook_log;
+
+use std::time::Duration;
+
+pub use error::StoreError;
+pub use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// The migrations under `migrations/`, embedded.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A pool that connects on first use: a service starts, and answers its
+/// health checks, while PostgreSQL is still down.
+pub fn connect_lazy(url: &SecretString, settings: &PoolSettings) -> Result<PgPool, StoreError> {
+    let options: PgConnectOptions = url
+        .expose_secret()
+        .parse()
+        .map_err(|_| StoreError::Invalid("DATABASE_URL is not a valid PostgreSQL URL".into()))?;
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| StoreError::Migration(e.to_string()))
+}
+
+/// `SELECT 1`: whether the database answers now.
+pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Links between Hostaway listings and TVL units.
+
+use chrono::{DateTime, Utc};
+use domain::{AccountId, ListingId, UnitId};
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingLink {
+    pub account: AccountId,
+    pub listing: ListingId,
+    pub unit: UnitId,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Links (or relinks) a listing to a unit. The account must exist.
+pub async fn link(pool: &PgPool, account: &AccountId, listing: &ListingId, unit: UnitId) -> Result<(), StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO listing_links (hostaway_account_id, hostaway_listing_id, unit_id)
+         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM channels WHERE hostaway_account_id = $1)
+         ON CONFLICT (hostaway_account_id, hostaway_listing_id)
+         DO UPDATE SET unit_id = EXCLUDED.unit_id, updated_at = now()",
+    )
+    .bind(account.as_str())
+    .bind(listing.as_str())
+    .bind(unit.as_uuid())
+    .execute(pool)
+    .await?;
+    if result.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("account {account}")));
+    }
+    Ok(())
+}
+
+pub async fn unlink(pool: &PgPool, account: &AccountId, listing: &ListingId) -> Result<bool, StoreError> {
+    let result =
+        sqlx::query("DELETE FROM listing_links WHERE hostaway_account_id = $1 AND hostaway_listing_id = $2")
+            .bind(account.as_str())
+            .bind(listing.as_str())
+            .execute(pool)
+            .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+pub async fn list(pool: &PgPool, account: Option<&AccountId>) -> Result<Vec<ListingLink>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT hostaway_account_id, hostaway_listing_id, unit_id, updated_at FROM listing_links
+         WHERE $1::text IS NULL OR hostaway_account_id = $1
+         ORDER BY hostaway_account_id, hostaway_listing_id",
+    )
+    .bind(account.map(AccountId::as_str))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let account: String = row.try_get("hostaway_account_id")?;
+            let listing: String = row.try_get("hostaway_listing_id")?;
+            Ok(ListingLink {
+                account: AccountId::parse(account).map_err(|e| StoreError::Invalid(e.to_string()))?,
+                listing: ListingId::parse(listing).map_err(|e| StoreError::Invalid(e.to_string()))?,
+                unit: UnitId::from_uuid(row.try_get("unit_id")?),
+                updated_at: row.try_get("updated_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The unit a listing is linked to, if it is.
+pub async fn resolve_unit(
+    conn: &mut PgConnection,
+    account: &AccountId,
+    listing: &ListingId,
+) -> Result<Option<UnitId>, StoreError> {
+    let unit: Option<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT unit_id FROM listing_links WHERE hostaway_account_id = $1 AND hostaway_listing_id = $2",
+    )
+    .bind(account.as_str())
+    .bind(listing.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(unit.map(UnitId::from_uuid))
+}

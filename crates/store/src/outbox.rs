@@ -1,0 +1,80 @@
+//! The transactional outbox: events are written with the state change they
+//! describe and published after the commit.
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxEvent {
+    /// The event id, also the `Nats-Msg-Id`.
+    pub id: Uuid,
+    /// Below the events prefix, e.g. `booking.created`.
+    pub subject_suffix: String,
+    pub payload: Vec<u8>,
+}
+
+pub async fn enqueue(conn: &mut PgConnection, event: &OutboxEvent) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO outbox (id, subject_suffix, payload) VALUES ($1, $2, $3)")
+        .bind(event.id)
+        .bind(&event.subject_suffix)
+        .bind(&event.payload)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_published(pool: &PgPool, ids: &[Uuid]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL")
+        .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Unpublished events older than `min_age`, locked for this transaction so
+/// replicas sweeping at once do not publish the same rows.
+pub async fn claim_unpublished(
+    conn: &mut PgConnection,
+    min_age: Duration,
+    limit: i64,
+) -> Result<Vec<OutboxEvent>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, subject_suffix, payload FROM outbox
+         WHERE published_at IS NULL AND created_at < now() - $1
+         ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(min_age)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn mark_published_in(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes published events older than `age`.
+pub async fn purge_published(pool: &PgPool, age: Duration) -> Result<u64, StoreError> {
+    let result = sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - $1")
+        .bind(age)
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected())
+}
+
+pub async fn count_unpublished(pool: &PgPool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await?)
+}

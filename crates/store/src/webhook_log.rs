@@ -1,0 +1,151 @@
+//! `webhook_log`: one row per webhook id with what became of it.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct WebhookMeta<'a> {
+    pub webhook_id: &'a str,
+    pub account: &'a str,
+    pub event: &'a str,
+    pub object_id: Option<&'a str>,
+    pub source: &'a str,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What the log knew about a webhook before this delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prior {
+    /// First time this webhook id is seen.
+    New,
+    /// Already processed: this delivery is a repeat.
+    Processed,
+    /// Seen before and not finished (retrying or dead-lettered).
+    Unfinished { status: String, attempts: i32 },
+}
+
+/// Records this delivery (inside the processing transaction) and says what
+/// came before. Holds a transaction lock on the webhook id, so a redelivery
+/// racing this one waits and then sees its outcome.
+pub async fn begin(conn: &mut PgConnection, meta: &WebhookMeta<'_>) -> Result<Prior, StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('webhook:' || $1, 0))")
+        .bind(meta.webhook_id)
+        .execute(&mut *conn)
+        .await?;
+    let prior = sqlx::query("SELECT status, attempts FROM webhook_log WHERE webhook_id = $1")
+        .bind(meta.webhook_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at, status)
+         VALUES ($1, $2, $3, $4, $5, $6, 'processing')
+         ON CONFLICT (webhook_id) DO UPDATE SET deliveries = webhook_log.deliveries + 1, updated_at = now()",
+    )
+    .bind(meta.webhook_id)
+    .bind(meta.account)
+    .bind(meta.event)
+    .bind(meta.object_id)
+    .bind(meta.source)
+    .bind(meta.received_at)
+    .execute(&mut *conn)
+    .await?;
+    let Some(row) = prior else {
+        return Ok(Prior::New);
+    };
+    let status: String = row.try_get("status")?;
+    Ok(match status.as_str() {
+        "processed" => Prior::Processed,
+        _ => Prior::Unfinished {
+            status,
+            attempts: row.try_get("attempts")?,
+        },
+    })
+}
+
+pub async fn finish(
+    conn: &mut PgConnection,
+    webhook_id: &str,
+    outcome: &str,
+    booking: Option<Uuid>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE webhook_log SET status = 'processed', outcome = $2, booking_id = COALESCE($3, booking_id),
+             error = NULL, processed_at = now(), updated_at = now()
+         WHERE webhook_id = $1",
+    )
+    .bind(webhook_id)
+    .bind(outcome)
+    .bind(booking)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Counts one failed attempt (outside the rolled-back processing transaction)
+/// and returns the attempts so far.
+pub async fn record_failure(pool: &PgPool, meta: &WebhookMeta<'_>, error: &str) -> Result<i32, StoreError> {
+    let attempts: i32 = sqlx::query_scalar(
+        "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at,
+                                  status, attempts, error)
+         VALUES ($1, $2, $3, $4, $5, $6, 'retrying', 1, $7)
+         ON CONFLICT (webhook_id) DO UPDATE SET status = 'retrying', attempts = webhook_log.attempts + 1,
+             error = EXCLUDED.error, updated_at = now()
+         RETURNING attempts",
+    )
+    .bind(meta.webhook_id)
+    .bind(meta.account)
+    .bind(meta.event)
+    .bind(meta.object_id)
+    .bind(meta.source)
+    .bind(meta.received_at)
+    .bind(error)
+    .fetch_one(pool)
+    .await?;
+    Ok(attempts)
+}
+
+/// A replayed webhook starts its attempts afresh.
+pub async fn reset_attempts(conn: &mut PgConnection, webhook_id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE webhook_log SET attempts = 0, status = 'processing', updated_at = now() WHERE webhook_id = $1")
+        .bind(webhook_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_dead_lettered(conn: &mut PgConnection, webhook_id: &str, error: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE webhook_log SET status = 'dead_lettered', error = $2, updated_at = now() WHERE webhook_id = $1",
+    )
+    .bind(webhook_id)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WebhookLogView {
+    pub webhook_id: String,
+    pub hostaway_account_id: String,
+    pub event: String,
+    pub object_id: Option<String>,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub attempts: i32,
+    pub deliveries: i32,
+    pub error: Option<String>,
+}
+
+pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<WebhookLogView>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT webhook_id, hostaway_account_id, event, object_id, status, outcome, attempts, deliveries, error
+         FROM webhook_log ORDER BY first_seen_at DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,106 @@
+//! The webhook gateway binary: configuration, telemetry, shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use domain::AccountId;
+use service_kit::config::{BootstrapAccountArgs, CredentialsKeyArgs, DatabaseArgs, LogArgs, NatsArgs, OpsArgs};
+use service_kit::{health::Health, metrics::Metrics};
+use webhook_gateway::credentials::AccountAuth;
+use webhook_gateway::{Gateway, GatewayDeps, GatewaySettings};
+
+/// Authenticates Hostaway webhooks and makes them durable on JetStream.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Where webhooks are received.
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Requests with a larger body are answered 413.
+    #[arg(long, env = "WEBHOOK_MAX_BODY_BYTES", default_value_t = 512 * 1024)]
+    max_body_bytes: usize,
+    /// JetStream ack wait before answering 503 (the specification's webhook timeout).
+    #[arg(long, env = "HOSTAWAY_WEBHOOK_TIMEOUT_MS", default_value_t = 5000)]
+    publish_timeout_ms: u64,
+    /// Safety-net period of the credential reload (changes are pushed at once).
+    #[arg(long, env = "CREDENTIALS_REFRESH_SECS", default_value_t = 30)]
+    credentials_refresh_secs: u64,
+    #[command(flatten)]
+    ops: OpsArgs,
+    #[command(flatten)]
+    nats: NatsArgs,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(flatten)]
+    key: CredentialsKeyArgs,
+    #[command(flatten)]
+    bootstrap: BootstrapAccountArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+const DEFAULT_OPS_LISTEN: &str = "0.0.0.0:9101";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    service_kit::install_crypto_provider();
+    let args = Args::parse();
+    service_kit::telemetry::init(&args.log);
+
+    let topology = args.nats.topology()?;
+    let nats = service_kit::nats::connect(&args.nats.url, args.nats.creds_file.as_deref(), "webhook-gateway")
+        .await
+        .context("connecting to NATS")?;
+    let pool = args.database.pool()?;
+    let cipher = Arc::new(args.key.cipher().context("CONNECTOR_CREDENTIALS_KEY")?);
+    let metrics = Metrics::new();
+    let health = Health::new();
+
+    let mut settings = GatewaySettings::new(args.listen, topology);
+    settings.streams = args.nats.stream_settings();
+    settings.max_body_bytes = args.max_body_bytes;
+    settings.publish_timeout = Duration::from_millis(args.publish_timeout_ms);
+    settings.credentials_refresh = Duration::from_secs(args.credentials_refresh_secs);
+    settings.shutdown_timeout = args.ops.shutdown_timeout();
+    settings.bootstrap = bootstrap_account(&args.bootstrap)?;
+
+    let gateway = Gateway::bind(
+        settings,
+        GatewayDeps {
+            nats,
+            pool,
+            cipher,
+            metrics: metrics.clone(),
+            health: health.clone(),
+        },
+    )
+    .await?;
+    let stop = service_kit::shutdown::on_signal();
+    let ops_addr = args.ops.listen.unwrap_or(DEFAULT_OPS_LISTEN.parse()?);
+    service_kit::ops::serve(ops_addr, service_kit::ops::router(metrics, health), stop.clone())
+        .await
+        .with_context(|| format!("ops server on {ops_addr}"))?;
+    gateway.run(stop).await?;
+    Ok(())
+}
+
+fn bootstrap_account(args: &BootstrapAccountArgs) -> anyhow::Result<Option<AccountAuth>> {
+    if !args.is_set() {
+        return Ok(None);
+    }
+    let account = AccountId::parse(args.account_id.as_deref().unwrap_or_default().trim())
+        .context("HOSTAWAY_ACCOUNT_ID")?;
+    let auth = AccountAuth {
+        account,
+        login: args.webhook_login.clone(),
+        passwords: args.webhook_password.iter().cloned().collect(),
+        hmac_secrets: args.webhook_secret.iter().cloned().collect(),
+    };
+    if auth.passwords.is_empty() && auth.hmac_secrets.is_empty() {
+        tracing::warn!(account_id = %auth.account, "HOSTAWAY_ACCOUNT_ID is set without HOSTAWAY_WEBHOOK_PASSWORD or HOSTAWAY_WEBHOOK_SECRET: its webhooks cannot authenticate");
+    }
+    Ok(Some(auth))
+}

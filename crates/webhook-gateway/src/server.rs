@@ -1,0 +1,175 @@
+//! Wiring: routes, background credential reload, stream provisioning,
+//! readiness, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
+use service_kit::health::Health;
+use service_kit::metrics::Metrics;
+use service_kit::nats::{StreamSettings, Topology};
+use store::PgPool;
+use store::crypto::CredentialCipher;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::credentials::{AccountAuth, CredentialCache, refresh_loop};
+use crate::handler::{AppState, webhook_with_account, webhook_without_account};
+use crate::metrics::GatewayMetrics;
+use crate::publish::Publisher;
+
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub listen: SocketAddr,
+    pub topology: Topology,
+    pub streams: StreamSettings,
+    /// Larger bodies are answered 413. Real reservation payloads are ~6 KiB.
+    pub max_body_bytes: usize,
+    /// How long a request may take to send its body.
+    pub body_timeout: Duration,
+    /// How long to wait for JetStream's ack before answering 503.
+    pub publish_timeout: Duration,
+    /// Safety-net reload period (changes are also pushed by NOTIFY).
+    pub credentials_refresh: Duration,
+    pub bootstrap: Option<AccountAuth>,
+    pub shutdown_timeout: Duration,
+}
+
+impl GatewaySettings {
+    pub fn new(listen: SocketAddr, topology: Topology) -> Self {
+        Self {
+            listen,
+            topology,
+            streams: StreamSettings::default(),
+            max_body_bytes: 512 * 1024,
+            body_timeout: Duration::from_secs(10),
+            publish_timeout: Duration::from_secs(5),
+            credentials_refresh: Duration::from_secs(30),
+            bootstrap: None,
+            shutdown_timeout: Duration::from_secs(25),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayDeps {
+    pub nats: async_nats::Client,
+    pub pool: PgPool,
+    pub cipher: Arc<CredentialCipher>,
+    pub metrics: Metrics,
+    pub health: Health,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metrics: {0}")]
+    Metrics(String),
+    #[error("server: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+#[derive(Debug)]
+pub struct Gateway {
+    listener: TcpListener,
+    router: Router,
+    settings: GatewaySettings,
+    deps: GatewayDeps,
+    cache: Arc<CredentialCache>,
+    metrics: GatewayMetrics,
+    provisioned: Arc<AtomicBool>,
+}
+
+impl Gateway {
+    pub async fn bind(settings: GatewaySettings, deps: GatewayDeps) -> Result<Self, StartError> {
+        let metrics = GatewayMetrics::register(&deps.metrics).map_err(|e| StartError::Metrics(e.to_string()))?;
+        let cache = Arc::new(CredentialCache::new(settings.bootstrap.clone()));
+        let state = AppState {
+            cache: Arc::clone(&cache),
+            publisher: Publisher::new(deps.nats.clone(), settings.publish_timeout),
+            topology: settings.topology.clone(),
+            metrics: metrics.clone(),
+            max_body_bytes: settings.max_body_bytes,
+            body_timeout: settings.body_timeout,
+        };
+        let router = Router::new()
+            .route("/webhooks/hostaway", post(webhook_without_account))
+            .route("/webhooks/hostaway/{account_id}", post(webhook_with_account))
+            .with_state(state);
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
+        let provisioned = Arc::new(AtomicBool::new(false));
+        let nats = deps.nats.clone();
+        deps.health.add("nats", move || service_kit::nats::is_connected(&nats));
+        let flag = Arc::clone(&provisioned);
+        deps.health.add("streams", move || flag.load(Ordering::Acquire));
+        let ready_cache = Arc::clone(&cache);
+        deps.health.add("credentials", move || ready_cache.is_usable());
+        Ok(Self {
+            listener,
+            router,
+            settings,
+            deps,
+            cache,
+            metrics,
+            provisioned,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.settings.listen)
+    }
+
+    /// Serves until `stop`, then lets in-flight requests finish (each is bounded
+    /// by the publish timeout) within the shutdown deadline.
+    pub async fn run(self, stop: CancellationToken) -> Result<(), StartError> {
+        let background = TaskTracker::new();
+        background.spawn(service_kit::nats::provision_until_done(
+            async_nats::jetstream::new(self.deps.nats.clone()),
+            self.settings.topology.clone(),
+            self.settings.streams.clone(),
+            Arc::clone(&self.provisioned),
+            stop.clone(),
+        ));
+        background.spawn(refresh_loop(
+            Arc::clone(&self.cache),
+            self.deps.pool.clone(),
+            Arc::clone(&self.deps.cipher),
+            self.settings.credentials_refresh,
+            self.metrics.clone(),
+            stop.clone(),
+        ));
+        background.close();
+
+        tracing::info!(addr = %self.local_addr(), namespace = self.settings.topology.namespace(), "webhook gateway listening");
+        let serve_stop = stop.clone();
+        let server = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { serve_stop.cancelled().await })
+            .into_future();
+        let server = tokio::spawn(server);
+        stop.cancelled().await;
+        let deadline = self.settings.shutdown_timeout;
+        let drained = service_kit::shutdown::drain_within(deadline, async {
+            if let Ok(Err(error)) = server.await {
+                tracing::error!(%error, "gateway server error");
+            }
+            background.wait().await;
+        })
+        .await;
+        tracing::info!(drained, "webhook gateway stopped");
+        Ok(())
+    }
+}

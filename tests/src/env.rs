@@ -1,0 +1,263 @@
+//! One isolated environment per test.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_nats::jetstream;
+use domain::{AccountId, ListingId, UnitId};
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+use service_kit::nats::{StreamSettings, Topology};
+use store::PgPool;
+use store::accounts::NewAccount;
+use store::bookings::{BlockView, BookingView};
+use store::crypto::CredentialCipher;
+use uuid::Uuid;
+
+use crate::proxy::Proxy;
+
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+#[derive(Debug)]
+pub struct TestEnv {
+    pub db_name: String,
+    /// Direct to PostgreSQL: works while the services' proxy is cut.
+    pub pool: PgPool,
+    pub pg_proxy: Proxy,
+    /// Direct to NATS: works while the services' proxy is cut.
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    pub nats_proxy: Proxy,
+    pub topology: Topology,
+    pub credentials_key: SecretString,
+    pub cipher: Arc<CredentialCipher>,
+    database_url: Url,
+}
+
+async fn upstream(url: &Url, default_port: u16) -> SocketAddr {
+    let host = url.host_str().unwrap_or("127.0.0.1");
+    let port = url.port().unwrap_or(default_port);
+    tokio::net::lookup_host((host, port))
+        .await
+        .expect("resolving the test server")
+        .next()
+        .expect("an address for the test server")
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        service_kit::install_crypto_provider();
+        init_logging();
+        let admin: Url = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| DEFAULT_DATABASE_URL.into())
+            .parse()
+            .expect("TEST_DATABASE_URL");
+        let nats_url: Url = std::env::var("TEST_NATS_URL")
+            .unwrap_or_else(|_| DEFAULT_NATS_URL.into())
+            .parse()
+            .expect("TEST_NATS_URL");
+        let id = Uuid::new_v4().simple().to_string();
+        let db_name = format!("hwc_t_{}", &id[..16]);
+
+        let admin_pool = store::connect_lazy(&SecretString::from(admin.to_string()), &store::PoolSettings::default())
+            .expect("admin pool");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+            .execute(&admin_pool)
+            .await
+            .expect("PostgreSQL must be running (see README: just services)");
+        admin_pool.close().await;
+
+        let mut database_url = admin.clone();
+        database_url.set_path(&db_name);
+        let pool = store::connect_lazy(
+            &SecretString::from(database_url.to_string()),
+            &store::PoolSettings {
+                max_connections: 4,
+                ..Default::default()
+            },
+        )
+        .expect("test pool");
+        store::migrate(&pool).await.expect("migrations apply");
+
+        let nats = async_nats::connect(nats_url.as_str())
+            .await
+            .expect("NATS must be running (see README: just services)");
+        let js = jetstream::new(nats.clone());
+        let topology = Topology::new(&format!("t{}", &id[..12])).expect("namespace");
+        service_kit::nats::provision(&js, &topology, &StreamSettings::default())
+            .await
+            .expect("streams provisioned");
+
+        let credentials_key = CredentialCipher::generate_key();
+        let cipher = Arc::new(CredentialCipher::new(&credentials_key, None).expect("cipher"));
+        let pg_proxy = Proxy::start(upstream(&admin, 5432).await).await;
+        let nats_proxy = Proxy::start(upstream(&nats_url, 4222).await).await;
+        Self {
+            db_name,
+            pool,
+            pg_proxy,
+            nats,
+            js,
+            nats_proxy,
+            topology,
+            credentials_key,
+            cipher,
+            database_url,
+        }
+    }
+
+    /// The database URL services use: through the cuttable proxy.
+    pub fn service_database_url(&self) -> SecretString {
+        let mut url = self.database_url.clone();
+        let _ = url.set_host(Some("127.0.0.1"));
+        let _ = url.set_port(Some(self.pg_proxy.addr().port()));
+        SecretString::from(url.to_string())
+    }
+
+    /// The NATS URL services use: through the cuttable proxy.
+    pub fn service_nats_url(&self) -> SecretString {
+        SecretString::from(format!("nats://{}", self.nats_proxy.addr()))
+    }
+
+    pub async fn add_account(&self, account: NewAccount) {
+        store::accounts::add_account(&self.pool, &self.cipher, account)
+            .await
+            .expect("account added");
+    }
+
+    /// An account whose webhooks authenticate with Basic `login:password`.
+    pub async fn add_basic_account(&self, account: &str, login: &str, password: &str) {
+        self.add_account(NewAccount {
+            account: AccountId::parse(account).expect("account id"),
+            display_name: None,
+            api_key: None,
+            webhook_login: Some(login.into()),
+            webhook_password: Some(SecretString::from(password.to_owned())),
+            webhook_secret: None,
+        })
+        .await;
+    }
+
+    /// Links a listing to a fresh unit and returns the unit.
+    pub async fn link(&self, account: &str, listing: &str) -> UnitId {
+        let unit = UnitId::from_uuid(Uuid::now_v7());
+        self.link_to(account, listing, unit).await;
+        unit
+    }
+
+    pub async fn link_to(&self, account: &str, listing: &str, unit: UnitId) {
+        store::links::link(
+            &self.pool,
+            &AccountId::parse(account).expect("account id"),
+            &ListingId::parse(listing).expect("listing id"),
+            unit,
+        )
+        .await
+        .expect("listing linked");
+    }
+
+    pub async fn bookings(&self) -> Vec<BookingView> {
+        store::bookings::list(&self.pool, None).await.expect("bookings")
+    }
+
+    pub async fn blocks(&self) -> Vec<BlockView> {
+        store::bookings::list_blocks(&self.pool, None).await.expect("blocks")
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect(sql)
+    }
+
+    /// Messages currently on a stream of this namespace.
+    pub async fn stream_len(&self, stream: &str) -> u64 {
+        let mut stream = self.js.get_stream(stream).await.expect("stream exists");
+        stream.info().await.expect("stream info").state.messages
+    }
+
+    /// Every message on a stream, in order: (subject, payload).
+    pub async fn stream_messages(&self, stream: &str) -> Vec<(String, bytes::Bytes)> {
+        let mut handle = self.js.get_stream(stream).await.expect("stream exists");
+        let state = handle.info().await.expect("stream info").state.clone();
+        let mut out = Vec::new();
+        if state.messages == 0 {
+            return out;
+        }
+        for sequence in state.first_sequence..=state.last_sequence {
+            if let Ok(message) = handle.get_raw_message(sequence).await {
+                out.push((message.subject.to_string(), message.payload));
+            }
+        }
+        out
+    }
+
+    /// Subjects of the events published for TVL, in order, without the namespace.
+    pub async fn event_subjects(&self) -> Vec<String> {
+        let prefix = format!("{}.events.", self.topology.namespace());
+        self.stream_messages(&self.topology.events_stream())
+            .await
+            .into_iter()
+            .map(|(subject, _)| subject.trim_start_matches(&prefix).to_owned())
+            .collect()
+    }
+}
+
+impl TestEnv {
+    /// The booking events published for TVL, decoded, in order.
+    pub async fn booking_events(&self) -> Vec<events::pb::BookingEvent> {
+        use events::Message as _;
+        let prefix = format!("{}.events.booking.", self.topology.namespace());
+        self.stream_messages(&self.topology.events_stream())
+            .await
+            .into_iter()
+            .filter(|(subject, _)| subject.starts_with(&prefix) && !subject.ends_with("double_booked"))
+            .map(|(_, payload)| events::pb::BookingEvent::decode(payload).expect("a BookingEvent"))
+            .collect()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Runs after failures too. Drop is not async and the test's runtime may be
+        // blocked here, so the cleanup uses a thread, a runtime and connections of
+        // its own.
+        let db_name = self.db_name.clone();
+        let admin = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
+        let nats_url = std::env::var("TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.into());
+        let topology = self.topology.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(client) = async_nats::connect(nats_url).await {
+                    service_kit::nats::delete_streams(&jetstream::new(client), &topology).await;
+                }
+                if let Ok(admin) = store::connect_lazy(&SecretString::from(admin), &store::PoolSettings::default()) {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
+                    admin.close().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// `TEST_LOG=debug` (any `tracing` filter) shows the services' logs.
+fn init_logging() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Exposes a secret for assertions about leaks.
+pub fn reveal(secret: &SecretString) -> &str {
+    secret.expose_secret()
+}

@@ -1,0 +1,261 @@
+//! The connector's services, started in-process against a [`TestEnv`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use booking_ingestor::{Ingestor, IngestorDeps, IngestorSettings};
+use reqwest::StatusCode;
+use serde_json::Value;
+use service_kit::health::Health;
+use service_kit::metrics::Metrics;
+use tokio_util::sync::CancellationToken;
+use webhook_gateway::{Gateway, GatewayDeps, GatewaySettings};
+
+use crate::{DEADLINE, TestEnv, eventually};
+
+#[derive(Debug)]
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub metrics: Metrics,
+    pub health: Health,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    http: reqwest::Client,
+}
+
+impl RunningGateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs `body` with extra headers; returns the status and the JSON answer.
+    pub async fn post(&self, path: &str, headers: &[(&str, String)], body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// POSTs a JSON webhook with HTTP Basic credentials to `/webhooks/hostaway`.
+    pub async fn post_basic(&self, login: &str, password: &str, body: &Value) -> (StatusCode, Value) {
+        let auth = mapping::signature::basic_authorization(login, password);
+        self.post("/webhooks/hostaway", &[("authorization", auth)], body.to_string())
+            .await
+    }
+
+    /// POSTs raw bytes signed with the specification's HMAC at `timestamp`.
+    pub async fn post_hmac(&self, path: &str, secret: &str, timestamp: i64, body: &[u8]) -> (StatusCode, Value) {
+        let headers = [
+            (
+                mapping::signature::SIGNATURE_HEADER,
+                mapping::signature::sign(secret.as_bytes(), timestamp, body),
+            ),
+            (mapping::signature::TIMESTAMP_HEADER, timestamp.to_string()),
+        ];
+        self.post(path, &headers, body.to_vec()).await
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+impl TestEnv {
+    pub async fn start_gateway(&self) -> RunningGateway {
+        self.start_gateway_with(|_| {}).await
+    }
+
+    /// Starts the gateway (through the proxies) and waits until it is ready.
+    pub async fn start_gateway_with(&self, configure: impl FnOnce(&mut GatewaySettings)) -> RunningGateway {
+        let nats = service_kit::nats::connect(&self.service_nats_url(), None, "test-gateway")
+            .await
+            .expect("gateway NATS client");
+        let pool = store::connect_lazy(
+            &self.service_database_url(),
+            &store::PoolSettings {
+                max_connections: 2,
+                acquire_timeout: Duration::from_secs(2),
+            },
+        )
+        .expect("gateway pool");
+        let mut settings = GatewaySettings::new("127.0.0.1:0".parse().expect("addr"), self.topology.clone());
+        settings.publish_timeout = Duration::from_secs(2);
+        settings.credentials_refresh = Duration::from_secs(2);
+        configure(&mut settings);
+        let metrics = Metrics::new();
+        let health = Health::new();
+        let gateway = Gateway::bind(
+            settings,
+            GatewayDeps {
+                nats,
+                pool,
+                cipher: Arc::clone(&self.cipher),
+                metrics: metrics.clone(),
+                health: health.clone(),
+            },
+        )
+        .await
+        .expect("gateway binds");
+        let addr = gateway.local_addr();
+        let stop = CancellationToken::new();
+        let run_stop = stop.clone();
+        let task = tokio::spawn(async move {
+            let _ = gateway.run(run_stop).await;
+        });
+        let ready = health.clone();
+        eventually("the gateway to be ready", DEADLINE, || {
+            let ready = ready.clone();
+            async move { ready.is_ready().then_some(()) }
+        })
+        .await;
+        RunningGateway {
+            addr,
+            metrics,
+            health,
+            stop,
+            task,
+            http: reqwest::Client::builder().build().expect("http client"),
+        }
+    }
+
+    pub fn ingestor_settings(&self) -> IngestorSettings {
+        let mut settings = IngestorSettings::new(self.topology.clone());
+        settings.concurrency = 8;
+        settings.ack_wait = Duration::from_secs(3);
+        settings.retry.max_attempts = 3;
+        settings.retry.base = Duration::from_millis(50);
+        settings.retry.cap = Duration::from_millis(200);
+        settings.outbox_sweep_interval = Duration::from_millis(200);
+        settings.outbox_min_age = Duration::from_secs(1);
+        settings.migrate = false;
+        settings.shutdown_timeout = Duration::from_secs(5);
+        settings
+    }
+
+    pub fn start_ingestor(&self) -> IsolatedIngestor {
+        self.start_ingestor_with(|_| {})
+    }
+
+    /// Starts the ingestor on a runtime of its own, so that [`IsolatedIngestor::kill`]
+    /// can stop it the way a crash would: mid-transaction, without acks.
+    pub fn start_ingestor_with(&self, configure: impl FnOnce(&mut IngestorSettings)) -> IsolatedIngestor {
+        let mut settings = self.ingestor_settings();
+        configure(&mut settings);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("ingestor runtime");
+        let stop = CancellationToken::new();
+        let metrics = Metrics::new();
+        let health = Health::new();
+        let nats_url = self.service_nats_url();
+        let database_url = self.service_database_url();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let run_stop = stop.clone();
+        let run_metrics = metrics.clone();
+        let run_health = health.clone();
+        runtime.spawn(async move {
+            let nats = service_kit::nats::connect(&nats_url, None, "test-ingestor")
+                .await
+                .expect("ingestor NATS client");
+            let pool = store::connect_lazy(
+                &database_url,
+                &store::PoolSettings {
+                    max_connections: 4,
+                    acquire_timeout: Duration::from_secs(2),
+                },
+            )
+            .expect("ingestor pool");
+            let ingestor = Ingestor::new(
+                settings,
+                IngestorDeps {
+                    nats,
+                    pool,
+                    metrics: run_metrics,
+                    health: run_health,
+                },
+            )
+            .expect("ingestor");
+            ingestor.run(run_stop).await;
+            let _ = done_tx.send(());
+        });
+        IsolatedIngestor {
+            runtime: Some(runtime),
+            stop,
+            done: Some(done_rx),
+            metrics,
+            health,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct IsolatedIngestor {
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: CancellationToken,
+    done: Option<tokio::sync::oneshot::Receiver<()>>,
+    pub metrics: Metrics,
+    pub health: Health,
+}
+
+impl IsolatedIngestor {
+    /// Like `kill -9`: every task is dropped where it stands.
+    pub fn kill(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+
+    /// Like SIGTERM: stop taking work, drain, exit.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(done) = self.done.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), done).await;
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+
+    pub fn metric(&self, name: &str) -> f64 {
+        metric_value(&self.metrics, name)
+    }
+}
+
+impl Drop for IsolatedIngestor {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The sum of every series of a metric family (0 when absent).
+pub fn metric_value(metrics: &Metrics, name: &str) -> f64 {
+    use prometheus::proto::MetricType;
+    metrics
+        .registry()
+        .gather()
+        .iter()
+        .filter(|family| family.name() == name)
+        .flat_map(|family| {
+            let kind = family.get_field_type();
+            family.get_metric().iter().map(move |m| match kind {
+                MetricType::COUNTER => m.get_counter().get_value(),
+                MetricType::GAUGE => m.get_gauge().get_value(),
+                _ => m.get_histogram().get_sample_count() as f64,
+            })
+        })
+        .sum()
+}
