@@ -92,3 +92,22 @@ impl Reservation {
         })
     }
 }
+
+/// The ingestor's view of a webhook body, as the gateway would have published it.
+pub fn inbound(account: &str, body: &Value) -> booking_ingestor::ingest::Inbound {
+    let account = domain::AccountId::parse(account).expect("account id");
+    let bytes = serde_json::to_vec(body).expect("json");
+    let mapping::Webhook::Event { event, data, sent_at, .. } = mapping::parse_webhook(&bytes).expect("a webhook")
+    else {
+        panic!("not an event: {body}");
+    };
+    booking_ingestor::ingest::Inbound {
+        webhook_id: mapping::webhook_id(&account, event, &data),
+        account,
+        event,
+        data,
+        sent_at,
+        received_at: chrono::Utc::now(),
+        source: events::pb::Source::WebhookBasic,
+    }
+}

@@ -1,17 +1,13 @@
-//! `hostaway-admin dlq`: inspect and replay dead letters.
-//!
-//! A replay republishes the stored message to its webhooks subject, marked as
-//! a replay, with a fresh `Nats-Msg-Id` (the original id may still be inside
-//! JetStream's duplicate window). The ingestor's version rule makes a replay of
-//! something already applied harmless.
+//! `hostaway-admin dlq`: inspect and replay dead letters (the replay itself is
+//! `booking_ingestor::dead_letter::replay`).
 
 use anyhow::{Context, bail};
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream;
+use booking_ingestor::dead_letter::Replayed;
 use clap::Subcommand;
 use events::{Message as _, pb};
 use service_kit::config::NatsArgs;
 use store::PgPool;
-use store::dlq::DeadLetter;
 use uuid::Uuid;
 
 #[derive(Debug, Subcommand)]
@@ -88,8 +84,13 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
             let topology = nats.topology()?;
             let mut replayed = 0;
             for letter in letters {
-                replay(&js, &topology, pool, &letter).await?;
-                replayed += 1;
+                match booking_ingestor::dead_letter::replay(&js, &topology, pool, &letter).await? {
+                    Replayed::Sent(n) => {
+                        println!("{}: replayed (webhook {}, replay #{n})", letter.id, letter.job_id);
+                        replayed += 1;
+                    }
+                    Replayed::AlreadyResolved => println!("{}: already resolved, skipped", letter.id),
+                }
             }
             println!("{replayed} dead letter(s) replayed");
         }
@@ -97,39 +98,3 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
     Ok(())
 }
 
-async fn replay(
-    js: &jetstream::Context,
-    topology: &service_kit::nats::Topology,
-    pool: &PgPool,
-    letter: &DeadLetter,
-) -> anyhow::Result<()> {
-    if letter.resolved_at.is_some() {
-        println!("{}: already resolved, skipped", letter.id);
-        return Ok(());
-    }
-    let subject = letter
-        .data
-        .get("subject")
-        .and_then(|s| s.as_str())
-        .filter(|s| s.starts_with(&format!("{}.webhooks.", topology.namespace())))
-        .map(str::to_owned)
-        .with_context(|| format!("dead letter {} has no webhooks subject in this namespace", letter.id))?;
-    let payload = match pb::InboundWebhook::decode(letter.payload.as_slice()) {
-        Ok(mut message) => {
-            message.source = pb::Source::DlqReplay as i32;
-            message.encode_to_vec()
-        }
-        // Undecodable: sent back as it was, it will be dead-lettered again.
-        Err(_) => letter.payload.clone(),
-    };
-    let replay_number = store::dlq::mark_replayed(pool, letter.id).await?;
-    let message = PublishMessage::build()
-        .payload(payload.into())
-        .message_id(format!("{}-replay-{}-{replay_number}", letter.job_id, letter.id));
-    js.send_publish(subject, message)
-        .await?
-        .await
-        .with_context(|| format!("JetStream did not acknowledge the replay of {}", letter.id))?;
-    println!("{}: replayed (webhook {})", letter.id, letter.job_id);
-    Ok(())
-}

@@ -115,3 +115,63 @@ impl DeadLetterer {
         Ok(())
     }
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("dead letter {0} has no webhooks subject in namespace {1}")]
+    NoSubject(uuid::Uuid, String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("JetStream did not take the replay: {0}")]
+    Publish(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replayed {
+    /// Sent back to the ingestor (the replay's number).
+    Sent(i32),
+    /// Already resolved: nothing to do.
+    AlreadyResolved,
+}
+
+/// Sends a dead letter back to its webhooks subject, marked as a replay, with a
+/// fresh `Nats-Msg-Id` (the original may still be inside JetStream's duplicate
+/// window). Replaying something already applied is harmless: the ingestor's
+/// version rule makes it a no-op.
+pub async fn replay(
+    js: &jetstream::Context,
+    topology: &Topology,
+    pool: &PgPool,
+    letter: &store::dlq::DeadLetter,
+) -> Result<Replayed, ReplayError> {
+    use events::Message as _;
+    if letter.resolved_at.is_some() {
+        return Ok(Replayed::AlreadyResolved);
+    }
+    let webhooks_prefix = format!("{}.webhooks.", topology.namespace());
+    let subject = letter
+        .data
+        .get("subject")
+        .and_then(|s| s.as_str())
+        .filter(|s| s.starts_with(&webhooks_prefix))
+        .map(str::to_owned)
+        .ok_or_else(|| ReplayError::NoSubject(letter.id, topology.namespace().to_owned()))?;
+    let payload = match events::pb::InboundWebhook::decode(letter.payload.as_slice()) {
+        Ok(mut message) => {
+            message.source = events::pb::Source::DlqReplay as i32;
+            message.encode_to_vec()
+        }
+        // Undecodable: sent back as it was; it will be dead-lettered again.
+        Err(_) => letter.payload.clone(),
+    };
+    let number = store::dlq::mark_replayed(pool, letter.id).await?;
+    let message = PublishMessage::build()
+        .payload(payload.into())
+        .message_id(format!("{}-replay-{}-{number}", letter.job_id, letter.id));
+    js.send_publish(subject, message)
+        .await
+        .map_err(|e| ReplayError::Publish(e.to_string()))?
+        .await
+        .map_err(|e| ReplayError::Publish(e.to_string()))?;
+    Ok(Replayed::Sent(number))
+}

@@ -76,6 +76,7 @@ pub fn map_reservation(
         pets: r.count("pets", &["pets"], MAX_GUESTS)?,
     };
     let total = total(&r)?;
+    let (channel_id, channel_name) = channel(&r)?;
 
     let updated_at = match r.datetime("updatedOn", &["updatedOn", "updatedAt"])? {
         Patch::Set(at) => Some(at),
@@ -101,14 +102,28 @@ pub fn map_reservation(
         stay,
         guest,
         total,
-        channel_id: r.int("channelId", &["channelId"])?,
-        channel_name: r.text("channelName", &["channelName"])?,
+        channel_id,
+        channel_name,
         channel_reservation_id: r.text("reservationId", &["reservationId", "channelReservationId"])?,
         confirmation_code: r.text("confirmationCode", &["confirmationCode"])?,
         cancelled_by: r.text("cancelledBy", &["cancelledBy"])?,
         cancelled_at: r.datetime("cancellationDate", &["cancellationDate"])?,
         version,
     })
+}
+
+/// Hostaway's `channelId` is a number (2018 = Airbnb); the specification's
+/// example sends a name there (`"airbnb"`), which is read as the channel name.
+fn channel(r: &Record<'_>) -> Result<(Patch<i64>, Patch<String>), MappingError> {
+    let name = r.text("channelName", &["channelName"])?;
+    match r.int("channelId", &["channelId"]) {
+        Ok(id) => Ok((id, name)),
+        Err(_) => {
+            let named = r.text_up_to("channelId", &["channelId"], 64)?;
+            let name = if name.is_absent() { named } else { name };
+            Ok((Patch::Absent, name))
+        }
+    }
 }
 
 fn stay(r: &Record<'_>) -> Result<Option<StayDates>, MappingError> {
@@ -228,7 +243,7 @@ mod tests {
             &AccountId::parse("hostaway_account_123").unwrap(),
             WebhookEvent::ReservationCreated,
             json!({
-                "id": "hostaway_res_456", "listingId": "hostaway_lst_789", "channelName": "Airbnb",
+                "id": "hostaway_res_456", "listingId": "hostaway_lst_789", "channelId": "airbnb", "channelName": "Airbnb",
                 "confirmationCode": "ABC123DEF", "status": "confirmed",
                 "checkIn": "2025-11-15", "checkOut": "2025-11-20", "nights": 5,
                 "guestName": "John Doe", "guestPhone": "+1234567890", "numberOfGuests": 4,
@@ -241,6 +256,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(update.status, Some(ReservationStatus::New));
+        assert_eq!(update.channel_id, Patch::Absent);
+        assert_eq!(update.channel_name, Patch::Set("Airbnb".into()));
         assert_eq!(update.stay.unwrap().nights(), 5);
         assert_eq!(update.guest.phone, Patch::Set("+1234567890".into()));
         assert_eq!(update.total.set().unwrap().minor_units(), 150_000);
