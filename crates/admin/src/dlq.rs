@@ -33,7 +33,7 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
     match command {
         DlqCommand::List { all, limit } => {
             let letters = store::dlq::list(pool, *all, *limit).await?;
-            println!("{:<36}  {:<26}  {:<32}  {:<8}  {:<20}  STATE", "ID", "FAILED AT", "WEBHOOK", "ATTEMPTS", "ERROR KIND");
+            println!("{:<36}  {:<19}  {:<32}  {:<8}  {:<20}  STATE", "ID", "FAILED AT (UTC)", "WEBHOOK", "ATTEMPTS", "ERROR KIND");
             for l in letters {
                 let kind = l.error.get("kind").and_then(|k| k.as_str()).unwrap_or("-");
                 let state = if l.resolved_at.is_some() {
@@ -44,9 +44,9 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
                     "open".to_owned()
                 };
                 println!(
-                    "{:<36}  {:<26}  {:<32}  {:<8}  {:<20}  {state}",
+                    "{:<36}  {:<19}  {:<32}  {:<8}  {:<20}  {state}",
                     l.id,
-                    l.failed_at.to_rfc3339(),
+                    l.failed_at.format("%Y-%m-%d %H:%M:%S"),
                     l.job_id,
                     l.attempts,
                     kind

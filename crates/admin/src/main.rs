@@ -37,7 +37,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Apply database migrations.
-    Migrate,
+    Migrate {
+        /// Create the database first if it does not exist.
+        #[arg(long)]
+        create_database: bool,
+    },
+    /// The connector's JetStream streams in this namespace.
+    #[command(subcommand)]
+    Streams(StreamsCommand),
     /// Credential encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -67,6 +74,18 @@ enum Command {
     /// The dead-letter queue.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StreamsCommand {
+    /// Create the streams, or update them to this configuration.
+    Provision,
+    /// Delete the streams and everything on them.
+    Delete {
+        /// Required: this destroys unprocessed webhooks.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,10 +234,14 @@ async fn main() -> anyhow::Result<()> {
     let pool = cli.database.pool()?;
     match &cli.command {
         Command::Keys(_) => {}
-        Command::Migrate => {
+        Command::Migrate { create_database } => {
+            if *create_database && store::create_database_if_missing(&cli.database.url).await? {
+                println!("database created");
+            }
             store::migrate(&pool).await?;
             println!("migrations applied");
         }
+        Command::Streams(command) => streams(&cli.nats, command).await?,
         Command::Accounts(command) => accounts(&cli, &pool, command).await?,
         Command::Links(command) => links(&pool, command).await?,
         Command::Bookings { account_id } => {
@@ -312,6 +335,26 @@ async fn accounts(cli: &Cli, pool: &store::PgPool, command: &AccountsCommand) ->
     Ok(())
 }
 
+async fn streams(nats: &NatsArgs, command: &StreamsCommand) -> anyhow::Result<()> {
+    let topology = nats.topology()?;
+    let client = service_kit::nats::connect(&nats.url, nats.creds_file.as_deref(), "hostaway-admin").await?;
+    let js = async_nats::jetstream::new(client);
+    match command {
+        StreamsCommand::Provision => {
+            service_kit::nats::provision(&js, &topology, &nats.stream_settings()).await?;
+            println!("streams of namespace {} provisioned", topology.namespace());
+        }
+        StreamsCommand::Delete { yes } => {
+            if !yes {
+                bail!("this deletes every message of namespace {}; add --yes", topology.namespace());
+            }
+            service_kit::nats::delete_streams(&js, &topology).await;
+            println!("streams of namespace {} deleted", topology.namespace());
+        }
+    }
+    Ok(())
+}
+
 async fn links(pool: &store::PgPool, command: &LinksCommand) -> anyhow::Result<()> {
     match command {
         LinksCommand::Add {
@@ -334,4 +377,14 @@ async fn links(pool: &store::PgPool, command: &LinksCommand) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

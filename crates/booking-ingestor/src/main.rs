@@ -78,3 +78,13 @@ async fn main() -> anyhow::Result<()> {
     ingestor.run(stop).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Args::command().debug_assert();
+    }
+}

@@ -64,3 +64,36 @@ pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query("SELECT 1").execute(pool).await?;
     Ok(())
 }
+
+/// Creates the database named in `url` if it does not exist, connecting to the
+/// server's `postgres` database to do so. Returns whether it was created.
+pub async fn create_database_if_missing(url: &SecretString) -> Result<bool, StoreError> {
+    let options: PgConnectOptions = url
+        .expose_secret()
+        .parse()
+        .map_err(|_| StoreError::Invalid("DATABASE_URL is not a valid PostgreSQL URL".into()))?;
+    let name = options
+        .get_database()
+        .ok_or_else(|| StoreError::Invalid("DATABASE_URL names no database".into()))?
+        .to_owned();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(StoreError::Invalid(
+            "the database name may only contain letters, digits and '_'".into(),
+        ));
+    }
+    let maintenance = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.database("postgres"))
+        .await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&maintenance)
+        .await?;
+    if !exists {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&maintenance)
+            .await?;
+    }
+    maintenance.close().await;
+    Ok(!exists)
+}

@@ -42,7 +42,8 @@ pub async fn begin(conn: &mut PgConnection, meta: &WebhookMeta<'_>) -> Result<Pr
     sqlx::query(
         "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at, status)
          VALUES ($1, $2, $3, $4, $5, $6, 'processing')
-         ON CONFLICT (webhook_id) DO UPDATE SET deliveries = webhook_log.deliveries + 1, updated_at = now()",
+         ON CONFLICT (webhook_id) DO UPDATE SET deliveries = webhook_log.deliveries + 1,
+             object_id = COALESCE(webhook_log.object_id, EXCLUDED.object_id), updated_at = now()",
     )
     .bind(meta.webhook_id)
     .bind(meta.account)

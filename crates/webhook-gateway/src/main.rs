@@ -104,3 +104,13 @@ fn bootstrap_account(args: &BootstrapAccountArgs) -> anyhow::Result<Option<Accou
     }
     Ok(Some(auth))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Args::command().debug_assert();
+    }
+}

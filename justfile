@@ -1,0 +1,37 @@
+# Hostaway connector. `just demo` runs the inbound path end to end; `just test`
+# runs every test. Both bring PostgreSQL and NATS up first.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Run the inbound path end to end on this machine and print what it did.
+demo: services
+    scripts/demo.sh
+
+# Run every test (real PostgreSQL, real NATS JetStream).
+test: services
+    if cargo nextest --version >/dev/null 2>&1; then \
+        cargo nextest run --workspace --no-fail-fast; \
+    else \
+        cargo test --workspace --no-fail-fast; \
+    fi
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Start PostgreSQL and NATS (JetStream) where they are installed but stopped.
+services:
+    scripts/services.sh
+
+# Benchmark the inbound path against raw JetStream publishes (see docs/benchmarks.md).
+bench-inbound: services
+    cargo run --release -q -p bench -- inbound
+
+# Format the code.
+fmt:
+    cargo fmt --all

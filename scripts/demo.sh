@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# `just demo`: the inbound path end to end on this machine.
+#
+# Builds the binaries, creates a fresh demo database and NATS namespace, adds a
+# Hostaway account with two listings linked to TVL units, starts the webhook
+# gateway and the booking ingestor, then posts what Hostaway sends on a busy
+# day (a reservation created, repeated, cancelled and then updated late; a
+# legacy webhook; the specification's HMAC-signed shape; a double booking; a
+# guest message; a listing nobody linked yet; a ping, an unknown event and a
+# forgery) and prints the bookings, blocks, conflicts and dead letters that
+# result. Set DEMO_KEEP=1 to leave the services running.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+FIXTURES="$ROOT/tests/fixtures/hostaway/webhooks"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/debug"
+WORK="$ROOT/.demo"
+PORT="${DEMO_PORT:-18080}"
+GW="http://127.0.0.1:$PORT"
+
+export DATABASE_URL="${DEMO_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hostaway_demo}"
+export NATS_URL="${DEMO_NATS_URL:-nats://127.0.0.1:4222}"
+export NATS_NAMESPACE=demo
+export LOG_FORMAT=json RUST_LOG="${RUST_LOG:-info}"
+export INGEST_MAX_ATTEMPTS=3 INGEST_RETRY_BASE_MS=200 INGEST_RETRY_MAX_MS=1000
+export CREDENTIALS_REFRESH_SECS=5
+
+ACCOUNT=70001
+LOGIN=hostaway-demo
+export DEMO_WEBHOOK_PASSWORD="demo-password-$RANDOM$RANDOM"
+export DEMO_HMAC_SECRET="demo-hmac-$RANDOM$RANDOM"
+UNIT_MAIN=0190f5a0-0000-7000-8000-00000000a001
+UNIT_GARDEN=0190f5a0-0000-7000-8000-00000000a002
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+admin() { "$BIN/hostaway-admin" "$@"; }
+
+step "Building the connector"
+cargo build -q -p webhook-gateway -p booking-ingestor -p admin
+mkdir -p "$WORK"
+
+step "Fresh database ($DATABASE_URL) and NATS namespace ($NATS_NAMESPACE)"
+psql "${DATABASE_URL%/*}/postgres" -qAtc "DROP DATABASE IF EXISTS ${DATABASE_URL##*/} WITH (FORCE)" >/dev/null
+admin migrate --create-database
+admin streams delete --yes >/dev/null
+admin streams provision
+CONNECTOR_CREDENTIALS_KEY=$(admin keys generate)
+export CONNECTOR_CREDENTIALS_KEY
+
+step "A Hostaway account (Basic for its unified webhook, plus an HMAC secret) and its listings"
+admin accounts add --account-id "$ACCOUNT" --name "Demo Rentals" --webhook-login "$LOGIN" \
+  --webhook-password-env DEMO_WEBHOOK_PASSWORD --webhook-secret-env DEMO_HMAC_SECRET
+admin links add --account-id "$ACCOUNT" --listing-id 300101 --unit-id "$UNIT_MAIN"
+admin links add --account-id "$ACCOUNT" --listing-id 300102 --unit-id "$UNIT_GARDEN"
+admin links add --account-id "$ACCOUNT" --listing-id 300103 --unit-id "$UNIT_MAIN"
+admin accounts list
+
+step "Starting the webhook gateway (:$PORT) and the booking ingestor"
+GATEWAY_LISTEN="127.0.0.1:$PORT" OPS_LISTEN=127.0.0.1:19101 "$BIN/webhook-gateway" >"$WORK/gateway.log" 2>&1 &
+GATEWAY_PID=$!
+OPS_LISTEN=127.0.0.1:19102 "$BIN/booking-ingestor" >"$WORK/ingestor.log" 2>&1 &
+INGESTOR_PID=$!
+cleanup() {
+  if [ "${DEMO_KEEP:-0}" != 1 ]; then
+    kill -TERM "$GATEWAY_PID" "$INGESTOR_PID" 2>/dev/null || true
+    wait "$GATEWAY_PID" "$INGESTOR_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+for ops in 19101 19102; do
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$ops/readyz" >/dev/null && break
+    sleep 0.2
+  done
+  curl -sf "http://127.0.0.1:$ops/readyz" >/dev/null || { echo "service on ops port $ops not ready; see $WORK/*.log"; exit 1; }
+done
+echo "both ready (logs in $WORK/)"
+
+post() { # label, body file, curl options…
+  local label=$1 file=$2
+  shift 2
+  local code
+  code=$(curl -sS -o "$WORK/response" -w '%{http_code}' -H 'content-type: application/json' \
+    --data-binary "@$file" "$@")
+  printf '  %-62s %s %s\n' "$label" "$code" "$(cat "$WORK/response")"
+}
+basic() { post "$1" "$2" -u "$LOGIN:$DEMO_WEBHOOK_PASSWORD" "$GW/webhooks/hostaway"; }
+hmac() { # label, body file: the specification's signature over "{timestamp}.{raw body}"
+  local ts sig
+  ts=$(date +%s)
+  sig=$({ printf '%s.' "$ts"; cat "$2"; } | openssl dgst -sha256 -hmac "$DEMO_HMAC_SECRET" -hex | sed 's/^.*= //')
+  post "$1" "$2" -H "x-hostaway-timestamp: $ts" -H "x-hostaway-signature: $sig" "$GW/webhooks/hostaway/$ACCOUNT"
+}
+
+cat >"$WORK/overlap.json" <<'JSON'
+{"object":"reservation","event":"reservation.created","accountId":70001,
+ "data":{"id":50000020,"listingMapId":300101,"channelId":2005,"channelName":"bookingcom",
+         "guestName":"Jo Overlap","status":"new","arrivalDate":"2026-07-18","departureDate":"2026-07-22",
+         "totalPrice":640.5,"currency":"USD","updatedOn":"2026-03-11 12:00:00"}}
+JSON
+cat >"$WORK/unlinked.json" <<'JSON'
+{"object":"reservation","event":"reservation.created","accountId":70001,
+ "data":{"id":50000030,"listingMapId":300199,"channelId":2018,"channelName":"airbnbOfficial",
+         "guestName":"Sam Newlisting","status":"new","arrivalDate":"2026-09-01","departureDate":"2026-09-04",
+         "totalPrice":420,"currency":"USD","updatedOn":"2026-03-12 08:00:00"}}
+JSON
+cat >"$WORK/forged.json" <<'JSON'
+{"object":"reservation","event":"reservation.updated","accountId":70001,
+ "data":{"id":50000001,"listingMapId":300101,"status":"cancelled","updatedOn":"2030-01-01 00:00:00"}}
+JSON
+
+step "Hostaway delivers (HTTP status and the gateway's answer)"
+basic "reservation.created   (Airbnb, 10-14 Apr)" "$FIXTURES/reservation_created_airbnb.json"
+basic "reservation.created   again: Hostaway repeats itself" "$FIXTURES/reservation_created_airbnb.json"
+basic "reservation.updated → cancelled, delivered early" "$FIXTURES/reservation_updated_cancelled.json"
+basic "reservation.updated → modified, delivered late (older)" "$FIXTURES/reservation_updated_string_ids.json"
+basic "legacy webhook: a bare reservation (direct, garden unit)" "$FIXTURES/legacy_bare_reservation.json"
+hmac  "specification shape, HMAC-signed (15-20 Jul)" "$FIXTURES/spec_reservation_created.json"
+basic "Booking.com reservation on the same unit (18-22 Jul)" "$WORK/overlap.json"
+basic "message.received" "$FIXTURES/message_received.json"
+basic "a reservation on a listing nobody linked yet" "$WORK/unlinked.json"
+basic "the test ping Hostaway sends when a webhook is created" "$FIXTURES/ping.json"
+basic "an event this version does not know" "$FIXTURES/unknown_event.json"
+post  "a forged cancellation with a guessed password" "$WORK/forged.json" -u "$LOGIN:guess" "$GW/webhooks/hostaway"
+
+processed() {
+  psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM webhook_log WHERE status IN ('processed', 'dead_lettered')"
+}
+wait_for() { # count, what
+  for _ in $(seq 1 150); do
+    [ "$(processed)" -ge "$1" ] && return 0
+    sleep 0.2
+  done
+  echo "timed out waiting for $2; see $WORK/ingestor.log"
+  exit 1
+}
+wait_for 8 "the ingestor"
+
+step "Dead letters: the unlinked listing was retried ${INGEST_MAX_ATTEMPTS} times, then parked"
+admin dlq list
+step "Linking listing 300199 and replaying the dead letter"
+admin links add --account-id "$ACCOUNT" --listing-id 300199 --unit-id "$UNIT_GARDEN"
+admin dlq replay --all
+for _ in $(seq 1 150); do
+  [ "$(psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM bookings WHERE external_id = '50000030'")" = 1 ] && break
+  sleep 0.2
+done
+
+step "Bookings (newest version of each reservation wins; the late update did not undo the cancellation)"
+admin bookings
+step "Calendar blocks (the cancelled stay released its nights)"
+admin blocks
+step "Double bookings (both kept; reported as an event, a metric and a log line)"
+admin double-bookings
+step "Webhook log"
+admin webhooks
+step "Events published for TVL on NATS ($NATS_NAMESPACE.events.>)"
+curl -sf http://127.0.0.1:19102/metrics | grep -E '^hostaway_events_published_total' || true
+step "Metrics (excerpt)"
+curl -sf http://127.0.0.1:19101/metrics | grep -E '^hostaway_webhooks_(received|rejected)_total' || true
+curl -sf http://127.0.0.1:19102/metrics | grep -E '^hostaway_(webhooks_processed_total|ingest_outcomes_total|double_bookings_total|dlq_messages_total)' || true
+
+if [ "${DEMO_KEEP:-0}" = 1 ]; then
+  trap - EXIT
+  echo
+  echo "Services left running: gateway $GW (pid $GATEWAY_PID), ingestor (pid $INGESTOR_PID)."
+else
+  step "Stopping (SIGTERM: stop taking work, drain, exit)"
+fi
