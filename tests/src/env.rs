@@ -60,8 +60,11 @@ impl TestEnv {
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("hwc_t_{}", &id[..16]);
 
-        let admin_pool = store::connect_lazy(&SecretString::from(admin.to_string()), &store::PoolSettings::default())
-            .expect("admin pool");
+        let admin_pool = store::connect_lazy(
+            &SecretString::from(admin.to_string()),
+            &store::PoolSettings::default(),
+        )
+        .expect("admin pool");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
             .execute(&admin_pool)
             .await
@@ -158,15 +161,22 @@ impl TestEnv {
     }
 
     pub async fn bookings(&self) -> Vec<BookingView> {
-        store::bookings::list(&self.pool, None).await.expect("bookings")
+        store::bookings::list(&self.pool, None)
+            .await
+            .expect("bookings")
     }
 
     pub async fn blocks(&self) -> Vec<BlockView> {
-        store::bookings::list_blocks(&self.pool, None).await.expect("blocks")
+        store::bookings::list_blocks(&self.pool, None)
+            .await
+            .expect("blocks")
     }
 
     pub async fn count(&self, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect(sql)
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect(sql)
     }
 
     /// Messages currently on a stream of this namespace.
@@ -210,7 +220,9 @@ impl TestEnv {
         self.stream_messages(&self.topology.events_stream())
             .await
             .into_iter()
-            .filter(|(subject, _)| subject.starts_with(&prefix) && !subject.ends_with("double_booked"))
+            .filter(|(subject, _)| {
+                subject.starts_with(&prefix) && !subject.ends_with("double_booked")
+            })
             .map(|(_, payload)| events::pb::BookingEvent::decode(payload).expect("a BookingEvent"))
             .collect()
     }
@@ -222,18 +234,24 @@ impl Drop for TestEnv {
         // blocked here, so the cleanup uses a thread, a runtime and connections of
         // its own.
         let db_name = self.db_name.clone();
-        let admin = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
+        let admin =
+            std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
         let nats_url = std::env::var("TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.into());
         let topology = self.topology.clone();
         let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async move {
                 if let Ok(client) = async_nats::connect(nats_url).await {
                     service_kit::nats::delete_streams(&jetstream::new(client), &topology).await;
                 }
-                if let Ok(admin) = store::connect_lazy(&SecretString::from(admin), &store::PoolSettings::default()) {
+                if let Ok(admin) =
+                    store::connect_lazy(&SecretString::from(admin), &store::PoolSettings::default())
+                {
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"
                     )))

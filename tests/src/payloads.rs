@@ -97,7 +97,12 @@ impl Reservation {
 pub fn inbound(account: &str, body: &Value) -> booking_ingestor::ingest::Inbound {
     let account = domain::AccountId::parse(account).expect("account id");
     let bytes = serde_json::to_vec(body).expect("json");
-    let mapping::Webhook::Event { event, data, sent_at, .. } = mapping::parse_webhook(&bytes).expect("a webhook")
+    let mapping::Webhook::Event {
+        event,
+        data,
+        sent_at,
+        ..
+    } = mapping::parse_webhook(&bytes).expect("a webhook")
     else {
         panic!("not an event: {body}");
     };

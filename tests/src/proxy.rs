@@ -51,7 +51,11 @@ impl Proxy {
             }
         })
         .abort_handle();
-        Self { addr, state, accept }
+        Self {
+            addr,
+            state,
+            accept,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {

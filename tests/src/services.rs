@@ -30,7 +30,12 @@ impl RunningGateway {
     }
 
     /// POSTs `body` with extra headers; returns the status and the JSON answer.
-    pub async fn post(&self, path: &str, headers: &[(&str, String)], body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .http
             .post(self.url(path))
@@ -42,18 +47,36 @@ impl RunningGateway {
         let response = request.send().await.expect("gateway answers");
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// POSTs a JSON webhook with HTTP Basic credentials to `/webhooks/hostaway`.
-    pub async fn post_basic(&self, login: &str, password: &str, body: &Value) -> (StatusCode, Value) {
+    pub async fn post_basic(
+        &self,
+        login: &str,
+        password: &str,
+        body: &Value,
+    ) -> (StatusCode, Value) {
         let auth = mapping::signature::basic_authorization(login, password);
-        self.post("/webhooks/hostaway", &[("authorization", auth)], body.to_string())
-            .await
+        self.post(
+            "/webhooks/hostaway",
+            &[("authorization", auth)],
+            body.to_string(),
+        )
+        .await
     }
 
     /// POSTs raw bytes signed with the specification's HMAC at `timestamp`.
-    pub async fn post_hmac(&self, path: &str, secret: &str, timestamp: i64, body: &[u8]) -> (StatusCode, Value) {
+    pub async fn post_hmac(
+        &self,
+        path: &str,
+        secret: &str,
+        timestamp: i64,
+        body: &[u8],
+    ) -> (StatusCode, Value) {
         let headers = [
             (
                 mapping::signature::SIGNATURE_HEADER,
@@ -76,7 +99,10 @@ impl TestEnv {
     }
 
     /// Starts the gateway (through the proxies) and waits until it is ready.
-    pub async fn start_gateway_with(&self, configure: impl FnOnce(&mut GatewaySettings)) -> RunningGateway {
+    pub async fn start_gateway_with(
+        &self,
+        configure: impl FnOnce(&mut GatewaySettings),
+    ) -> RunningGateway {
         let nats = service_kit::nats::connect(&self.service_nats_url(), None, "test-gateway")
             .await
             .expect("gateway NATS client");
@@ -88,7 +114,8 @@ impl TestEnv {
             },
         )
         .expect("gateway pool");
-        let mut settings = GatewaySettings::new("127.0.0.1:0".parse().expect("addr"), self.topology.clone());
+        let mut settings =
+            GatewaySettings::new("127.0.0.1:0".parse().expect("addr"), self.topology.clone());
         settings.publish_timeout = Duration::from_secs(2);
         settings.credentials_refresh = Duration::from_secs(2);
         configure(&mut settings);
@@ -148,7 +175,10 @@ impl TestEnv {
 
     /// Starts the ingestor on a runtime of its own, so that [`IsolatedIngestor::kill`]
     /// can stop it the way a crash would: mid-transaction, without acks.
-    pub fn start_ingestor_with(&self, configure: impl FnOnce(&mut IngestorSettings)) -> IsolatedIngestor {
+    pub fn start_ingestor_with(
+        &self,
+        configure: impl FnOnce(&mut IngestorSettings),
+    ) -> IsolatedIngestor {
         let mut settings = self.ingestor_settings();
         configure(&mut settings);
         let runtime = tokio::runtime::Builder::new_multi_thread()

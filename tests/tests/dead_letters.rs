@@ -18,47 +18,66 @@ async fn an_unlinked_listing_is_retried_dead_lettered_and_replayed_after_linking
     let ingestor = env.start_ingestor();
 
     let body = Reservation::new(5_000_001, 777_001).webhook(ACCOUNT, "reservation.created");
-    assert_eq!(gateway.post_basic("hostaway", "pw", &body).await.0, StatusCode::OK);
+    assert_eq!(
+        gateway.post_basic("hostaway", "pw", &body).await.0,
+        StatusCode::OK
+    );
 
-    let (attempts, error): (i32, serde_json::Value) = eventually("the webhook to be dead-lettered", DEADLINE, || async {
-        sqlx::query_as("SELECT attempts, error FROM dead_letter_queue")
-            .fetch_optional(&env.pool)
-            .await
-            .unwrap()
-    })
-    .await;
+    let (attempts, error): (i32, serde_json::Value) =
+        eventually("the webhook to be dead-lettered", DEADLINE, || async {
+            sqlx::query_as("SELECT attempts, error FROM dead_letter_queue")
+                .fetch_optional(&env.pool)
+                .await
+                .unwrap()
+        })
+        .await;
     assert_eq!(attempts, 3, "retried up to the configured attempts");
     assert_eq!(error["kind"], "listing_not_linked");
     assert!(error["message"].as_str().unwrap().contains("777001"));
-    assert!(ingestor.metric("hostaway_ingest_retries_total") >= 2.0, "it was retried before giving up");
+    assert!(
+        ingestor.metric("hostaway_ingest_retries_total") >= 2.0,
+        "it was retried before giving up"
+    );
     let dlq_stream = env.stream_messages(&env.topology.dlq_stream()).await;
     assert_eq!(dlq_stream.len(), 1, "the DLQ stream has it too");
     assert_eq!(dlq_stream[0].0, env.topology.dlq_subject(ACCOUNT));
-    let status: String = sqlx::query_scalar("SELECT status FROM webhook_log").fetch_one(&env.pool).await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM webhook_log")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
     assert_eq!(status, "dead_lettered");
     assert!(env.bookings().await.is_empty());
 
     // Fix the cause, then replay as an operator would.
     let unit = env.link(ACCOUNT, "777001").await;
-    let letter = store::dlq::list(&env.pool, false, 10).await.unwrap().remove(0);
+    let letter = store::dlq::list(&env.pool, false, 10)
+        .await
+        .unwrap()
+        .remove(0);
     replay(&env, letter.id).await;
 
-    let booking = eventually("the replayed webhook to create the booking", DEADLINE, || async {
-        env.bookings().await.into_iter().next()
-    })
+    let booking = eventually(
+        "the replayed webhook to create the booking",
+        DEADLINE,
+        || async { env.bookings().await.into_iter().next() },
+    )
     .await;
     assert_eq!(booking.unit_id, unit.as_uuid());
-    let resolved: bool = sqlx::query_scalar("SELECT resolved_at IS NOT NULL FROM dead_letter_queue")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    let resolved: bool =
+        sqlx::query_scalar("SELECT resolved_at IS NOT NULL FROM dead_letter_queue")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
     assert!(resolved, "a processed replay resolves its dead letter");
     ingestor.stop().await;
 }
 
 /// What `hostaway-admin dlq replay ID` does.
 async fn replay(env: &TestEnv, id: uuid::Uuid) {
-    let letter = store::dlq::get(&env.pool, id).await.unwrap().expect("the dead letter");
+    let letter = store::dlq::get(&env.pool, id)
+        .await
+        .unwrap()
+        .expect("the dead letter");
     let outcome = booking_ingestor::dead_letter::replay(&env.js, &env.topology, &env.pool, &letter)
         .await
         .unwrap();
@@ -80,21 +99,41 @@ async fn a_partial_payload_for_an_unknown_reservation_waits_for_the_full_one() {
         "payload": {"data": {"id": 5_100_001, "listingMapId": 300101, "guestName": "Nested Guest",
                              "status": "modified", "updatedOn": "2026-03-02 00:00:00"}}
     });
-    assert_eq!(gateway.post_basic("hostaway", "pw", &partial).await.0, StatusCode::OK);
+    assert_eq!(
+        gateway.post_basic("hostaway", "pw", &partial).await.0,
+        StatusCode::OK
+    );
     eventually("the partial payload to be retried", DEADLINE, || async {
         (ingestor.metric("hostaway_ingest_retries_total") >= 1.0).then_some(())
     })
     .await;
-    assert!(env.bookings().await.is_empty(), "a partial payload cannot create a booking");
+    assert!(
+        env.bookings().await.is_empty(),
+        "a partial payload cannot create a booking"
+    );
 
     let full = Reservation::new(5_100_001, 300_101).webhook(ACCOUNT, "reservation.created");
-    assert_eq!(gateway.post_basic("hostaway", "pw", &full).await.0, StatusCode::OK);
-    let booking = eventually("the partial update applied over the full record", DEADLINE, || async {
-        env.bookings().await.into_iter().find(|b| b.status == "modified")
-    })
+    assert_eq!(
+        gateway.post_basic("hostaway", "pw", &full).await.0,
+        StatusCode::OK
+    );
+    let booking = eventually(
+        "the partial update applied over the full record",
+        DEADLINE,
+        || async {
+            env.bookings()
+                .await
+                .into_iter()
+                .find(|b| b.status == "modified")
+        },
+    )
     .await;
     assert_eq!(booking.guest_name.as_deref(), Some("Nested Guest"));
-    assert_eq!(booking.arrival_date.to_string(), "2026-04-10", "fields the partial lacked come from the full record");
+    assert_eq!(
+        booking.arrival_date.to_string(),
+        "2026-04-10",
+        "fields the partial lacked come from the full record"
+    );
     assert_eq!(env.count("SELECT count(*) FROM dead_letter_queue").await, 0);
     ingestor.stop().await;
 }

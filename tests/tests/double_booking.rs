@@ -26,15 +26,31 @@ async fn overlapping_bookings_are_both_kept_and_reported_once() {
     let back_to_back = Reservation::new(6_000_003, 300_101).dates("2026-07-08", "2026-07-10");
     for r in [&airbnb, &vrbo, &back_to_back] {
         assert_eq!(
-            gateway.post_basic("hostaway", "pw", &r.webhook(ACCOUNT, "reservation.created")).await.0,
+            gateway
+                .post_basic("hostaway", "pw", &r.webhook(ACCOUNT, "reservation.created"))
+                .await
+                .0,
             StatusCode::OK
         );
     }
-    eventually("three bookings", DEADLINE, || async { (env.bookings().await.len() == 3).then_some(()) }).await;
-    assert_eq!(env.blocks().await.len(), 3, "both conflicting bookings keep their blocks");
+    eventually("three bookings", DEADLINE, || async {
+        (env.bookings().await.len() == 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        env.blocks().await.len(),
+        3,
+        "both conflicting bookings keep their blocks"
+    );
 
-    let conflicts = store::bookings::list_double_bookings(&env.pool).await.unwrap();
-    assert_eq!(conflicts.len(), 1, "one conflict; back-to-back stays do not overlap");
+    let conflicts = store::bookings::list_double_bookings(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        conflicts.len(),
+        1,
+        "one conflict; back-to-back stays do not overlap"
+    );
     assert_eq!(conflicts[0].unit_id, unit.as_uuid());
     assert_eq!(conflicts[0].overlap_start.to_string(), "2026-07-03");
     assert_eq!(conflicts[0].overlap_end.to_string(), "2026-07-05");
@@ -54,30 +70,58 @@ async fn overlapping_bookings_are_both_kept_and_reported_once() {
     assert_eq!(reports.len(), 1);
     let report = events::pb::DoubleBookingDetected::decode(reports[0].1.clone()).unwrap();
     assert_eq!(report.unit_id, unit.to_string());
-    let ids = [report.first.unwrap().external_id, report.second.unwrap().external_id];
+    let ids = [
+        report.first.unwrap().external_id,
+        report.second.unwrap().external_id,
+    ];
     assert!(ids.contains(&"6000001".to_owned()) && ids.contains(&"6000002".to_owned()));
 
     // The same booking updated without moving: not reported again.
     let touched = vrbo.clone().updated("2026-03-02 00:00:00").total(999.0);
     assert_eq!(
-        gateway.post_basic("hostaway", "pw", &touched.webhook(ACCOUNT, "reservation.updated")).await.0,
+        gateway
+            .post_basic(
+                "hostaway",
+                "pw",
+                &touched.webhook(ACCOUNT, "reservation.updated")
+            )
+            .await
+            .0,
         StatusCode::OK
     );
     eventually("the update", DEADLINE, || async {
-        env.bookings().await.into_iter().find(|b| b.total_amount_minor == Some(99_900))
+        env.bookings()
+            .await
+            .into_iter()
+            .find(|b| b.total_amount_minor == Some(99_900))
     })
     .await;
-    assert_eq!(store::bookings::list_double_bookings(&env.pool).await.unwrap().len(), 1);
+    assert_eq!(
+        store::bookings::list_double_bookings(&env.pool)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(ingestor.metric("hostaway_double_bookings_total"), 1.0);
 
     // Cancelling one side resolves the conflict.
     let cancelled = vrbo.status("cancelled").updated("2026-03-03 00:00:00");
     assert_eq!(
-        gateway.post_basic("hostaway", "pw", &cancelled.webhook(ACCOUNT, "reservation.updated")).await.0,
+        gateway
+            .post_basic(
+                "hostaway",
+                "pw",
+                &cancelled.webhook(ACCOUNT, "reservation.updated")
+            )
+            .await
+            .0,
         StatusCode::OK
     );
     eventually("the conflict to be resolved", DEADLINE, || async {
-        let all = store::bookings::list_double_bookings(&env.pool).await.unwrap();
+        let all = store::bookings::list_double_bookings(&env.pool)
+            .await
+            .unwrap();
         all.iter().all(|d| d.resolved).then_some(())
     })
     .await;

@@ -26,15 +26,23 @@ fn parse(path: &Path) -> Webhook {
 /// Maps whatever a webhook carries; returns the reservation update if any.
 fn map_webhook(path: &Path) -> Option<ReservationUpdate> {
     match parse(path) {
-        Webhook::Event { account: acct, event, data, sent_at, .. } => {
+        Webhook::Event {
+            account: acct,
+            event,
+            data,
+            sent_at,
+            ..
+        } => {
             let acct = acct.unwrap_or_else(account);
             match event {
                 WebhookEvent::MessageReceived => {
-                    mapping::map_message(&acct, &data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    mapping::map_message(&acct, &data)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                     None
                 }
                 WebhookEvent::ListingUpdated | WebhookEvent::CalendarUpdated => {
-                    mapping::map_listing_change(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    mapping::map_listing_change(&data)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                     None
                 }
                 _ => Some(
@@ -51,7 +59,9 @@ fn map_record(path: &Path, record: &Value) -> ReservationUpdate {
     mapping::map_reservation(
         &account(),
         WebhookEvent::ReservationUpdated,
-        record.as_object().unwrap_or_else(|| panic!("{}: not an object", path.display())),
+        record
+            .as_object()
+            .unwrap_or_else(|| panic!("{}: not an object", path.display())),
         None,
     )
     .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -68,19 +78,35 @@ fn own_webhook_fixtures_map_with_their_quirks() {
     let get = |name: &str| map_webhook(&dir.join(name)).unwrap();
 
     let created = get("reservation_created_airbnb.json");
-    assert_eq!(created.total.clone().set().unwrap().to_string(), "912.35 GBP", "a float amount, exactly");
+    assert_eq!(
+        created.total.clone().set().unwrap().to_string(),
+        "912.35 GBP",
+        "a float amount, exactly"
+    );
     assert_eq!(created.stay.unwrap().nights(), 4);
     assert_eq!(created.confirmation_code, Patch::Set("HMTEST0001".into()));
 
     let updated = get("reservation_updated_string_ids.json");
     assert_eq!(updated.reservation.as_str(), "50000001", "string ids");
-    assert_eq!(updated.total.clone().set().unwrap().minor_units(), 114_000, "an int amount");
-    assert_eq!(updated.guest.number_of_guests, Patch::Set(4), "a count sent as a string");
+    assert_eq!(
+        updated.total.clone().set().unwrap().minor_units(),
+        114_000,
+        "an int amount"
+    );
+    assert_eq!(
+        updated.guest.number_of_guests,
+        Patch::Set(4),
+        "a count sent as a string"
+    );
     assert_eq!(updated.guest.infants, Patch::Clear);
     assert!(updated.version > created.version);
 
     let cancelled = get("reservation_updated_cancelled.json");
-    assert_eq!(cancelled.status, Some(ReservationStatus::Cancelled), "cancellation is reservation.updated");
+    assert_eq!(
+        cancelled.status,
+        Some(ReservationStatus::Cancelled),
+        "cancellation is reservation.updated"
+    );
     assert_eq!(cancelled.cancelled_by, Patch::Clear, "cancelledBy: null");
     assert!(cancelled.version.terminal);
 
@@ -92,18 +118,37 @@ fn own_webhook_fixtures_map_with_their_quirks() {
     assert_eq!(subset.total, Patch::Absent, "no currency, no money");
     assert_eq!(subset.version.updated_at, None);
 
-    assert!(matches!(parse(&dir.join("ping.json")), Webhook::Ping { .. }));
-    assert!(matches!(parse(&dir.join("unknown_event.json")), Webhook::Unknown { ref event, .. } if event == "review.created"));
-    assert!(matches!(parse(&dir.join("legacy_bare_reservation.json")), Webhook::Event { legacy: true, .. }));
+    assert!(matches!(
+        parse(&dir.join("ping.json")),
+        Webhook::Ping { .. }
+    ));
+    assert!(
+        matches!(parse(&dir.join("unknown_event.json")), Webhook::Unknown { ref event, .. } if event == "review.created")
+    );
+    assert!(matches!(
+        parse(&dir.join("legacy_bare_reservation.json")),
+        Webhook::Event { legacy: true, .. }
+    ));
     let legacy = get("legacy_bare_reservation.json");
-    assert_eq!(legacy.total.set().unwrap().to_string(), "450.00 EUR", "an amount sent as a string");
+    assert_eq!(
+        legacy.total.set().unwrap().to_string(),
+        "450.00 EUR",
+        "an amount sent as a string"
+    );
 
     let spec = get("spec_reservation_created.json");
     assert_eq!(spec.status, Some(ReservationStatus::New));
-    assert_eq!(spec.guest.phone, Patch::Set("+10000000002".into()), "guestPhone");
+    assert_eq!(
+        spec.guest.phone,
+        Patch::Set("+10000000002".into()),
+        "guestPhone"
+    );
     let spec_cancel = get("spec_reservation_cancelled.json");
     assert_eq!(spec_cancel.status, Some(ReservationStatus::Cancelled));
-    assert!(spec_cancel.version > spec.version, "the envelope timestamp orders spec payloads");
+    assert!(
+        spec_cancel.version > spec.version,
+        "the envelope timestamp orders spec payloads"
+    );
 
     match parse(&dir.join("message_received.json")) {
         Webhook::Event { data, .. } => {
@@ -126,11 +171,23 @@ fn own_reservation_fixtures_map_with_their_quirks() {
     assert_eq!(engine.confirmation_code, Patch::Clear);
     assert_eq!(engine.guest.adults, Patch::Clear);
     let inquiry = get("vrbo_inquiry_dates_unspecified.json");
-    assert_eq!(inquiry.stay.unwrap().nights(), 0, "isDatesUnspecified keeps its placeholder");
+    assert_eq!(
+        inquiry.stay.unwrap().nights(),
+        0,
+        "isDatesUnspecified keeps its placeholder"
+    );
     let long = get("direct_long_stay_float_int_mix.json");
     assert_eq!(long.stay.unwrap().nights(), 150);
-    assert_eq!(long.total.set().unwrap().to_string(), "18788.00 USD", "lower-case currency");
-    assert_eq!(long.guest.number_of_guests, Patch::Set(1), "a count sent as 1.0");
+    assert_eq!(
+        long.total.set().unwrap().to_string(),
+        "18788.00 USD",
+        "lower-case currency"
+    );
+    assert_eq!(
+        long.guest.number_of_guests,
+        Patch::Set(1),
+        "a count sent as 1.0"
+    );
     let owner = get("owner_stay.json");
     assert_eq!(owner.status, Some(ReservationStatus::OwnerStay));
 }
@@ -153,11 +210,21 @@ fn the_shared_corpus_maps_when_present() {
         mapped += 1;
     }
     assert!(mapped >= 7, "the shared webhook bodies were found");
-    let cancelled = map_webhook(&webhooks.join("unified_reservation_updated_cancelled__composed.json")).unwrap();
+    let cancelled =
+        map_webhook(&webhooks.join("unified_reservation_updated_cancelled__composed.json"))
+            .unwrap();
     assert_eq!(cancelled.total.clone().set().unwrap().minor_units(), 48_347);
     assert_eq!(cancelled.status, Some(ReservationStatus::Cancelled));
-    assert!(map_webhook(&webhooks.join("unified_reservation_created__sync_test.json")).unwrap().total.is_absent());
-    assert!(matches!(parse(&webhooks.join("unified_test_ping__derived.json")), Webhook::Ping { .. }));
+    assert!(
+        map_webhook(&webhooks.join("unified_reservation_created__sync_test.json"))
+            .unwrap()
+            .total
+            .is_absent()
+    );
+    assert!(matches!(
+        parse(&webhooks.join("unified_test_ping__derived.json")),
+        Webhook::Ping { .. }
+    ));
 
     let reservations = root.join("reservations");
     let records = json_files(&reservations);
@@ -165,11 +232,32 @@ fn the_shared_corpus_maps_when_present() {
     for file in &records {
         map_record(file, &read_json(file));
     }
-    let by_name = |name: &str| map_record(&reservations.join(name), &read_json(&reservations.join(name)));
-    assert_eq!(by_name("sync_airbnb2018_cancelled_cancelledBy_null.json").cancelled_by, Patch::Clear);
-    assert_eq!(by_name("sync_vrbo2002_inquiry_dates_unspecified_nights0.json").stay.unwrap().nights(), 0);
-    assert_eq!(by_name("docs_reservation_object.json").reservation.as_str(), "13", "integer ids");
-    assert_eq!(by_name("sync_airbnb2018_new.json").reservation.as_str(), "43970841");
+    let by_name = |name: &str| {
+        map_record(
+            &reservations.join(name),
+            &read_json(&reservations.join(name)),
+        )
+    };
+    assert_eq!(
+        by_name("sync_airbnb2018_cancelled_cancelledBy_null.json").cancelled_by,
+        Patch::Clear
+    );
+    assert_eq!(
+        by_name("sync_vrbo2002_inquiry_dates_unspecified_nights0.json")
+            .stay
+            .unwrap()
+            .nights(),
+        0
+    );
+    assert_eq!(
+        by_name("docs_reservation_object.json").reservation.as_str(),
+        "13",
+        "integer ids"
+    );
+    assert_eq!(
+        by_name("sync_airbnb2018_new.json").reservation.as_str(),
+        "43970841"
+    );
 
     let envelope = read_json(&root.join("envelopes/sync_reservations_page0__truncated.json"));
     for record in envelope["result"].as_array().unwrap() {
@@ -182,22 +270,26 @@ fn the_shared_corpus_maps_when_present() {
 async fn every_webhook_fixture_is_accepted_by_the_gateway() {
     let env = TestEnv::new().await;
     for account in ["70001", "59808", "151651"] {
-        env.add_basic_account(account, &format!("login-{account}"), "pw").await;
+        env.add_basic_account(account, &format!("login-{account}"), "pw")
+            .await;
     }
     let gateway = env.start_gateway().await;
     let mut files = json_files(&own().join("webhooks"));
     if let Some(root) = shared() {
-        files.extend(
-            json_files(&root.join("webhooks"))
-                .into_iter()
-                .filter(|f| !f.file_name().unwrap().to_string_lossy().starts_with("docs_unified_webhook")),
-        );
+        files.extend(json_files(&root.join("webhooks")).into_iter().filter(|f| {
+            !f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("docs_unified_webhook")
+        }));
     }
     let mut published = 0;
     for file in &files {
         let body = std::fs::read(file).unwrap();
         let webhook = mapping::parse_webhook(&body).unwrap();
-        let account = webhook.account().map_or_else(|| "70001".to_owned(), ToString::to_string);
+        let account = webhook
+            .account()
+            .map_or_else(|| "70001".to_owned(), ToString::to_string);
         let auth = mapping::signature::basic_authorization(&format!("login-{account}"), "pw");
         let path = format!("/webhooks/hostaway/{account}");
         let (status, answer) = gateway.post(&path, &[("authorization", auth)], body).await;
@@ -207,8 +299,12 @@ async fn every_webhook_fixture_is_accepted_by_the_gateway() {
         }
     }
     let expected = published;
-    eventually("every accepted webhook on the stream", connector_tests::DEADLINE, || async {
-        (env.stream_len(&env.topology.webhooks_stream()).await == expected).then_some(())
-    })
+    eventually(
+        "every accepted webhook on the stream",
+        connector_tests::DEADLINE,
+        || async {
+            (env.stream_len(&env.topology.webhooks_stream()).await == expected).then_some(())
+        },
+    )
     .await;
 }

@@ -60,7 +60,8 @@ async fn setup() -> (TestEnv, RunningGateway) {
         webhook_secret: Some(SecretString::from(HMAC_SECRET.to_owned())),
     })
     .await;
-    env.add_basic_account("70002", "hostaway-70002", "other-password").await;
+    env.add_basic_account("70002", "hostaway-70002", "other-password")
+        .await;
     let gateway = env
         .start_gateway_with(|settings| settings.max_body_bytes = 64 * 1024)
         .await;
@@ -72,7 +73,10 @@ fn reservation() -> Value {
 }
 
 fn basic(login: &str, password: &str) -> (&'static str, String) {
-    ("authorization", mapping::signature::basic_authorization(login, password))
+    (
+        "authorization",
+        mapping::signature::basic_authorization(login, password),
+    )
 }
 
 fn with_data(change: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Value {
@@ -97,17 +101,23 @@ async fn every_hostile_request_gets_its_status_and_writes_nothing() {
         status: StatusCode,
         error: &'static str,
     }
-    let case = |name, path: &str, headers: Vec<(&'static str, String)>, body: Vec<u8>, status, error| Case {
-        name,
-        path: path.to_owned(),
-        headers,
-        body,
-        status,
-        error,
-    };
+    let case =
+        |name, path: &str, headers: Vec<(&'static str, String)>, body: Vec<u8>, status, error| {
+            Case {
+                name,
+                path: path.to_owned(),
+                headers,
+                body,
+                status,
+                error,
+            }
+        };
     let hmac = |secret: &str, ts: i64, signed: &[u8]| {
         vec![
-            (mapping::signature::SIGNATURE_HEADER, mapping::signature::sign(secret.as_bytes(), ts, signed)),
+            (
+                mapping::signature::SIGNATURE_HEADER,
+                mapping::signature::sign(secret.as_bytes(), ts, signed),
+            ),
             (mapping::signature::TIMESTAMP_HEADER, ts.to_string()),
         ]
     };
@@ -117,39 +127,236 @@ async fn every_hostile_request_gets_its_status_and_writes_nothing() {
     let json_bytes = |v: Value| v.to_string().into_bytes();
 
     let cases = vec![
-        case("no credentials", path, vec![], body.clone().into_bytes(), unauthorized, "unauthorized"),
-        case("wrong Basic password", path, vec![basic(LOGIN, "wrong")], body.clone().into_bytes(), unauthorized, "unauthorized"),
-        case("another account's password", path, vec![basic(LOGIN, "other-password")], body.clone().into_bytes(), unauthorized, "unauthorized"),
-        case("unknown account in the body", path, vec![basic("nobody", PASSWORD)],
-            json_bytes(Reservation::new(1, 1).webhook("99999", "reservation.created")), unauthorized, "unauthorized"),
-        case("unknown account in the URL", "/webhooks/hostaway/99999", vec![basic(LOGIN, PASSWORD)], body.clone().into_bytes(), unauthorized, "unauthorized"),
-        case("impossible account in the URL", "/webhooks/hostaway/a.b*", vec![basic(LOGIN, PASSWORD)], body.clone().into_bytes(), unauthorized, "unauthorized"),
-        case("HMAC without timestamp", &path_account,
-            vec![(mapping::signature::SIGNATURE_HEADER, mapping::signature::sign(HMAC_SECRET.as_bytes(), now, body.as_bytes()))],
-            body.clone().into_bytes(), unauthorized, "unauthorized"),
-        case("HMAC with the wrong secret", &path_account, hmac("guess", now, body.as_bytes()), body.clone().into_bytes(), unauthorized, "unauthorized"),
-        case("HMAC over another body", &path_account, hmac(HMAC_SECRET, now, b"{}"), body.clone().into_bytes(), unauthorized, "unauthorized"),
-        case("HMAC stale timestamp", &path_account, hmac(HMAC_SECRET, now - 301, body.as_bytes()), body.clone().into_bytes(), unauthorized, "unauthorized"),
-        case("HMAC future timestamp", &path_account, hmac(HMAC_SECRET, now + 301, body.as_bytes()), body.clone().into_bytes(), unauthorized, "unauthorized"),
-        case("HMAC garbage signature", &path_account,
-            vec![(mapping::signature::SIGNATURE_HEADER, "zz".into()), (mapping::signature::TIMESTAMP_HEADER, now.to_string())],
-            body.clone().into_bytes(), unauthorized, "unauthorized"),
-        case("malformed JSON, account unknown until parsed", path, vec![basic("nobody", "x")], b"{not json".to_vec(), bad, "malformed_body"),
-        case("malformed JSON from a known account", path, good_basic(), b"{\"event\": ".to_vec(), bad, "malformed_body"),
-        case("a JSON array", &path_account, good_basic(), b"[1,2,3]".to_vec(), bad, "malformed_body"),
-        case("missing event", &path_account, good_basic(), json_bytes(json!({"accountId": 70001, "data": {"id": 1}})), bad, "malformed_body"),
-        case("missing data", &path_account, good_basic(), json_bytes(json!({"event": "reservation.created", "accountId": 70001})), bad, "malformed_body"),
-        case("reservation without id", &path_account, good_basic(), json_bytes(with_data(|d| { d.remove("id"); d.remove("hostawayReservationId"); })), bad, "invalid_payload"),
-        case("departure before arrival", &path_account, good_basic(),
-            json_bytes(with_data(|d| { d.insert("arrivalDate".into(), "2026-04-14".into()); d.insert("departureDate".into(), "2026-04-10".into()); })), bad, "invalid_payload"),
-        case("negative amount", &path_account, good_basic(), json_bytes(with_data(|d| { d.insert("totalPrice".into(), json!(-5)); })), bad, "invalid_payload"),
-        case("absurd amount", &path_account, good_basic(), json_bytes(with_data(|d| { d.insert("totalPrice".into(), json!(1e12)); })), bad, "invalid_payload"),
-        case("amount that is not a number", &path_account, good_basic(), json_bytes(with_data(|d| { d.insert("totalPrice".into(), json!("NaN")); })), bad, "invalid_payload"),
-        case("absurd guest count", &path_account, good_basic(), json_bytes(with_data(|d| { d.insert("numberOfGuests".into(), json!(100_000)); })), bad, "invalid_payload"),
-        case("a date that does not exist", &path_account, good_basic(), json_bytes(with_data(|d| { d.insert("arrivalDate".into(), json!("2026-02-30")); })), bad, "invalid_payload"),
-        case("body for another account", &path_account, good_basic(),
-            json_bytes(Reservation::new(1, 1).webhook("70002", "reservation.created")), bad, "account_mismatch"),
-        case("oversized body", &path_account, good_basic(), vec![b' '; 65 * 1024], StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        case(
+            "no credentials",
+            path,
+            vec![],
+            body.clone().into_bytes(),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "wrong Basic password",
+            path,
+            vec![basic(LOGIN, "wrong")],
+            body.clone().into_bytes(),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "another account's password",
+            path,
+            vec![basic(LOGIN, "other-password")],
+            body.clone().into_bytes(),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "unknown account in the body",
+            path,
+            vec![basic("nobody", PASSWORD)],
+            json_bytes(Reservation::new(1, 1).webhook("99999", "reservation.created")),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "unknown account in the URL",
+            "/webhooks/hostaway/99999",
+            vec![basic(LOGIN, PASSWORD)],
+            body.clone().into_bytes(),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "impossible account in the URL",
+            "/webhooks/hostaway/a.b*",
+            vec![basic(LOGIN, PASSWORD)],
+            body.clone().into_bytes(),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "HMAC without timestamp",
+            &path_account,
+            vec![(
+                mapping::signature::SIGNATURE_HEADER,
+                mapping::signature::sign(HMAC_SECRET.as_bytes(), now, body.as_bytes()),
+            )],
+            body.clone().into_bytes(),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "HMAC with the wrong secret",
+            &path_account,
+            hmac("guess", now, body.as_bytes()),
+            body.clone().into_bytes(),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "HMAC over another body",
+            &path_account,
+            hmac(HMAC_SECRET, now, b"{}"),
+            body.clone().into_bytes(),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "HMAC stale timestamp",
+            &path_account,
+            hmac(HMAC_SECRET, now - 301, body.as_bytes()),
+            body.clone().into_bytes(),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "HMAC future timestamp",
+            &path_account,
+            hmac(HMAC_SECRET, now + 301, body.as_bytes()),
+            body.clone().into_bytes(),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "HMAC garbage signature",
+            &path_account,
+            vec![
+                (mapping::signature::SIGNATURE_HEADER, "zz".into()),
+                (mapping::signature::TIMESTAMP_HEADER, now.to_string()),
+            ],
+            body.clone().into_bytes(),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "malformed JSON, account unknown until parsed",
+            path,
+            vec![basic("nobody", "x")],
+            b"{not json".to_vec(),
+            bad,
+            "malformed_body",
+        ),
+        case(
+            "malformed JSON from a known account",
+            path,
+            good_basic(),
+            b"{\"event\": ".to_vec(),
+            bad,
+            "malformed_body",
+        ),
+        case(
+            "a JSON array",
+            &path_account,
+            good_basic(),
+            b"[1,2,3]".to_vec(),
+            bad,
+            "malformed_body",
+        ),
+        case(
+            "missing event",
+            &path_account,
+            good_basic(),
+            json_bytes(json!({"accountId": 70001, "data": {"id": 1}})),
+            bad,
+            "malformed_body",
+        ),
+        case(
+            "missing data",
+            &path_account,
+            good_basic(),
+            json_bytes(json!({"event": "reservation.created", "accountId": 70001})),
+            bad,
+            "malformed_body",
+        ),
+        case(
+            "reservation without id",
+            &path_account,
+            good_basic(),
+            json_bytes(with_data(|d| {
+                d.remove("id");
+                d.remove("hostawayReservationId");
+            })),
+            bad,
+            "invalid_payload",
+        ),
+        case(
+            "departure before arrival",
+            &path_account,
+            good_basic(),
+            json_bytes(with_data(|d| {
+                d.insert("arrivalDate".into(), "2026-04-14".into());
+                d.insert("departureDate".into(), "2026-04-10".into());
+            })),
+            bad,
+            "invalid_payload",
+        ),
+        case(
+            "negative amount",
+            &path_account,
+            good_basic(),
+            json_bytes(with_data(|d| {
+                d.insert("totalPrice".into(), json!(-5));
+            })),
+            bad,
+            "invalid_payload",
+        ),
+        case(
+            "absurd amount",
+            &path_account,
+            good_basic(),
+            json_bytes(with_data(|d| {
+                d.insert("totalPrice".into(), json!(1e12));
+            })),
+            bad,
+            "invalid_payload",
+        ),
+        case(
+            "amount that is not a number",
+            &path_account,
+            good_basic(),
+            json_bytes(with_data(|d| {
+                d.insert("totalPrice".into(), json!("NaN"));
+            })),
+            bad,
+            "invalid_payload",
+        ),
+        case(
+            "absurd guest count",
+            &path_account,
+            good_basic(),
+            json_bytes(with_data(|d| {
+                d.insert("numberOfGuests".into(), json!(100_000));
+            })),
+            bad,
+            "invalid_payload",
+        ),
+        case(
+            "a date that does not exist",
+            &path_account,
+            good_basic(),
+            json_bytes(with_data(|d| {
+                d.insert("arrivalDate".into(), json!("2026-02-30"));
+            })),
+            bad,
+            "invalid_payload",
+        ),
+        case(
+            "body for another account",
+            &path_account,
+            good_basic(),
+            json_bytes(Reservation::new(1, 1).webhook("70002", "reservation.created")),
+            bad,
+            "account_mismatch",
+        ),
+        case(
+            "oversized body",
+            &path_account,
+            good_basic(),
+            vec![b' '; 65 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
     ];
 
     for case in cases {
@@ -158,30 +365,62 @@ async fn every_hostile_request_gets_its_status_and_writes_nothing() {
         assert_eq!(answer["error"], case.error, "{}: {answer}", case.name);
         let text = answer.to_string();
         for secret in [PASSWORD, HMAC_SECRET, "other-password"] {
-            assert!(!text.contains(secret), "{}: the answer leaks a secret", case.name);
+            assert!(
+                !text.contains(secret),
+                "{}: the answer leaks a secret",
+                case.name
+            );
         }
     }
-    assert_eq!(env.stream_len(&env.topology.webhooks_stream()).await, 0, "nothing was published");
+    assert_eq!(
+        env.stream_len(&env.topology.webhooks_stream()).await,
+        0,
+        "nothing was published"
+    );
 
     // The same request for an unknown account and with a wrong password: the
     // same answer, to the byte.
-    let wrong_password = gateway.post(&path_account, &[basic(LOGIN, "wrong")], body.clone()).await;
+    let wrong_password = gateway
+        .post(&path_account, &[basic(LOGIN, "wrong")], body.clone())
+        .await;
     let unknown_account = gateway
-        .post("/webhooks/hostaway/70009", &[basic(LOGIN, "wrong")], body.clone())
+        .post(
+            "/webhooks/hostaway/70009",
+            &[basic(LOGIN, "wrong")],
+            body.clone(),
+        )
         .await;
     assert_eq!(wrong_password, unknown_account);
 
     // The valid request still goes through: the cases above failed for their
     // own reasons.
-    let (status, _) = gateway.post(&path_account, &good_basic(), body.clone()).await;
+    let (status, _) = gateway
+        .post(&path_account, &good_basic(), body.clone())
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = gateway.post(&path_account, &hmac(HMAC_SECRET, now, body.as_bytes()), body.clone()).await;
+    let (status, _) = gateway
+        .post(
+            &path_account,
+            &hmac(HMAC_SECRET, now, body.as_bytes()),
+            body.clone(),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(env.stream_len(&env.topology.webhooks_stream()).await, 1, "the same webhook twice is one message");
+    assert_eq!(
+        env.stream_len(&env.topology.webhooks_stream()).await,
+        1,
+        "the same webhook twice is one message"
+    );
 
     let logs = String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap();
     assert!(logs.contains("webhook refused"), "rejections are logged");
-    for secret in [PASSWORD, HMAC_SECRET, "other-password", "api-secret-never-in-logs", &env.credentials_key_text()] {
+    for secret in [
+        PASSWORD,
+        HMAC_SECRET,
+        "other-password",
+        "api-secret-never-in-logs",
+        &env.credentials_key_text(),
+    ] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
 }
@@ -190,12 +429,18 @@ async fn every_hostile_request_gets_its_status_and_writes_nothing() {
 async fn pings_and_unknown_events_are_answered_200_and_not_published() {
     let (env, gateway) = setup().await;
     let (status, answer) = gateway
-        .post("/webhooks/hostaway", &[basic(LOGIN, PASSWORD)], r#"{"data":"test"}"#)
+        .post(
+            "/webhooks/hostaway",
+            &[basic(LOGIN, PASSWORD)],
+            r#"{"data":"test"}"#,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer["ping"], true);
     // An unauthenticated ping is still refused.
-    let (status, _) = gateway.post("/webhooks/hostaway", &[], r#"{"data":"test"}"#).await;
+    let (status, _) = gateway
+        .post("/webhooks/hostaway", &[], r#"{"data":"test"}"#)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     let unknown = json!({"object": "review", "event": "review.created", "accountId": 70001, "data": {"id": 1}});
@@ -204,7 +449,10 @@ async fn pings_and_unknown_events_are_answered_200_and_not_published() {
     assert_eq!(answer["ignored"], "unknown event");
     assert_eq!(env.stream_len(&env.topology.webhooks_stream()).await, 0);
     let logs = String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("review.created"), "the unknown event is logged by name");
+    assert!(
+        logs.contains("review.created"),
+        "the unknown event is logged by name"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,9 +462,17 @@ async fn a_disabled_account_is_refused_like_an_unknown_one() {
         .await
         .unwrap();
     // NOTIFY reaches the gateway without a restart.
-    connector_tests::eventually("the gateway to reload without the disabled account", connector_tests::DEADLINE, || async {
-        (connector_tests::services::metric_value(&gateway.metrics, "hostaway_gateway_accounts_loaded") == 1.0).then_some(())
-    })
+    connector_tests::eventually(
+        "the gateway to reload without the disabled account",
+        connector_tests::DEADLINE,
+        || async {
+            (connector_tests::services::metric_value(
+                &gateway.metrics,
+                "hostaway_gateway_accounts_loaded",
+            ) == 1.0)
+                .then_some(())
+        },
+    )
     .await;
     let (status, answer) = gateway.post_basic(LOGIN, PASSWORD, &reservation()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

@@ -56,11 +56,23 @@ async fn created_then_updated_then_cancelled() {
     assert_eq!(booking.currency.as_deref(), Some("USD"));
     let blocks = env.blocks().await;
     assert_eq!(blocks.len(), 1);
-    assert_eq!((blocks[0].start_date.to_string(), blocks[0].end_date.to_string()), ("2026-04-10".into(), "2026-04-14".into()));
+    assert_eq!(
+        (
+            blocks[0].start_date.to_string(),
+            blocks[0].end_date.to_string()
+        ),
+        ("2026-04-10".into(), "2026-04-14".into())
+    );
 
-    assert_eq!(gateway.post_basic(LOGIN, PASSWORD, &updated).await.0, StatusCode::OK);
+    assert_eq!(
+        gateway.post_basic(LOGIN, PASSWORD, &updated).await.0,
+        StatusCode::OK
+    );
     eventually("the booking to be modified", DEADLINE, || async {
-        env.bookings().await.into_iter().find(|b| b.status == "modified")
+        env.bookings()
+            .await
+            .into_iter()
+            .find(|b| b.status == "modified")
     })
     .await;
     let blocks = env.blocks().await;
@@ -68,12 +80,21 @@ async fn created_then_updated_then_cancelled() {
     assert_eq!(blocks[0].end_date.to_string(), "2026-04-15");
     assert_eq!(env.bookings().await[0].total_amount_minor, Some(114_000));
 
-    assert_eq!(gateway.post_basic(LOGIN, PASSWORD, &cancelled).await.0, StatusCode::OK);
+    assert_eq!(
+        gateway.post_basic(LOGIN, PASSWORD, &cancelled).await.0,
+        StatusCode::OK
+    );
     eventually("the booking to be cancelled", DEADLINE, || async {
-        env.bookings().await.into_iter().find(|b| b.status == "cancelled")
+        env.bookings()
+            .await
+            .into_iter()
+            .find(|b| b.status == "cancelled")
     })
     .await;
-    assert!(env.blocks().await.is_empty(), "a cancelled booking releases its block");
+    assert!(
+        env.blocks().await.is_empty(),
+        "a cancelled booking releases its block"
+    );
     assert_eq!(env.bookings().await.len(), 1);
 
     let subjects = eventually("three booking events", DEADLINE, || async {
@@ -81,12 +102,20 @@ async fn created_then_updated_then_cancelled() {
         (s.len() >= 3).then_some(s)
     })
     .await;
-    assert_eq!(subjects, ["booking.created", "booking.updated", "booking.cancelled"]);
     assert_eq!(
-        env.count("SELECT count(*) FROM webhook_log WHERE status = 'processed'").await,
+        subjects,
+        ["booking.created", "booking.updated", "booking.cancelled"]
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM webhook_log WHERE status = 'processed'")
+            .await,
         3
     );
-    assert_eq!(env.count("SELECT count(*) FROM outbox WHERE published_at IS NULL").await, 0);
+    assert_eq!(
+        env.count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +127,9 @@ async fn duplicated_and_reordered_deliveries_end_as_one_in_order_delivery() {
     let [created, updated, cancelled] = lifecycle();
 
     // Hostaway's worst day: the cancellation first, then everything repeated.
-    for body in [&cancelled, &updated, &created, &updated, &cancelled, &created, &cancelled] {
+    for body in [
+        &cancelled, &updated, &created, &updated, &cancelled, &created, &cancelled,
+    ] {
         let (status, answer) = gateway.post_basic(LOGIN, PASSWORD, body).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
@@ -107,14 +138,20 @@ async fn duplicated_and_reordered_deliveries_end_as_one_in_order_delivery() {
 
     let ingestor = env.start_ingestor();
     eventually("all three webhooks to be processed", DEADLINE, || async {
-        (env.count("SELECT count(*) FROM webhook_log WHERE status = 'processed'").await == 3).then_some(())
+        (env.count("SELECT count(*) FROM webhook_log WHERE status = 'processed'")
+            .await
+            == 3)
+            .then_some(())
     })
     .await;
     let bookings = env.bookings().await;
     assert_eq!(bookings.len(), 1);
     assert_eq!(bookings[0].status, "cancelled");
     assert_eq!(bookings[0].departure_date.to_string(), "2026-04-15");
-    assert!(env.blocks().await.is_empty(), "a late `created` never resurrects a cancelled booking");
+    assert!(
+        env.blocks().await.is_empty(),
+        "a late `created` never resurrects a cancelled booking"
+    );
     // Workers apply the three concurrently, so TVL may hear one, two or three
     // steps; but it hears of the booking once, and last of its final state.
     let events = env.booking_events().await;
@@ -123,7 +160,10 @@ async fn duplicated_and_reordered_deliveries_end_as_one_in_order_delivery() {
         .filter(|e| e.change == events::pb::BookingChange::Created as i32)
         .count();
     assert_eq!(created, 1, "TVL hears of the booking once");
-    let last = events.last().and_then(|e| e.booking.as_ref()).expect("an event");
+    let last = events
+        .last()
+        .and_then(|e| e.booking.as_ref())
+        .expect("an event");
     assert_eq!(last.status, "cancelled");
     assert_eq!(last.block, events::pb::BlockKind::None as i32);
     ingestor.stop().await;

@@ -38,7 +38,10 @@ async fn a_guest_message_becomes_an_event_and_touches_no_booking() {
     let ingestor = env.start_ingestor();
 
     let message = read_json(&own().join("webhooks/message_received.json"));
-    assert_eq!(gateway.post_basic("hostaway", "pw", &message).await.0, StatusCode::OK);
+    assert_eq!(
+        gateway.post_basic("hostaway", "pw", &message).await.0,
+        StatusCode::OK
+    );
     let events = eventually("the guest message event", DEADLINE, || async {
         let prefix = format!("{}.events.guest_message.received", env.topology.namespace());
         let found: Vec<_> = env
@@ -55,8 +58,14 @@ async fn a_guest_message_becomes_an_event_and_touches_no_booking() {
     assert_eq!(event.hostaway_reservation_id, "50000001");
     assert_eq!(event.body, "Could we check in an hour early?");
     assert!(event.is_incoming);
-    assert!(env.bookings().await.is_empty(), "a message does not make a booking");
-    let outcome: String = sqlx::query_scalar("SELECT outcome FROM webhook_log").fetch_one(&env.pool).await.unwrap();
+    assert!(
+        env.bookings().await.is_empty(),
+        "a message does not make a booking"
+    );
+    let outcome: String = sqlx::query_scalar("SELECT outcome FROM webhook_log")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
     assert_eq!(outcome, "forwarded");
     ingestor.stop().await;
 }
@@ -69,9 +78,15 @@ async fn the_specification_shape_signed_with_hmac_works_end_to_end() {
     let ingestor = env.start_ingestor();
     let now = chrono::Utc::now().timestamp();
 
-    for file in ["spec_reservation_created.json", "spec_listing_updated.json", "spec_calendar_updated.json"] {
+    for file in [
+        "spec_reservation_created.json",
+        "spec_listing_updated.json",
+        "spec_calendar_updated.json",
+    ] {
         let body = std::fs::read(own().join("webhooks").join(file)).unwrap();
-        let (status, answer) = gateway.post_hmac("/webhooks/hostaway", SECRET, now, &body).await;
+        let (status, answer) = gateway
+            .post_hmac("/webhooks/hostaway", SECRET, now, &body)
+            .await;
         assert_eq!(status, StatusCode::OK, "{file}: {answer}");
     }
     let booking = eventually("the specification-shaped booking", DEADLINE, || async {
@@ -79,16 +94,28 @@ async fn the_specification_shape_signed_with_hmac_works_end_to_end() {
     })
     .await;
     assert_eq!(booking.external_id, "hostaway_res_456");
-    assert_eq!(booking.status, "new", "the specification's `confirmed` is Hostaway's `new`");
+    assert_eq!(
+        booking.status, "new",
+        "the specification's `confirmed` is Hostaway's `new`"
+    );
     assert_eq!(booking.unit_id, unit.as_uuid());
-    assert_eq!((booking.arrival_date.to_string(), booking.nights), ("2026-07-15".to_owned(), 5));
+    assert_eq!(
+        (booking.arrival_date.to_string(), booking.nights),
+        ("2026-07-15".to_owned(), 5)
+    );
     assert_eq!(booking.total_amount_minor, Some(150_000));
 
     let body = std::fs::read(own().join("webhooks/spec_reservation_cancelled.json")).unwrap();
     let path = format!("/webhooks/hostaway/{ACCOUNT}");
-    assert_eq!(gateway.post_hmac(&path, SECRET, now, &body).await.0, StatusCode::OK);
+    assert_eq!(
+        gateway.post_hmac(&path, SECRET, now, &body).await.0,
+        StatusCode::OK
+    );
     eventually("the specification's cancellation", DEADLINE, || async {
-        env.bookings().await.into_iter().find(|b| b.status == "cancelled")
+        env.bookings()
+            .await
+            .into_iter()
+            .find(|b| b.status == "cancelled")
     })
     .await;
     assert!(env.blocks().await.is_empty());
@@ -105,7 +132,11 @@ async fn the_specification_shape_signed_with_hmac_works_end_to_end() {
         (found.len() == 2).then_some(found)
     })
     .await;
-    assert!(listing_events.iter().all(|e| e.hostaway_listing_id == "300103" && e.unit_id == unit.to_string()));
+    assert!(
+        listing_events
+            .iter()
+            .all(|e| e.hostaway_listing_id == "300103" && e.unit_id == unit.to_string())
+    );
     let kinds: Vec<i32> = listing_events.iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&(events::pb::ListingChangeKind::Details as i32)));
     assert!(kinds.contains(&(events::pb::ListingChangeKind::Calendar as i32)));
@@ -137,14 +168,22 @@ async fn a_rotated_secret_is_picked_up_live_and_both_work_during_the_rotation() 
         (gateway.post_hmac(&path, "new-secret", now, &body).await.0 == StatusCode::OK).then_some(())
     })
     .await;
-    assert_eq!(gateway.post_hmac(&path, SECRET, now, &body).await.0, StatusCode::OK, "the old one still works");
+    assert_eq!(
+        gateway.post_hmac(&path, SECRET, now, &body).await.0,
+        StatusCode::OK,
+        "the old one still works"
+    );
 
     store::accounts::finish_rotation(&env.pool, &AccountId::parse(ACCOUNT).unwrap())
         .await
         .unwrap();
     eventually("the old secret to be refused", DEADLINE, || async {
-        (gateway.post_hmac(&path, SECRET, now, &body).await.0 == StatusCode::UNAUTHORIZED).then_some(())
+        (gateway.post_hmac(&path, SECRET, now, &body).await.0 == StatusCode::UNAUTHORIZED)
+            .then_some(())
     })
     .await;
-    assert_eq!(gateway.post_hmac(&path, "new-secret", now, &body).await.0, StatusCode::OK);
+    assert_eq!(
+        gateway.post_hmac(&path, "new-secret", now, &body).await.0,
+        StatusCode::OK
+    );
 }

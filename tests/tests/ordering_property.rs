@@ -23,11 +23,22 @@ struct Step {
 
 fn arb_history() -> impl Strategy<Value = Vec<Step>> {
     let step = (
-        prop::sample::select(vec!["new", "modified", "cancelled", "awaitingPayment", "ownerStay", "inquiry"]),
+        prop::sample::select(vec![
+            "new",
+            "modified",
+            "cancelled",
+            "awaitingPayment",
+            "ownerStay",
+            "inquiry",
+        ]),
         1u32..20,
         1u32..8,
         0u32..500_000,
-        prop::sample::select(vec!["reservation.created", "reservation.updated", "reservation.cancelled"]),
+        prop::sample::select(vec![
+            "reservation.created",
+            "reservation.updated",
+            "reservation.cancelled",
+        ]),
     )
         .prop_map(|(status, arrival_day, nights, total_cents, event)| Step {
             status,
@@ -84,7 +95,11 @@ async fn state(env: &TestEnv, reservation: u64) -> Option<Value> {
 async fn deliver(env: &TestEnv, bodies: &[Value]) {
     for body in bodies {
         match ingest::apply(&env.pool, &inbound(ACCOUNT, body)).await {
-            Ok(_) | Err(ingest::IngestError::Retryable { reason: "incomplete_payload", .. }) => {}
+            Ok(_)
+            | Err(ingest::IngestError::Retryable {
+                reason: "incomplete_payload",
+                ..
+            }) => {}
             Err(error) => panic!("ingest failed: {error}"),
         }
     }

@@ -27,10 +27,20 @@ async fn postgresql_down_the_gateway_accepts_and_bookings_appear_when_it_returns
 
     let first = Reservation::new(3_000_001, 300_101);
     assert_eq!(
-        gateway.post_basic("hostaway", "pw", &first.webhook(ACCOUNT, "reservation.created")).await.0,
+        gateway
+            .post_basic(
+                "hostaway",
+                "pw",
+                &first.webhook(ACCOUNT, "reservation.created")
+            )
+            .await
+            .0,
         StatusCode::OK
     );
-    eventually("the first booking", DEADLINE, || async { (env.bookings().await.len() == 1).then_some(()) }).await;
+    eventually("the first booking", DEADLINE, || async {
+        (env.bookings().await.len() == 1).then_some(())
+    })
+    .await;
 
     env.pg_proxy.cut();
     let during = [
@@ -46,30 +56,54 @@ async fn postgresql_down_the_gateway_accepts_and_bookings_appear_when_it_returns
     ];
     for body in &during {
         let (status, answer) = gateway.post_basic("hostaway", "pw", body).await;
-        assert_eq!(status, StatusCode::OK, "accepted while PostgreSQL is down: {answer}");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "accepted while PostgreSQL is down: {answer}"
+        );
     }
-    assert!(gateway.health.is_ready(), "the gateway stays ready without its database");
-    assert_eq!(env.stream_len(&env.topology.webhooks_stream()).await, 4, "the work waits on JetStream");
+    assert!(
+        gateway.health.is_ready(),
+        "the gateway stays ready without its database"
+    );
+    assert_eq!(
+        env.stream_len(&env.topology.webhooks_stream()).await,
+        4,
+        "the work waits on JetStream"
+    );
     eventually("the ingestor to notice the outage", DEADLINE, || async {
         (ingestor.metric("hostaway_ingestor_database_available") == 0.0).then_some(())
     })
     .await;
-    assert_eq!(env.bookings().await.len(), 1, "nothing was applied during the outage");
+    assert_eq!(
+        env.bookings().await.len(),
+        1,
+        "nothing was applied during the outage"
+    );
 
     env.pg_proxy.restore();
-    let bookings = eventually("the waiting webhooks to drain", Duration::from_secs(60), || async {
-        let bookings = env.bookings().await;
-        (bookings.len() == 3 && bookings.iter().any(|b| b.status == "modified")).then_some(bookings)
-    })
+    let bookings = eventually(
+        "the waiting webhooks to drain",
+        Duration::from_secs(60),
+        || async {
+            let bookings = env.bookings().await;
+            (bookings.len() == 3 && bookings.iter().any(|b| b.status == "modified"))
+                .then_some(bookings)
+        },
+    )
     .await;
-    assert_eq!(bookings.iter().filter(|b| b.status == "modified").count(), 1);
+    assert_eq!(
+        bookings.iter().filter(|b| b.status == "modified").count(),
+        1
+    );
     assert_eq!(
         env.count("SELECT count(*) FROM dead_letter_queue").await,
         0,
         "an outage never dead-letters a webhook"
     );
     assert_eq!(
-        env.count("SELECT coalesce(max(attempts), 0)::bigint FROM webhook_log").await,
+        env.count("SELECT coalesce(max(attempts), 0)::bigint FROM webhook_log")
+            .await,
         0,
         "an outage uses up no attempts"
     );
@@ -81,7 +115,8 @@ async fn a_gateway_started_while_postgresql_is_down_serves_the_environment_accou
     let env = TestEnv::new().await;
     // The account exists in the database (for the ingestor's links), but the
     // gateway cannot reach the database when it starts.
-    env.add_basic_account(ACCOUNT, "hostaway", "db-password").await;
+    env.add_basic_account(ACCOUNT, "hostaway", "db-password")
+        .await;
     env.link(ACCOUNT, "300101").await;
     env.pg_proxy.cut();
     let gateway = env
@@ -94,17 +129,30 @@ async fn a_gateway_started_while_postgresql_is_down_serves_the_environment_accou
             });
         })
         .await;
-    let body = Reservation::new(3_100_001, 300_101).webhook(ACCOUNT, "reservation.created").to_string();
+    let body = Reservation::new(3_100_001, 300_101)
+        .webhook(ACCOUNT, "reservation.created")
+        .to_string();
     let now = chrono::Utc::now().timestamp();
     let (status, answer) = gateway
-        .post_hmac("/webhooks/hostaway", "env-hmac-secret", now, body.as_bytes())
+        .post_hmac(
+            "/webhooks/hostaway",
+            "env-hmac-secret",
+            now,
+            body.as_bytes(),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(metric_value(&gateway.metrics, "hostaway_gateway_accounts_loaded"), 0.0);
+    assert_eq!(
+        metric_value(&gateway.metrics, "hostaway_gateway_accounts_loaded"),
+        0.0
+    );
 
     env.pg_proxy.restore();
     let ingestor = env.start_ingestor();
-    eventually("the booking", DEADLINE, || async { (env.bookings().await.len() == 1).then_some(()) }).await;
+    eventually("the booking", DEADLINE, || async {
+        (env.bookings().await.len() == 1).then_some(())
+    })
+    .await;
     ingestor.stop().await;
 }
 
@@ -139,9 +187,15 @@ async fn a_publish_jetstream_refuses_is_a_503_not_a_200() {
     env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
     let gateway = env.start_gateway().await;
     // Connected, but the stream is gone: nothing can make the webhook durable.
-    env.js.delete_stream(env.topology.webhooks_stream()).await.unwrap();
+    env.js
+        .delete_stream(env.topology.webhooks_stream())
+        .await
+        .unwrap();
     let body = Reservation::new(3_300_001, 300_101).webhook(ACCOUNT, "reservation.created");
     let (status, _) = gateway.post_basic("hostaway", "pw", &body).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(metric_value(&gateway.metrics, "hostaway_webhooks_published_total"), 0.0);
+    assert_eq!(
+        metric_value(&gateway.metrics, "hostaway_webhooks_published_total"),
+        0.0
+    );
 }

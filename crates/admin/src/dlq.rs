@@ -33,7 +33,10 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
     match command {
         DlqCommand::List { all, limit } => {
             let letters = store::dlq::list(pool, *all, *limit).await?;
-            println!("{:<36}  {:<19}  {:<32}  {:<8}  {:<20}  STATE", "ID", "FAILED AT (UTC)", "WEBHOOK", "ATTEMPTS", "ERROR KIND");
+            println!(
+                "{:<36}  {:<19}  {:<32}  {:<8}  {:<20}  STATE",
+                "ID", "FAILED AT (UTC)", "WEBHOOK", "ATTEMPTS", "ERROR KIND"
+            );
             for l in letters {
                 let kind = l.error.get("kind").and_then(|k| k.as_str()).unwrap_or("-");
                 let state = if l.resolved_at.is_some() {
@@ -54,7 +57,9 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
             }
         }
         DlqCommand::Show { id } => {
-            let letter = store::dlq::get(pool, *id).await?.with_context(|| format!("dead letter {id} not found"))?;
+            let letter = store::dlq::get(pool, *id)
+                .await?
+                .with_context(|| format!("dead letter {id} not found"))?;
             let body = pb::InboundWebhook::decode(letter.payload.as_slice())
                 .ok()
                 .map(|m| String::from_utf8_lossy(&m.raw_body).into_owned());
@@ -75,21 +80,32 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
         }
         DlqCommand::Replay { id, all } => {
             let letters = match (id, all) {
-                (Some(id), false) => vec![store::dlq::get(pool, *id).await?.with_context(|| format!("dead letter {id} not found"))?],
+                (Some(id), false) => vec![
+                    store::dlq::get(pool, *id)
+                        .await?
+                        .with_context(|| format!("dead letter {id} not found"))?,
+                ],
                 (None, true) => store::dlq::list(pool, false, 10_000).await?,
                 _ => bail!("give a dead letter id, or --all"),
             };
-            let client = service_kit::nats::connect(&nats.url, nats.creds_file.as_deref(), "hostaway-admin").await?;
+            let client =
+                service_kit::nats::connect(&nats.url, nats.creds_file.as_deref(), "hostaway-admin")
+                    .await?;
             let js = jetstream::new(client);
             let topology = nats.topology()?;
             let mut replayed = 0;
             for letter in letters {
                 match booking_ingestor::dead_letter::replay(&js, &topology, pool, &letter).await? {
                     Replayed::Sent(n) => {
-                        println!("{}: replayed (webhook {}, replay #{n})", letter.id, letter.job_id);
+                        println!(
+                            "{}: replayed (webhook {}, replay #{n})",
+                            letter.id, letter.job_id
+                        );
                         replayed += 1;
                     }
-                    Replayed::AlreadyResolved => println!("{}: already resolved, skipped", letter.id),
+                    Replayed::AlreadyResolved => {
+                        println!("{}: already resolved, skipped", letter.id)
+                    }
                 }
             }
             println!("{replayed} dead letter(s) replayed");
@@ -97,4 +113,3 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
     }
     Ok(())
 }
-

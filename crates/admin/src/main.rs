@@ -19,16 +19,30 @@ use store::accounts::{NewAccount, Rotation};
 use store::crypto::CredentialCipher;
 
 #[derive(Debug, Parser)]
-#[command(name = "hostaway-admin", version, about = "Operate the Hostaway connector")]
+#[command(
+    name = "hostaway-admin",
+    version,
+    about = "Operate the Hostaway connector"
+)]
 struct Cli {
     #[command(flatten)]
     database: DatabaseArgs,
     #[command(flatten)]
     nats: NatsArgs,
     /// 32 bytes, base64 (needed by commands that read or write credentials).
-    #[arg(long = "credentials-key", env = "CONNECTOR_CREDENTIALS_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long = "credentials-key",
+        env = "CONNECTOR_CREDENTIALS_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     credentials_key: Option<SecretString>,
-    #[arg(long = "credentials-key-previous", env = "CONNECTOR_CREDENTIALS_KEY_PREVIOUS", hide_env_values = true, global = true)]
+    #[arg(
+        long = "credentials-key-previous",
+        env = "CONNECTOR_CREDENTIALS_KEY_PREVIOUS",
+        hide_env_values = true,
+        global = true
+    )]
     credentials_key_previous: Option<SecretString>,
     #[command(subcommand)]
     command: Command,
@@ -116,7 +130,8 @@ impl SecretSources {
         match name {
             None => Ok(None),
             Some(var) => {
-                let value = std::env::var(var).with_context(|| format!("environment variable {var} is not set"))?;
+                let value = std::env::var(var)
+                    .with_context(|| format!("environment variable {var} is not set"))?;
                 if value.is_empty() {
                     bail!("environment variable {var} is empty");
                 }
@@ -220,7 +235,8 @@ fn cipher(cli: &Cli) -> anyhow::Result<CredentialCipher> {
         .credentials_key
         .as_ref()
         .context("CONNECTOR_CREDENTIALS_KEY is required for this command")?;
-    CredentialCipher::new(key, cli.credentials_key_previous.as_ref()).context("CONNECTOR_CREDENTIALS_KEY")
+    CredentialCipher::new(key, cli.credentials_key_previous.as_ref())
+        .context("CONNECTOR_CREDENTIALS_KEY")
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -228,7 +244,10 @@ async fn main() -> anyhow::Result<()> {
     service_kit::install_crypto_provider();
     let cli = Cli::parse();
     if let Command::Keys(KeysCommand::Generate) = &cli.command {
-        println!("{}", secrecy::ExposeSecret::expose_secret(&CredentialCipher::generate_key()));
+        println!(
+            "{}",
+            secrecy::ExposeSecret::expose_secret(&CredentialCipher::generate_key())
+        );
         return Ok(());
     }
     let pool = cli.database.pool()?;
@@ -248,15 +267,25 @@ async fn main() -> anyhow::Result<()> {
             let account = account_id.as_deref().map(account).transpose()?;
             output::bookings(&store::bookings::list(&pool, account.as_ref()).await?);
         }
-        Command::Blocks { unit_id } => output::blocks(&store::bookings::list_blocks(&pool, *unit_id).await?),
-        Command::DoubleBookings => output::double_bookings(&store::bookings::list_double_bookings(&pool).await?),
-        Command::Webhooks { limit } => output::webhooks(&store::webhook_log::list(&pool, *limit).await?),
+        Command::Blocks { unit_id } => {
+            output::blocks(&store::bookings::list_blocks(&pool, *unit_id).await?)
+        }
+        Command::DoubleBookings => {
+            output::double_bookings(&store::bookings::list_double_bookings(&pool).await?)
+        }
+        Command::Webhooks { limit } => {
+            output::webhooks(&store::webhook_log::list(&pool, *limit).await?)
+        }
         Command::Dlq(command) => dlq::run(&cli.nats, &pool, command).await?,
     }
     Ok(())
 }
 
-async fn accounts(cli: &Cli, pool: &store::PgPool, command: &AccountsCommand) -> anyhow::Result<()> {
+async fn accounts(
+    cli: &Cli,
+    pool: &store::PgPool,
+    command: &AccountsCommand,
+) -> anyhow::Result<()> {
     match command {
         AccountsCommand::Add {
             account_id,
@@ -273,7 +302,9 @@ async fn accounts(cli: &Cli, pool: &store::PgPool, command: &AccountsCommand) ->
                 webhook_secret: SecretSources::read(&secrets.webhook_secret_env)?,
             };
             if new.webhook_password.is_none() && new.webhook_secret.is_none() {
-                bail!("give a webhook password (--webhook-password-env/--webhook-password-stdin) or an HMAC secret (--webhook-secret-env)");
+                bail!(
+                    "give a webhook password (--webhook-password-env/--webhook-password-stdin) or an HMAC secret (--webhook-secret-env)"
+                );
             }
             let id = new.account.clone();
             store::accounts::add_account(pool, &cipher(cli)?, new).await?;
@@ -307,12 +338,17 @@ async fn accounts(cli: &Cli, pool: &store::PgPool, command: &AccountsCommand) ->
                 api_key: SecretSources::read(&secrets.api_key_env)?,
                 grace: chrono::Duration::hours((*grace_hours).max(0)),
             };
-            if rotation.webhook_password.is_none() && rotation.webhook_secret.is_none() && rotation.api_key.is_none() {
+            if rotation.webhook_password.is_none()
+                && rotation.webhook_secret.is_none()
+                && rotation.api_key.is_none()
+            {
                 bail!("nothing to rotate: give at least one new credential");
             }
             let id = account(account_id)?;
             store::accounts::rotate_credentials(pool, &cipher(cli)?, &id, rotation).await?;
-            println!("account {id}: new credentials active; previous ones accepted for {grace_hours} h");
+            println!(
+                "account {id}: new credentials active; previous ones accepted for {grace_hours} h"
+            );
         }
         AccountsCommand::FinishRotation { account_id } => {
             let id = account(account_id)?;
@@ -337,7 +373,8 @@ async fn accounts(cli: &Cli, pool: &store::PgPool, command: &AccountsCommand) ->
 
 async fn streams(nats: &NatsArgs, command: &StreamsCommand) -> anyhow::Result<()> {
     let topology = nats.topology()?;
-    let client = service_kit::nats::connect(&nats.url, nats.creds_file.as_deref(), "hostaway-admin").await?;
+    let client =
+        service_kit::nats::connect(&nats.url, nats.creds_file.as_deref(), "hostaway-admin").await?;
     let js = async_nats::jetstream::new(client);
     match command {
         StreamsCommand::Provision => {
@@ -346,7 +383,10 @@ async fn streams(nats: &NatsArgs, command: &StreamsCommand) -> anyhow::Result<()
         }
         StreamsCommand::Delete { yes } => {
             if !yes {
-                bail!("this deletes every message of namespace {}; add --yes", topology.namespace());
+                bail!(
+                    "this deletes every message of namespace {}; add --yes",
+                    topology.namespace()
+                );
             }
             service_kit::nats::delete_streams(&js, &topology).await;
             println!("streams of namespace {} deleted", topology.namespace());
@@ -366,10 +406,20 @@ async fn links(pool: &store::PgPool, command: &LinksCommand) -> anyhow::Result<(
             store::links::link(pool, &account(account_id)?, &listing, *unit_id).await?;
             println!("listing {listing} of account {account_id} → unit {unit_id}");
         }
-        LinksCommand::Remove { account_id, listing_id } => {
+        LinksCommand::Remove {
+            account_id,
+            listing_id,
+        } => {
             let listing = ListingId::parse(listing_id.trim()).context("--listing-id")?;
             let removed = store::links::unlink(pool, &account(account_id)?, &listing).await?;
-            println!("{}", if removed { "link removed" } else { "no such link" });
+            println!(
+                "{}",
+                if removed {
+                    "link removed"
+                } else {
+                    "no such link"
+                }
+            );
         }
         LinksCommand::List { account_id } => {
             let account = account_id.as_deref().map(account).transpose()?;

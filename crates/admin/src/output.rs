@@ -22,21 +22,30 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
             .trim_end()
             .to_owned()
     };
-    println!("{}", line(headers.iter().map(|h| (*h).to_owned()).collect()));
+    println!(
+        "{}",
+        line(headers.iter().map(|h| (*h).to_owned()).collect())
+    );
     for row in rows {
         println!("{}", line(row));
     }
 }
 
 fn opt<T: ToString>(value: &Option<T>) -> String {
-    value.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string)
+    value
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), ToString::to_string)
 }
 
 fn money(minor: Option<i64>, currency: &Option<String>) -> String {
     match (minor, currency) {
         (Some(minor), Some(currency)) => {
-            let exponent = domain::Currency::parse(currency).map(|c| c.minor_exponent()).unwrap_or(2);
-            match domain::Currency::parse(currency).and_then(|c| domain::Money::from_minor_units(minor, c)) {
+            let exponent = domain::Currency::parse(currency)
+                .map(|c| c.minor_exponent())
+                .unwrap_or(2);
+            match domain::Currency::parse(currency)
+                .and_then(|c| domain::Money::from_minor_units(minor, c))
+            {
                 Ok(m) if exponent > 0 => m.to_string(),
                 _ => format!("{minor} {currency}"),
             }
@@ -47,7 +56,16 @@ fn money(minor: Option<i64>, currency: &Option<String>) -> String {
 
 pub fn accounts(rows: &[AccountSummary]) {
     table(
-        &["ACCOUNT", "NAME", "LOGIN", "API KEY", "BASIC", "HMAC", "ROTATION UNTIL", "ENABLED"],
+        &[
+            "ACCOUNT",
+            "NAME",
+            "LOGIN",
+            "API KEY",
+            "BASIC",
+            "HMAC",
+            "ROTATION UNTIL",
+            "ENABLED",
+        ],
         rows.iter()
             .map(|a| {
                 vec![
@@ -73,14 +91,33 @@ pub fn links(rows: &[ListingLink]) {
     table(
         &["ACCOUNT", "LISTING", "UNIT"],
         rows.iter()
-            .map(|l| vec![l.account.to_string(), l.listing.to_string(), l.unit.to_string()])
+            .map(|l| {
+                vec![
+                    l.account.to_string(),
+                    l.listing.to_string(),
+                    l.unit.to_string(),
+                ]
+            })
             .collect(),
     );
 }
 
 pub fn bookings(rows: &[BookingView]) {
     table(
-        &["RESERVATION", "LISTING", "STATUS", "ARRIVAL", "DEPARTURE", "NIGHTS", "GUEST", "TOTAL", "CHANNEL", "BLOCK", "HOSTAWAY UPDATED", "BOOKING ID"],
+        &[
+            "RESERVATION",
+            "LISTING",
+            "STATUS",
+            "ARRIVAL",
+            "DEPARTURE",
+            "NIGHTS",
+            "GUEST",
+            "TOTAL",
+            "CHANNEL",
+            "BLOCK",
+            "HOSTAWAY UPDATED",
+            "BOOKING ID",
+        ],
         rows.iter()
             .map(|b| {
                 vec![
@@ -104,7 +141,14 @@ pub fn bookings(rows: &[BookingView]) {
 
 pub fn blocks(rows: &[BlockView]) {
     table(
-        &["UNIT", "FROM", "TO (FREE)", "KIND", "RESERVATION", "BOOKING ID"],
+        &[
+            "UNIT",
+            "FROM",
+            "TO (FREE)",
+            "KIND",
+            "RESERVATION",
+            "BOOKING ID",
+        ],
         rows.iter()
             .map(|b| {
                 vec![
@@ -122,7 +166,14 @@ pub fn blocks(rows: &[BlockView]) {
 
 pub fn double_bookings(rows: &[DoubleBookingView]) {
     table(
-        &["UNIT", "BOOKING A", "BOOKING B", "NIGHTS FROM", "TO", "RESOLVED"],
+        &[
+            "UNIT",
+            "BOOKING A",
+            "BOOKING B",
+            "NIGHTS FROM",
+            "TO",
+            "RESOLVED",
+        ],
         rows.iter()
             .map(|d| {
                 vec![
@@ -140,7 +191,17 @@ pub fn double_bookings(rows: &[DoubleBookingView]) {
 
 pub fn webhooks(rows: &[WebhookLogView]) {
     table(
-        &["WEBHOOK", "ACCOUNT", "EVENT", "OBJECT", "STATUS", "OUTCOME", "DELIVERIES", "ATTEMPTS", "ERROR"],
+        &[
+            "WEBHOOK",
+            "ACCOUNT",
+            "EVENT",
+            "OBJECT",
+            "STATUS",
+            "OUTCOME",
+            "DELIVERIES",
+            "ATTEMPTS",
+            "ERROR",
+        ],
         rows.iter()
             .map(|w| {
                 vec![

@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::backoff::full_jitter;
 use crate::dead_letter::{DeadLetterer, Failed};
-use crate::ingest::{self, IngestError, Inbound};
+use crate::ingest::{self, Inbound, IngestError};
 use crate::metrics::IngestorMetrics;
 use crate::outbox::EventPublisher;
 
@@ -169,7 +169,8 @@ impl Worker {
         let inbound = match Inbound::decode(&message.payload) {
             Ok(inbound) => inbound,
             Err(error) => {
-                self.dead_letter(&message, None, &error, 1, stream_sequence).await;
+                self.dead_letter(&message, None, &error, 1, stream_sequence)
+                    .await;
                 return;
             }
         };
@@ -196,8 +197,14 @@ impl Worker {
         match ingest::apply(&self.pool, inbound).await {
             Ok(applied) => {
                 self.gate.mark_up();
-                self.metrics.processed.with_label_values(&[event_type, "success"]).inc();
-                self.metrics.outcomes.with_label_values(&[applied.outcome]).inc();
+                self.metrics
+                    .processed
+                    .with_label_values(&[event_type, "success"])
+                    .inc();
+                self.metrics
+                    .outcomes
+                    .with_label_values(&[applied.outcome])
+                    .inc();
                 self.metrics
                     .processing_duration
                     .with_label_values(&[event_type])
@@ -206,11 +213,14 @@ impl Worker {
                     self.metrics.end_to_end.observe(age.as_secs_f64());
                 }
                 if applied.double_bookings > 0 {
-                    self.metrics.double_bookings.inc_by(applied.double_bookings as u64);
+                    self.metrics
+                        .double_bookings
+                        .inc_by(applied.double_bookings as u64);
                 }
                 if !applied.events.is_empty() {
                     let published = self.publisher.publish(&applied.events).await;
-                    if let Err(error) = store::outbox::mark_published(&self.pool, &published).await {
+                    if let Err(error) = store::outbox::mark_published(&self.pool, &published).await
+                    {
                         tracing::debug!(%error, "published events not marked; the sweeper will republish them (deduplicated)");
                     }
                 }
@@ -224,14 +234,26 @@ impl Worker {
             }
             Err(IngestError::Unavailable(error)) => {
                 self.gate.mark_down();
-                self.metrics.retries.with_label_values(&["database_unavailable"]).inc();
+                self.metrics
+                    .retries
+                    .with_label_values(&["database_unavailable"])
+                    .inc();
                 tracing::warn!(%error, "database unavailable; webhook waits on JetStream");
                 ack(message, AckKind::Nak(Some(self.gate.retry_delay()))).await;
             }
             Err(error) => {
-                self.metrics.processed.with_label_values(&[event_type, "failure"]).inc();
+                self.metrics
+                    .processed
+                    .with_label_values(&[event_type, "failure"])
+                    .inc();
                 let meta = ingest::meta(inbound, None);
-                let attempts = match store::webhook_log::record_failure(&self.pool, &meta, &error.to_string()).await {
+                let attempts = match store::webhook_log::record_failure(
+                    &self.pool,
+                    &meta,
+                    &error.to_string(),
+                )
+                .await
+                {
                     Ok(attempts) => attempts,
                     Err(store_error) => {
                         if store_error.is_transient() {
@@ -247,8 +269,12 @@ impl Worker {
                     self.dead_letter(message, Some(inbound), &error, attempts, stream_sequence)
                         .await;
                 } else {
-                    let delay = full_jitter(self.retry.base, self.retry.cap, attempts.max(1) as u32);
-                    self.metrics.retries.with_label_values(&[error.reason()]).inc();
+                    let delay =
+                        full_jitter(self.retry.base, self.retry.cap, attempts.max(1) as u32);
+                    self.metrics
+                        .retries
+                        .with_label_values(&[error.reason()])
+                        .inc();
                     tracing::warn!(
                         reason = error.reason(),
                         %error,
@@ -281,7 +307,10 @@ impl Worker {
         };
         match self.dead_letterer.send(failed).await {
             Ok(()) => {
-                self.metrics.dead_lettered.with_label_values(&[error.reason()]).inc();
+                self.metrics
+                    .dead_lettered
+                    .with_label_values(&[error.reason()])
+                    .inc();
                 ack(message, AckKind::Ack).await;
             }
             Err(dlq_error) => {

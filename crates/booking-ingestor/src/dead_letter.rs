@@ -10,7 +10,7 @@ use service_kit::nats::Topology;
 use store::PgPool;
 use store::dlq::NewDeadLetter;
 
-use crate::ingest::{IngestError, Inbound};
+use crate::ingest::{Inbound, IngestError};
 
 pub const HEADER_ERROR_KIND: &str = "Hostaway-Error-Kind";
 pub const HEADER_ERROR: &str = "Hostaway-Error";
@@ -67,7 +67,10 @@ impl DeadLetterer {
         let message = PublishMessage::build()
             .payload(failed.payload.to_vec().into())
             .headers(headers)
-            .message_id(format!("dlq-{job_id}-{}", failed.stream_sequence.unwrap_or_default()));
+            .message_id(format!(
+                "dlq-{job_id}-{}",
+                failed.stream_sequence.unwrap_or_default()
+            ));
         let published = async {
             self.js
                 .send_publish(self.topology.dlq_subject(account), message)
@@ -76,14 +79,17 @@ impl DeadLetterer {
                 .map_err(async_nats::Error::from)
         };
         if let Err(e) = published.await {
-            return Err(IngestError::Unavailable(store::StoreError::Invalid(format!(
-                "DLQ stream publish failed: {e}"
-            ))));
+            return Err(IngestError::Unavailable(store::StoreError::Invalid(
+                format!("DLQ stream publish failed: {e}"),
+            )));
         }
 
         let letter = NewDeadLetter {
             job_id: job_id.clone(),
-            job_name: format!("webhook:{}", failed.inbound.map_or("unknown", |i| i.event.as_str())),
+            job_name: format!(
+                "webhook:{}",
+                failed.inbound.map_or("unknown", |i| i.event.as_str())
+            ),
             data: json!({
                 "webhookId": job_id,
                 "accountId": account,

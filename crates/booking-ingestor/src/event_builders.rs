@@ -43,7 +43,11 @@ fn booking_message(stored: &StoredBooking) -> pb::Booking {
     }
 }
 
-pub fn booking_changed(stored: &StoredBooking, change: ChangeKind, webhook_id: &str) -> OutboxEvent {
+pub fn booking_changed(
+    stored: &StoredBooking,
+    change: ChangeKind,
+    webhook_id: &str,
+) -> OutboxEvent {
     let id = Uuid::now_v7();
     let message = pb::BookingEvent {
         event_id: id.to_string(),
@@ -97,8 +101,16 @@ pub fn guest_message(message: &GuestMessage, booking: Option<&StoredBooking>) ->
         hostaway_account_id: message.account.to_string(),
         message_id: message.message_id.clone(),
         conversation_id: message.conversation_id.clone().unwrap_or_default(),
-        hostaway_reservation_id: message.reservation.as_ref().map(ToString::to_string).unwrap_or_default(),
-        hostaway_listing_id: message.listing.as_ref().map(ToString::to_string).unwrap_or_default(),
+        hostaway_reservation_id: message
+            .reservation
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        hostaway_listing_id: message
+            .listing
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         channel_id: message.channel_id.unwrap_or_default(),
         body: message.body.clone(),
         is_incoming: message.is_incoming,

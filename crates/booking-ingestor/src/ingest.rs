@@ -36,10 +36,16 @@ pub enum IngestError {
     /// a partial payload for a reservation not seen yet). Retried, then
     /// dead-lettered.
     #[error("{message}")]
-    Retryable { reason: &'static str, message: String },
+    Retryable {
+        reason: &'static str,
+        message: String,
+    },
     /// Can never be applied (undecodable, invalid). Dead-lettered at once.
     #[error("{message}")]
-    Permanent { reason: &'static str, message: String },
+    Permanent {
+        reason: &'static str,
+        message: String,
+    },
     /// PostgreSQL is unavailable: the webhook waits, no attempt is counted.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] StoreError),
@@ -84,17 +90,24 @@ impl From<sqlx::Error> for IngestError {
 impl Inbound {
     /// Decodes a message from the webhooks stream.
     pub fn decode(payload: &[u8]) -> Result<Self, IngestError> {
-        let message = pb::InboundWebhook::decode(payload)
-            .map_err(|e| IngestError::permanent("undecodable", format!("not an InboundWebhook: {e}")))?;
+        let message = pb::InboundWebhook::decode(payload).map_err(|e| {
+            IngestError::permanent("undecodable", format!("not an InboundWebhook: {e}"))
+        })?;
         let account = AccountId::parse(message.account_id.as_str())
             .map_err(|e| IngestError::permanent("invalid_account", e.to_string()))?;
         let webhook = mapping::parse_webhook(&message.raw_body)
             .map_err(|e| IngestError::permanent("malformed_body", e.to_string()))?;
         let Webhook::Event {
-            event, data, sent_at, ..
+            event,
+            data,
+            sent_at,
+            ..
         } = webhook
         else {
-            return Err(IngestError::permanent("not_an_event", "the body is not a webhook event"));
+            return Err(IngestError::permanent(
+                "not_an_event",
+                "the body is not a webhook event",
+            ));
         };
         let received_at = message
             .received_at
@@ -143,17 +156,23 @@ enum Work {
 
 impl Work {
     fn map(inbound: &Inbound) -> Result<Self, IngestError> {
-        let invalid = |e: mapping::MappingError| IngestError::permanent("invalid_payload", e.to_string());
+        let invalid =
+            |e: mapping::MappingError| IngestError::permanent("invalid_payload", e.to_string());
         Ok(match inbound.event {
-            WebhookEvent::ReservationCreated | WebhookEvent::ReservationUpdated | WebhookEvent::ReservationCancelled => {
-                Work::Reservation(Box::new(
-                    mapping::map_reservation(&inbound.account, inbound.event, &inbound.data, inbound.sent_at)
-                        .map_err(invalid)?,
-                ))
-            }
-            WebhookEvent::MessageReceived => {
-                Work::Message(mapping::map_message(&inbound.account, &inbound.data).map_err(invalid)?)
-            }
+            WebhookEvent::ReservationCreated
+            | WebhookEvent::ReservationUpdated
+            | WebhookEvent::ReservationCancelled => Work::Reservation(Box::new(
+                mapping::map_reservation(
+                    &inbound.account,
+                    inbound.event,
+                    &inbound.data,
+                    inbound.sent_at,
+                )
+                .map_err(invalid)?,
+            )),
+            WebhookEvent::MessageReceived => Work::Message(
+                mapping::map_message(&inbound.account, &inbound.data).map_err(invalid)?,
+            ),
             WebhookEvent::ListingUpdated => Work::Listing(
                 mapping::map_listing_change(&inbound.data).map_err(invalid)?,
                 pb::ListingChangeKind::Details,
@@ -213,9 +232,13 @@ pub async fn apply(pool: &PgPool, inbound: &Inbound) -> Result<Applied, IngestEr
         Prior::New | Prior::Unfinished { .. } => {}
     }
     let applied = match work {
-        Work::Reservation(update) => apply_reservation(&mut tx, *update, &inbound.webhook_id).await?,
+        Work::Reservation(update) => {
+            apply_reservation(&mut tx, *update, &inbound.webhook_id).await?
+        }
         Work::Message(message) => forward_message(&mut tx, &message).await?,
-        Work::Listing(change, kind) => forward_listing_change(&mut tx, inbound, &change, kind).await?,
+        Work::Listing(change, kind) => {
+            forward_listing_change(&mut tx, inbound, &change, kind).await?
+        }
     };
     webhook_log::finish(
         &mut tx,
@@ -248,7 +271,7 @@ async fn apply_reservation(
     let (record, change) = match decision {
         Decision::Stale => return Ok(Applied::outcome("stale", current.map(|c| c.id))),
         Decision::Duplicate => return Ok(Applied::outcome("duplicate", current.map(|c| c.id))),
-        Decision::Apply { record, change } => (record, change),
+        Decision::Apply { record, change } => (*record, change),
     };
 
     let linked = store::links::resolve_unit(tx, &record.account, &record.listing).await?;
@@ -311,7 +334,10 @@ async fn apply_reservation(
     })
 }
 
-async fn forward_message(tx: &mut PgConnection, message: &GuestMessage) -> Result<Applied, IngestError> {
+async fn forward_message(
+    tx: &mut PgConnection,
+    message: &GuestMessage,
+) -> Result<Applied, IngestError> {
     let booking = match &message.reservation {
         Some(reservation) => bookings::find(tx, reservation).await?,
         None => None,

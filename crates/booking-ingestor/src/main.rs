@@ -55,9 +55,13 @@ async fn main() -> anyhow::Result<()> {
     settings.migrate = args.database.migrate;
     settings.shutdown_timeout = args.ops.shutdown_timeout();
 
-    let nats = service_kit::nats::connect(&args.nats.url, args.nats.creds_file.as_deref(), "booking-ingestor")
-        .await
-        .context("connecting to NATS")?;
+    let nats = service_kit::nats::connect(
+        &args.nats.url,
+        args.nats.creds_file.as_deref(),
+        "booking-ingestor",
+    )
+    .await
+    .context("connecting to NATS")?;
     let pool = args.database.pool()?;
     let metrics = Metrics::new();
     let health = Health::new();
@@ -72,9 +76,13 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let stop = service_kit::shutdown::on_signal();
     let ops_addr = args.ops.listen.unwrap_or(DEFAULT_OPS_LISTEN.parse()?);
-    service_kit::ops::serve(ops_addr, service_kit::ops::router(metrics, health), stop.clone())
-        .await
-        .with_context(|| format!("ops server on {ops_addr}"))?;
+    service_kit::ops::serve(
+        ops_addr,
+        service_kit::ops::router(metrics, health),
+        stop.clone(),
+    )
+    .await
+    .with_context(|| format!("ops server on {ops_addr}"))?;
     ingestor.run(stop).await;
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! The ingestor's metrics, named after the specification's
 //! (`hostaway.webhooks.processed`, `hostaway.webhooks.processing_duration`).
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+};
 use service_kit::metrics::{LATENCY_BUCKETS, Metrics};
 
 #[derive(Debug, Clone)]
@@ -25,7 +27,10 @@ impl IngestorMetrics {
     pub fn register(metrics: &Metrics) -> anyhow::Result<Self> {
         Ok(Self {
             processed: metrics.register(IntCounterVec::new(
-                Opts::new("hostaway_webhooks_processed_total", "Webhooks processed, by event type and status"),
+                Opts::new(
+                    "hostaway_webhooks_processed_total",
+                    "Webhooks processed, by event type and status",
+                ),
                 &["event_type", "status"],
             )?)?,
             processing_duration: metrics.register(HistogramVec::new(
@@ -37,7 +42,10 @@ impl IngestorMetrics {
                 &["event_type"],
             )?)?,
             outcomes: metrics.register(IntCounterVec::new(
-                Opts::new("hostaway_ingest_outcomes_total", "What each processed webhook did"),
+                Opts::new(
+                    "hostaway_ingest_outcomes_total",
+                    "What each processed webhook did",
+                ),
                 &["outcome"],
             )?)?,
             end_to_end: metrics.register(Histogram::with_opts(
@@ -48,11 +56,17 @@ impl IngestorMetrics {
                 .buckets(LATENCY_BUCKETS.to_vec()),
             )?)?,
             retries: metrics.register(IntCounterVec::new(
-                Opts::new("hostaway_ingest_retries_total", "Webhooks sent back for a later attempt, by reason"),
+                Opts::new(
+                    "hostaway_ingest_retries_total",
+                    "Webhooks sent back for a later attempt, by reason",
+                ),
                 &["reason"],
             )?)?,
             dead_lettered: metrics.register(IntCounterVec::new(
-                Opts::new("hostaway_dlq_messages_total", "Webhooks moved to the dead-letter queue, by reason"),
+                Opts::new(
+                    "hostaway_dlq_messages_total",
+                    "Webhooks moved to the dead-letter queue, by reason",
+                ),
                 &["reason"],
             )?)?,
             double_bookings: metrics.register(IntCounter::new(
@@ -60,7 +74,10 @@ impl IngestorMetrics {
                 "Overlapping live bookings detected on one unit",
             )?)?,
             events_published: metrics.register(IntCounterVec::new(
-                Opts::new("hostaway_events_published_total", "Events published for TVL, by subject"),
+                Opts::new(
+                    "hostaway_events_published_total",
+                    "Events published for TVL, by subject",
+                ),
                 &["subject"],
             )?)?,
             outbox_pending: metrics.register(IntGauge::new(

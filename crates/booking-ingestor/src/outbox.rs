@@ -29,7 +29,11 @@ pub struct EventPublisher {
 
 impl EventPublisher {
     pub fn new(js: jetstream::Context, topology: Topology, metrics: IngestorMetrics) -> Self {
-        Self { js, topology, metrics }
+        Self {
+            js,
+            topology,
+            metrics,
+        }
     }
 
     /// Publishes the events; returns the ids JetStream acknowledged.
@@ -81,7 +85,9 @@ pub async fn sweep_loop(
         }
         match sweep_once(&publisher, &pool, min_age).await {
             Ok(0) => {}
-            Ok(published) => tracing::info!(published, "outbox sweeper published events left behind"),
+            Ok(published) => {
+                tracing::info!(published, "outbox sweeper published events left behind")
+            }
             Err(error) => tracing::debug!(%error, "outbox sweep skipped"),
         }
         if let Ok(pending) = store::outbox::count_unpublished(&pool).await {
@@ -92,7 +98,11 @@ pub async fn sweep_loop(
 
 /// One sweep: claims old unpublished rows (skipping rows another replica holds),
 /// publishes them, and marks the acknowledged ones.
-pub async fn sweep_once(publisher: &EventPublisher, pool: &PgPool, min_age: Duration) -> Result<usize, store::StoreError> {
+pub async fn sweep_once(
+    publisher: &EventPublisher,
+    pool: &PgPool,
+    min_age: Duration,
+) -> Result<usize, store::StoreError> {
     let mut tx = pool.begin().await?;
     let claimed = store::outbox::claim_unpublished(&mut tx, min_age, 500).await?;
     if claimed.is_empty() {

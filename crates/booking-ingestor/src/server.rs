@@ -77,9 +77,11 @@ impl Ingestor {
         let metrics = IngestorMetrics::register(&deps.metrics)?;
         let consuming = Arc::new(AtomicBool::new(false));
         let nats = deps.nats.clone();
-        deps.health.add("nats", move || service_kit::nats::is_connected(&nats));
+        deps.health
+            .add("nats", move || service_kit::nats::is_connected(&nats));
         let flag = Arc::clone(&consuming);
-        deps.health.add("consumer", move || flag.load(Ordering::Acquire));
+        deps.health
+            .add("consumer", move || flag.load(Ordering::Acquire));
         Ok(Self {
             settings,
             deps,
@@ -99,7 +101,11 @@ impl Ingestor {
         let worker = Arc::new(Worker {
             pool: self.deps.pool.clone(),
             publisher: Arc::clone(&publisher),
-            dead_letterer: DeadLetterer::new(js.clone(), self.deps.pool.clone(), self.settings.topology.clone()),
+            dead_letterer: DeadLetterer::new(
+                js.clone(),
+                self.deps.pool.clone(),
+                self.settings.topology.clone(),
+            ),
             metrics: self.metrics.clone(),
             retry: self.settings.retry.clone(),
             gate: Arc::new(DbGate::default()),
@@ -131,7 +137,9 @@ impl Ingestor {
                 concurrency = settings.concurrency,
                 "booking ingestor consuming"
             );
-            worker.consume(consumer, settings.concurrency, consumer_stop, tracker).await;
+            worker
+                .consume(consumer, settings.concurrency, consumer_stop, tracker)
+                .await;
             consuming.store(false, Ordering::Release);
         });
         background.close();

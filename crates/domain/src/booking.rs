@@ -160,7 +160,7 @@ pub enum Decision {
     /// Store `record`. `change` is what to tell TVL: `None` when the payload is
     /// newer but changes nothing TVL sees (the version still moves forward).
     Apply {
-        record: BookingRecord,
+        record: Box<BookingRecord>,
         change: Option<ChangeKind>,
     },
     /// The stored version is newer: nothing changes.
@@ -190,7 +190,7 @@ pub fn decide(
 ) -> Result<Decision, IncompleteReservation> {
     let Some(current) = current else {
         return create(update).map(|record| Decision::Apply {
-            record,
+            record: Box::new(record),
             change: Some(ChangeKind::Created),
         });
     };
@@ -227,7 +227,10 @@ pub fn decide(
     } else {
         Some(ChangeKind::Updated)
     };
-    Ok(Decision::Apply { record, change })
+    Ok(Decision::Apply {
+        record: Box::new(record),
+        change,
+    })
 }
 
 fn create(update: ReservationUpdate) -> Result<BookingRecord, IncompleteReservation> {
@@ -326,7 +329,7 @@ mod tests {
         let mut state: Option<BookingRecord> = None;
         for u in updates {
             if let Ok(Decision::Apply { record, .. }) = decide(state.as_ref(), u.clone()) {
-                state = Some(record);
+                state = Some(*record);
             }
         }
         state
@@ -335,8 +338,20 @@ mod tests {
     fn lifecycle() -> Vec<ReservationUpdate> {
         vec![
             update("new", stay(21, 23), Some(at(24, 0)), EventRank::Created, 1),
-            update("modified", stay(21, 25), Some(at(24, 30)), EventRank::Updated, 2),
-            update("cancelled", stay(21, 25), Some(at(25, 0)), EventRank::Updated, 3),
+            update(
+                "modified",
+                stay(21, 25),
+                Some(at(24, 30)),
+                EventRank::Updated,
+                2,
+            ),
+            update(
+                "cancelled",
+                stay(21, 25),
+                Some(at(25, 0)),
+                EventRank::Updated,
+                3,
+            ),
         ]
     }
 
@@ -369,21 +384,42 @@ mod tests {
     fn a_late_created_never_resurrects_a_cancelled_booking() {
         let steps = lifecycle();
         let cancelled = fold(&[steps[2].clone()]).unwrap();
-        assert_eq!(decide(Some(&cancelled), steps[0].clone()), Ok(Decision::Stale));
+        assert_eq!(
+            decide(Some(&cancelled), steps[0].clone()),
+            Ok(Decision::Stale)
+        );
     }
 
     #[test]
     fn a_replay_is_a_duplicate() {
         let steps = lifecycle();
         let state = fold(&steps[..1]).unwrap();
-        assert_eq!(decide(Some(&state), steps[0].clone()), Ok(Decision::Duplicate));
+        assert_eq!(
+            decide(Some(&state), steps[0].clone()),
+            Ok(Decision::Duplicate)
+        );
     }
 
     #[test]
     fn within_one_second_a_cancellation_wins() {
-        let live = update("modified", stay(1, 3), Some(at(1, 0)), EventRank::Updated, 9);
-        let cancel = update("cancelled", stay(1, 3), Some(at(1, 0)), EventRank::Updated, 1);
-        for order in [[live.clone(), cancel.clone()], [cancel.clone(), live.clone()]] {
+        let live = update(
+            "modified",
+            stay(1, 3),
+            Some(at(1, 0)),
+            EventRank::Updated,
+            9,
+        );
+        let cancel = update(
+            "cancelled",
+            stay(1, 3),
+            Some(at(1, 0)),
+            EventRank::Updated,
+            1,
+        );
+        for order in [
+            [live.clone(), cancel.clone()],
+            [cancel.clone(), live.clone()],
+        ] {
             assert_eq!(fold(&order).unwrap().status, ReservationStatus::Cancelled);
         }
     }
@@ -476,11 +512,23 @@ mod tests {
 
     #[test]
     fn owner_stays_block_as_owner_and_inquiries_do_not_block() {
-        let owner = fold(&[update("ownerStay", stay(1, 3), Some(at(1, 0)), EventRank::Created, 1)])
-            .unwrap();
+        let owner = fold(&[update(
+            "ownerStay",
+            stay(1, 3),
+            Some(at(1, 0)),
+            EventRank::Created,
+            1,
+        )])
+        .unwrap();
         assert_eq!(owner.calendar_block().unwrap().kind, BlockKind::OwnerStay);
-        let inquiry =
-            fold(&[update("inquiry", stay(1, 3), Some(at(1, 0)), EventRank::Created, 1)]).unwrap();
+        let inquiry = fold(&[update(
+            "inquiry",
+            stay(1, 3),
+            Some(at(1, 0)),
+            EventRank::Created,
+            1,
+        )])
+        .unwrap();
         assert_eq!(inquiry.calendar_block(), None);
     }
 

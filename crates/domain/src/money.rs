@@ -233,22 +233,51 @@ mod tests {
 
     #[test]
     fn converts_floats_ints_and_strings_exactly() {
-        assert_eq!(Money::from_decimal("483.47", usd()).unwrap().minor_units(), 48347);
-        assert_eq!(Money::from_decimal("267", usd()).unwrap().minor_units(), 26700);
-        assert_eq!(Money::from_decimal("9.1", usd()).unwrap().minor_units(), 910);
+        assert_eq!(
+            Money::from_decimal("483.47", usd()).unwrap().minor_units(),
+            48347
+        );
+        assert_eq!(
+            Money::from_decimal("267", usd()).unwrap().minor_units(),
+            26700
+        );
+        assert_eq!(
+            Money::from_decimal("9.1", usd()).unwrap().minor_units(),
+            910
+        );
         assert_eq!(Money::from_decimal("0", usd()).unwrap().minor_units(), 0);
-        assert_eq!(Money::from_decimal("1.5e3", usd()).unwrap().minor_units(), 150_000);
-        assert_eq!(Money::from_decimal(" 696.67 ", usd()).unwrap().minor_units(), 69667);
+        assert_eq!(
+            Money::from_decimal("1.5e3", usd()).unwrap().minor_units(),
+            150_000
+        );
+        assert_eq!(
+            Money::from_decimal(" 696.67 ", usd())
+                .unwrap()
+                .minor_units(),
+            69667
+        );
     }
 
     #[test]
     fn rounds_half_away_from_zero_to_the_minor_unit() {
-        assert_eq!(Money::from_decimal("0.125", usd()).unwrap().minor_units(), 13);
-        assert_eq!(Money::from_decimal("0.124", usd()).unwrap().minor_units(), 12);
+        assert_eq!(
+            Money::from_decimal("0.125", usd()).unwrap().minor_units(),
+            13
+        );
+        assert_eq!(
+            Money::from_decimal("0.124", usd()).unwrap().minor_units(),
+            12
+        );
         let jpy = Currency::parse("jpy").unwrap();
-        assert_eq!(Money::from_decimal("1234.5", jpy).unwrap().minor_units(), 1235);
+        assert_eq!(
+            Money::from_decimal("1234.5", jpy).unwrap().minor_units(),
+            1235
+        );
         let kwd = Currency::parse("KWD").unwrap();
-        assert_eq!(Money::from_decimal("1.2345", kwd).unwrap().minor_units(), 1235);
+        assert_eq!(
+            Money::from_decimal("1.2345", kwd).unwrap().minor_units(),
+            1235
+        );
     }
 
     #[test]
@@ -262,7 +291,9 @@ mod tests {
             Money::from_decimal("1e300", usd()),
             Err(MoneyError::TooLarge { .. })
         ));
-        for bad in ["", ".", "abc", "1.2.3", "NaN", "Infinity", "1e", "0x10", "1,5"] {
+        for bad in [
+            "", ".", "abc", "1.2.3", "NaN", "Infinity", "1e", "0x10", "1,5",
+        ] {
             assert!(Money::from_decimal(bad, usd()).is_err(), "{bad:?}");
         }
     }

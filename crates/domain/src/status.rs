@@ -99,9 +99,10 @@ impl ReservationStatus {
     /// holds nothing.
     pub fn calendar_effect(&self) -> CalendarEffect {
         match self {
-            Self::New | Self::Modified | Self::AwaitingPayment | Self::AwaitingGuestVerification => {
-                CalendarEffect::GuestBlock
-            }
+            Self::New
+            | Self::Modified
+            | Self::AwaitingPayment
+            | Self::AwaitingGuestVerification => CalendarEffect::GuestBlock,
             Self::OwnerStay => CalendarEffect::OwnerBlock,
             _ => CalendarEffect::Free,
         }
@@ -158,15 +159,28 @@ mod tests {
             ("pending", Free),
         ];
         for (name, effect) in cases {
-            assert_eq!(ReservationStatus::parse(name).calendar_effect(), effect, "{name}");
+            assert_eq!(
+                ReservationStatus::parse(name).calendar_effect(),
+                effect,
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn specification_and_spelling_variants() {
-        assert_eq!(ReservationStatus::parse("confirmed"), ReservationStatus::New);
-        assert_eq!(ReservationStatus::parse("CANCELLED"), ReservationStatus::Cancelled);
-        assert_eq!(ReservationStatus::parse("canceled"), ReservationStatus::Cancelled);
+        assert_eq!(
+            ReservationStatus::parse("confirmed"),
+            ReservationStatus::New
+        );
+        assert_eq!(
+            ReservationStatus::parse("CANCELLED"),
+            ReservationStatus::Cancelled
+        );
+        assert_eq!(
+            ReservationStatus::parse("canceled"),
+            ReservationStatus::Cancelled
+        );
         let other = ReservationStatus::parse("somethingNew");
         assert_eq!(other.as_str(), "somethingNew");
         assert!(!other.is_known());

@@ -81,7 +81,14 @@ mod tests {
     #[test]
     fn dates_and_timestamps_convert() {
         let d = NaiveDate::from_ymd_opt(2026, 4, 10).unwrap();
-        assert_eq!(date(d), pb::Date { year: 2026, month: 4, day: 10 });
+        assert_eq!(
+            date(d),
+            pb::Date {
+                year: 2026,
+                month: 4,
+                day: 10
+            }
+        );
         let now = Utc::now();
         assert_eq!(from_timestamp(&timestamp(now)), Some(now));
     }

@@ -38,15 +38,24 @@ impl<'a> Record<'a> {
             Value::Number(n) => {
                 if let Some(i) = n.as_u64() {
                     Ok(Patch::Set(i.to_string()))
-                } else if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15) {
+                } else if let Some(f) = n
+                    .as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
+                {
                     Ok(Patch::Set(format!("{f:.0}")))
                 } else {
-                    Err(MappingError::new(field, Problem::WrongType("a non-negative integer id")))
+                    Err(MappingError::new(
+                        field,
+                        Problem::WrongType("a non-negative integer id"),
+                    ))
                 }
             }
             Value::String(s) if s.trim().is_empty() => Ok(Patch::Clear),
             Value::String(s) => Ok(Patch::Set(s.trim().to_owned())),
-            _ => Err(MappingError::new(field, Problem::WrongType("an id (integer or string)"))),
+            _ => Err(MappingError::new(
+                field,
+                Problem::WrongType("an id (integer or string)"),
+            )),
         }
     }
 
@@ -130,7 +139,8 @@ impl<'a> Record<'a> {
         let Some(value) = self.raw(names) else {
             return Ok(Patch::Absent);
         };
-        let wrong = || MappingError::new(field, Problem::WrongType("a boolean (0/1 or true/false)"));
+        let wrong =
+            || MappingError::new(field, Problem::WrongType("a boolean (0/1 or true/false)"));
         match value {
             Value::Null => Ok(Patch::Clear),
             Value::Bool(b) => Ok(Patch::Set(*b)),
@@ -150,7 +160,11 @@ impl<'a> Record<'a> {
     }
 
     /// A decimal amount as text, exactly as sent: `483.47`, `267`, `"267.00"`.
-    pub fn decimal(&self, field: &'static str, names: &[&str]) -> Result<Patch<String>, MappingError> {
+    pub fn decimal(
+        &self,
+        field: &'static str,
+        names: &[&str],
+    ) -> Result<Patch<String>, MappingError> {
         let Some(value) = self.raw(names) else {
             return Ok(Patch::Absent);
         };
@@ -159,12 +173,19 @@ impl<'a> Record<'a> {
             Value::Number(n) => Ok(Patch::Set(n.to_string())),
             Value::String(s) if s.trim().is_empty() => Ok(Patch::Clear),
             Value::String(s) if s.len() <= 64 => Ok(Patch::Set(s.trim().to_owned())),
-            _ => Err(MappingError::new(field, Problem::WrongType("a decimal number"))),
+            _ => Err(MappingError::new(
+                field,
+                Problem::WrongType("a decimal number"),
+            )),
         }
     }
 
     /// A calendar date, `YYYY-MM-DD`. A date-time is cut to its date.
-    pub fn date(&self, field: &'static str, names: &[&str]) -> Result<Patch<NaiveDate>, MappingError> {
+    pub fn date(
+        &self,
+        field: &'static str,
+        names: &[&str],
+    ) -> Result<Patch<NaiveDate>, MappingError> {
         let Some(value) = self.raw(names) else {
             return Ok(Patch::Absent);
         };
@@ -178,9 +199,14 @@ impl<'a> Record<'a> {
                     .ok()
                     .filter(|_| s.len() == 10 || s[10..].starts_with([' ', 'T']))
                     .map(Patch::Set)
-                    .ok_or_else(|| MappingError::new(field, Problem::WrongType("a date YYYY-MM-DD")))
+                    .ok_or_else(|| {
+                        MappingError::new(field, Problem::WrongType("a date YYYY-MM-DD"))
+                    })
             }
-            _ => Err(MappingError::new(field, Problem::WrongType("a date YYYY-MM-DD"))),
+            _ => Err(MappingError::new(
+                field,
+                Problem::WrongType("a date YYYY-MM-DD"),
+            )),
         }
     }
 
@@ -215,9 +241,14 @@ pub fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(dt.naive_utc());
     }
-    ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(s, format).ok())
+    [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(s, format).ok())
 }
 
 #[cfg(test)]
@@ -252,9 +283,16 @@ mod tests {
         assert_eq!(r.text("a", &["a"]).unwrap(), Patch::Clear);
         assert_eq!(r.text("b", &["b"]).unwrap(), Patch::Clear);
         assert_eq!(r.text("c", &["c"]).unwrap(), Patch::Set("x".into()));
-        assert_eq!(r.text("d", &["d"]).unwrap(), Patch::Set("15555550100".into()));
+        assert_eq!(
+            r.text("d", &["d"]).unwrap(),
+            Patch::Set("15555550100".into())
+        );
         assert!(record(&json!({"a": "a\u{0}b"})).text("a", &["a"]).is_err());
-        assert!(record(&json!({"a": "x".repeat(501)})).text("a", &["a"]).is_err());
+        assert!(
+            record(&json!({"a": "x".repeat(501)}))
+                .text("a", &["a"])
+                .is_err()
+        );
     }
 
     #[test]
@@ -305,8 +343,15 @@ mod tests {
     #[test]
     fn dates_refuse_garbage() {
         for bad in ["2025-13-01", "2025-02-30", "tomorrow", "2025-11-15x"] {
-            assert!(record(&json!({"d": bad})).date("d", &["d"]).is_err(), "{bad}");
+            assert!(
+                record(&json!({"d": bad})).date("d", &["d"]).is_err(),
+                "{bad}"
+            );
         }
-        assert!(record(&json!({"d": "2025-11-15 00:00:00"})).date("d", &["d"]).is_ok());
+        assert!(
+            record(&json!({"d": "2025-11-15 00:00:00"}))
+                .date("d", &["d"])
+                .is_ok()
+        );
     }
 }

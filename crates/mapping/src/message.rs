@@ -12,13 +12,20 @@ use crate::{MappingError, Problem};
 /// Longest message body kept.
 pub const MAX_BODY_LEN: usize = 100_000;
 
-pub fn map_message(account: &AccountId, data: &Map<String, Value>) -> Result<GuestMessage, MappingError> {
+pub fn map_message(
+    account: &AccountId,
+    data: &Map<String, Value>,
+) -> Result<GuestMessage, MappingError> {
     let r = Record::new(data);
     let message_id = match r.id("id", &["id"])? {
         Patch::Set(id) => id,
         _ => return Err(MappingError::new("id", Problem::Missing)),
     };
-    if message_id.len() > 64 || !message_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if message_id.len() > 64
+        || !message_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(MappingError::new("id", Problem::WrongType("an id")));
     }
     let reservation = match r.id("reservationId", &["reservationId"])? {
@@ -42,7 +49,10 @@ pub fn map_message(account: &AccountId, data: &Map<String, Value>) -> Result<Gue
         reservation,
         listing,
         channel_id: r.int("channelId", &["channelId"])?.set(),
-        body: r.text_up_to("body", &["body"], MAX_BODY_LEN)?.set().unwrap_or_default(),
+        body: r
+            .text_up_to("body", &["body"], MAX_BODY_LEN)?
+            .set()
+            .unwrap_or_default(),
         is_incoming: r.flag("isIncoming", &["isIncoming"])?.set().unwrap_or(true),
         sent_at: r.datetime("date", &["date", "insertedOn"])?.set(),
     })
@@ -61,7 +71,11 @@ mod tests {
             "conversationId": 35460020, "channelId": 2018, "body": "Hi, can't wait!",
             "isIncoming": 1, "isSeen": 0, "date": "2025-10-25 15:30:19", "status": "sent"
         });
-        let m = map_message(&AccountId::parse("59808").unwrap(), data.as_object().unwrap()).unwrap();
+        let m = map_message(
+            &AccountId::parse("59808").unwrap(),
+            data.as_object().unwrap(),
+        )
+        .unwrap();
         assert_eq!(m.message_id, "340127415");
         assert_eq!(m.reservation.unwrap().as_str(), "49264388");
         assert_eq!(m.conversation_id.as_deref(), Some("35460020"));
@@ -72,7 +86,8 @@ mod tests {
     #[test]
     fn a_message_needs_an_id() {
         let data = json!({"body": "hello"});
-        let err = map_message(&AccountId::parse("1").unwrap(), data.as_object().unwrap()).unwrap_err();
+        let err =
+            map_message(&AccountId::parse("1").unwrap(), data.as_object().unwrap()).unwrap_err();
         assert_eq!(err.field, "id");
     }
 }

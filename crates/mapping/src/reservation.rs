@@ -6,8 +6,8 @@
 
 use chrono::NaiveDateTime;
 use domain::{
-    AccountId, Currency, EventRank, GuestPatch, ListingId, Money, MoneyError, Patch,
-    ReservationId, ReservationStatus, ReservationUpdate, StayDates, StayError, Version,
+    AccountId, Currency, EventRank, GuestPatch, ListingId, Money, MoneyError, Patch, ReservationId,
+    ReservationStatus, ReservationUpdate, StayDates, StayError, Version,
 };
 use serde_json::{Map, Value};
 
@@ -104,7 +104,8 @@ pub fn map_reservation(
         total,
         channel_id,
         channel_name,
-        channel_reservation_id: r.text("reservationId", &["reservationId", "channelReservationId"])?,
+        channel_reservation_id: r
+            .text("reservationId", &["reservationId", "channelReservationId"])?,
         confirmation_code: r.text("confirmationCode", &["confirmationCode"])?,
         cancelled_by: r.text("cancelledBy", &["cancelledBy"])?,
         cancelled_at: r.datetime("cancellationDate", &["cancellationDate"])?,
@@ -181,7 +182,8 @@ fn total(r: &Record<'_>) -> Result<Patch<Money>, MappingError> {
             }),
         (Patch::Set(text), None) => {
             // Still refuse garbage even when it would not be stored.
-            let any = Currency::parse("XXX").map_err(|e| MappingError::new("currency", Problem::Invalid(e.to_string())))?;
+            let any = Currency::parse("XXX")
+                .map_err(|e| MappingError::new("currency", Problem::Invalid(e.to_string())))?;
             Money::from_decimal(&text, any)
                 .map(|_| Patch::Absent)
                 .map_err(|e| MappingError::new("totalPrice", Problem::Invalid(e.to_string())))
@@ -261,7 +263,10 @@ mod tests {
         assert_eq!(update.stay.unwrap().nights(), 5);
         assert_eq!(update.guest.phone, Patch::Set("+1234567890".into()));
         assert_eq!(update.total.set().unwrap().minor_units(), 150_000);
-        assert!(update.version.updated_at.is_some(), "envelope timestamp stands in");
+        assert!(
+            update.version.updated_at.is_some(),
+            "envelope timestamp stands in"
+        );
         assert_eq!(update.version.event, EventRank::Created);
     }
 
@@ -310,12 +315,30 @@ mod tests {
         let cases = [
             (json!({"listingMapId": 1}), "id"),
             (json!({"id": "1 OR 1=1"}), "id"),
-            (json!({"id": 1, "arrivalDate": "2025-11-23", "departureDate": "2025-11-21"}), "departureDate"),
-            (json!({"id": 1, "arrivalDate": "2025-11-23"}), "departureDate"),
-            (json!({"id": 1, "arrivalDate": "1970-01-01", "departureDate": "1970-01-02"}), "arrivalDate"),
-            (json!({"id": 1, "totalPrice": -5, "currency": "USD"}), "totalPrice"),
-            (json!({"id": 1, "totalPrice": 1e12, "currency": "USD"}), "totalPrice"),
-            (json!({"id": 1, "totalPrice": 10, "currency": "dollars"}), "currency"),
+            (
+                json!({"id": 1, "arrivalDate": "2025-11-23", "departureDate": "2025-11-21"}),
+                "departureDate",
+            ),
+            (
+                json!({"id": 1, "arrivalDate": "2025-11-23"}),
+                "departureDate",
+            ),
+            (
+                json!({"id": 1, "arrivalDate": "1970-01-01", "departureDate": "1970-01-02"}),
+                "arrivalDate",
+            ),
+            (
+                json!({"id": 1, "totalPrice": -5, "currency": "USD"}),
+                "totalPrice",
+            ),
+            (
+                json!({"id": 1, "totalPrice": 1e12, "currency": "USD"}),
+                "totalPrice",
+            ),
+            (
+                json!({"id": 1, "totalPrice": 10, "currency": "dollars"}),
+                "currency",
+            ),
             (json!({"id": 1, "numberOfGuests": -1}), "numberOfGuests"),
             (json!({"id": 1, "numberOfGuests": 100000}), "numberOfGuests"),
             (json!({"id": 1, "status": "new; drop table"}), "status"),

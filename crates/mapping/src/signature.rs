@@ -89,7 +89,11 @@ pub fn verify(
             matched |= expected.clone().verify_slice(candidate).is_ok();
         }
     }
-    if matched { Ok(()) } else { Err(SignatureError::Mismatch) }
+    if matched {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 /// The `Authorization` value for HTTP Basic.
@@ -126,9 +130,15 @@ mod tests {
     #[test]
     fn a_signature_made_with_the_secret_verifies() {
         let sig = sign(b"s3cret", NOW, b"{\"a\":1}");
-        assert_eq!(verify(&[b"s3cret"], &NOW.to_string(), &sig, b"{\"a\":1}", NOW), Ok(()));
+        assert_eq!(
+            verify(&[b"s3cret"], &NOW.to_string(), &sig, b"{\"a\":1}", NOW),
+            Ok(())
+        );
         let prefixed = format!("sha256={sig}");
-        assert_eq!(verify(&[b"s3cret"], &NOW.to_string(), &prefixed, b"{\"a\":1}", NOW), Ok(()));
+        assert_eq!(
+            verify(&[b"s3cret"], &NOW.to_string(), &prefixed, b"{\"a\":1}", NOW),
+            Ok(())
+        );
     }
 
     #[test]
@@ -139,7 +149,10 @@ mod tests {
         let mut m = HmacSha256::new_from_slice(b"Jefe").unwrap();
         m.update(b"0.");
         m.update(body);
-        assert_eq!(sign(b"Jefe", 0, body), hex::encode(m.finalize().into_bytes()));
+        assert_eq!(
+            sign(b"Jefe", 0, body),
+            hex::encode(m.finalize().into_bytes())
+        );
     }
 
     #[test]
@@ -159,7 +172,10 @@ mod tests {
     #[test]
     fn the_signature_covers_body_and_timestamp() {
         let sig = sign(b"k", NOW, b"body");
-        assert_eq!(verify(&[b"k"], &NOW.to_string(), &sig, b"b0dy", NOW), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(&[b"k"], &NOW.to_string(), &sig, b"b0dy", NOW),
+            Err(SignatureError::Mismatch)
+        );
         assert_eq!(
             verify(&[b"k"], &(NOW + 1).to_string(), &sig, b"body", NOW),
             Err(SignatureError::Mismatch)
@@ -194,7 +210,10 @@ mod tests {
     #[test]
     fn basic_credentials_round_trip() {
         let header = basic_authorization("hostaway", "p:ss word");
-        assert_eq!(parse_basic(&header), Some(("hostaway".into(), "p:ss word".into())));
+        assert_eq!(
+            parse_basic(&header),
+            Some(("hostaway".into(), "p:ss word".into()))
+        );
         assert_eq!(parse_basic("Bearer abc"), None);
         assert_eq!(parse_basic("Basic !!!"), None);
         assert!(secrets_match(b"a", b"a"));

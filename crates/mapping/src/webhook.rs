@@ -101,9 +101,9 @@ pub enum Webhook {
 impl Webhook {
     pub fn account(&self) -> Option<&AccountId> {
         match self {
-            Webhook::Ping { account } | Webhook::Event { account, .. } | Webhook::Unknown { account, .. } => {
-                account.as_ref()
-            }
+            Webhook::Ping { account }
+            | Webhook::Event { account, .. }
+            | Webhook::Unknown { account, .. } => account.as_ref(),
         }
     }
 }
@@ -207,7 +207,8 @@ fn account_of_record(record: &Map<String, Value>) -> Result<Option<AccountId>, E
 }
 
 fn looks_like_bare_reservation(root: &Map<String, Value>) -> bool {
-    root.contains_key("id") && (root.contains_key("listingMapId") || root.contains_key("arrivalDate"))
+    root.contains_key("id")
+        && (root.contains_key("listingMapId") || root.contains_key("arrivalDate"))
 }
 
 fn sanitize_event_name(name: &str) -> String {
@@ -271,14 +272,22 @@ mod tests {
 
     #[test]
     fn the_test_ping() {
-        assert_eq!(parse_webhook(br#"{"data":"test"}"#).unwrap(), Webhook::Ping { account: None });
+        assert_eq!(
+            parse_webhook(br#"{"data":"test"}"#).unwrap(),
+            Webhook::Ping { account: None }
+        );
     }
 
     #[test]
     fn specification_events_and_timestamp() {
         let body = r#"{"event":"reservation.cancelled","timestamp":"2025-10-24T10:00:00Z","accountId":"hostaway_account_123","data":{"id":"hostaway_res_456"}}"#;
         match parse_webhook(body.as_bytes()).unwrap() {
-            Webhook::Event { event, sent_at, account, .. } => {
+            Webhook::Event {
+                event,
+                sent_at,
+                account,
+                ..
+            } => {
                 assert_eq!(event, WebhookEvent::ReservationCancelled);
                 assert!(sent_at.is_some());
                 assert_eq!(account.unwrap().as_str(), "hostaway_account_123");
@@ -289,13 +298,15 @@ mod tests {
 
     #[test]
     fn the_account_may_sit_in_the_record() {
-        let (account, ..) = event(r#"{"event":"message.received","data":{"id":1,"accountId":151651}}"#);
+        let (account, ..) =
+            event(r#"{"event":"message.received","data":{"id":1,"accountId":151651}}"#);
         assert_eq!(account.unwrap().as_str(), "151651");
     }
 
     #[test]
     fn legacy_bare_reservation() {
-        let (_, event, _, legacy) = event(r#"{"id":5,"listingMapId":7,"arrivalDate":"2025-01-01"}"#);
+        let (_, event, _, legacy) =
+            event(r#"{"id":5,"listingMapId":7,"arrivalDate":"2025-01-01"}"#);
         assert_eq!(event, WebhookEvent::ReservationUpdated);
         assert!(legacy);
     }
@@ -315,13 +326,30 @@ mod tests {
             (b"[1,2]", EnvelopeError::NotAnObject),
             (b"{}", EnvelopeError::MissingEvent),
             (br#"{"event":5,"data":{}}"#, EnvelopeError::EventNotText),
-            (br#"{"event":"reservation.created"}"#, EnvelopeError::MissingData),
-            (br#"{"event":"reservation.created","data":[1]}"#, EnvelopeError::DataNotObject),
-            (br#"{"event":"reservation.created","data":"x"}"#, EnvelopeError::DataNotObject),
-            (br#"{"event":"reservation.created","accountId":"a.b","data":{}}"#, EnvelopeError::BadAccountId),
+            (
+                br#"{"event":"reservation.created"}"#,
+                EnvelopeError::MissingData,
+            ),
+            (
+                br#"{"event":"reservation.created","data":[1]}"#,
+                EnvelopeError::DataNotObject,
+            ),
+            (
+                br#"{"event":"reservation.created","data":"x"}"#,
+                EnvelopeError::DataNotObject,
+            ),
+            (
+                br#"{"event":"reservation.created","accountId":"a.b","data":{}}"#,
+                EnvelopeError::BadAccountId,
+            ),
         ];
         for (body, expected) in cases {
-            assert_eq!(parse_webhook(body), Err(expected), "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                parse_webhook(body),
+                Err(expected),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
@@ -329,12 +357,17 @@ mod tests {
     fn webhook_ids_ignore_formatting_but_not_content() {
         let account = AccountId::parse("1").unwrap();
         let a: Map<String, Value> = serde_json::from_str(r#"{"id":1,"status":"new"}"#).unwrap();
-        let b: Map<String, Value> = serde_json::from_str(r#"{ "status" : "new", "id" : 1 }"#).unwrap();
-        let c: Map<String, Value> = serde_json::from_str(r#"{"id":1,"status":"modified"}"#).unwrap();
+        let b: Map<String, Value> =
+            serde_json::from_str(r#"{ "status" : "new", "id" : 1 }"#).unwrap();
+        let c: Map<String, Value> =
+            serde_json::from_str(r#"{"id":1,"status":"modified"}"#).unwrap();
         let id = |d| webhook_id(&account, WebhookEvent::ReservationUpdated, d);
         assert_eq!(id(&a), id(&b));
         assert_ne!(id(&a), id(&c));
-        assert_ne!(id(&a), webhook_id(&account, WebhookEvent::ReservationCreated, &a));
+        assert_ne!(
+            id(&a),
+            webhook_id(&account, WebhookEvent::ReservationCreated, &a)
+        );
         assert_eq!(id(&a).len(), 32);
     }
 }

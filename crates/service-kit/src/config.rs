@@ -12,23 +12,52 @@ use crate::nats::{StreamSettings, Topology, TopologyError};
 #[derive(Debug, Clone, Args)]
 pub struct NatsArgs {
     /// NATS server URL(s), comma-separated. May carry user:password.
-    #[arg(id = "nats-url", long = "nats-url", env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        id = "nats-url",
+        long = "nats-url",
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub url: SecretString,
     /// A NATS credentials file (JWT + nkey), for secured deployments.
-    #[arg(id = "nats-creds-file", long = "nats-creds-file", env = "NATS_CREDS_FILE")]
+    #[arg(
+        id = "nats-creds-file",
+        long = "nats-creds-file",
+        env = "NATS_CREDS_FILE"
+    )]
     pub creds_file: Option<std::path::PathBuf>,
     /// Prefix of every subject, stream and consumer the connector owns. One
     /// deployment per namespace; tests use a fresh one each.
-    #[arg(id = "nats-namespace", long = "nats-namespace", env = "NATS_NAMESPACE", default_value = "hostaway")]
+    #[arg(
+        id = "nats-namespace",
+        long = "nats-namespace",
+        env = "NATS_NAMESPACE",
+        default_value = "hostaway"
+    )]
     pub namespace: String,
     /// JetStream replicas of the connector's streams (3 in production clusters).
-    #[arg(id = "nats-stream-replicas", long = "nats-stream-replicas", env = "NATS_STREAM_REPLICAS", default_value_t = 1)]
+    #[arg(
+        id = "nats-stream-replicas",
+        long = "nats-stream-replicas",
+        env = "NATS_STREAM_REPLICAS",
+        default_value_t = 1
+    )]
     pub stream_replicas: usize,
     /// How long the webhook and event streams keep messages.
-    #[arg(id = "nats-stream-max-age-hours", long = "nats-stream-max-age-hours", env = "NATS_STREAM_MAX_AGE_HOURS", default_value_t = 168)]
+    #[arg(
+        id = "nats-stream-max-age-hours",
+        long = "nats-stream-max-age-hours",
+        env = "NATS_STREAM_MAX_AGE_HOURS",
+        default_value_t = 168
+    )]
     pub stream_max_age_hours: u64,
     /// JetStream's deduplication window for `Nats-Msg-Id`.
-    #[arg(id = "nats-duplicate-window-secs", long = "nats-duplicate-window-secs", env = "NATS_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
+    #[arg(
+        id = "nats-duplicate-window-secs",
+        long = "nats-duplicate-window-secs",
+        env = "NATS_DUPLICATE_WINDOW_SECS",
+        default_value_t = 120
+    )]
     pub duplicate_window_secs: u64,
 }
 
@@ -56,7 +85,12 @@ pub struct DatabaseArgs {
     )]
     pub url: SecretString,
     /// Connections in this process's pool.
-    #[arg(id = "database-max-connections", long = "database-max-connections", env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    #[arg(
+        id = "database-max-connections",
+        long = "database-max-connections",
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 8
+    )]
     pub max_connections: u32,
     /// Apply pending migrations at start (takes a lock; safe with replicas).
     #[arg(id = "database-migrate", long = "database-migrate", env = "DATABASE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
@@ -80,10 +114,20 @@ impl DatabaseArgs {
 pub struct CredentialsKeyArgs {
     /// 32 bytes, base64: encrypts account credentials at rest
     /// (`hostaway-admin keys generate` makes one).
-    #[arg(id = "credentials-key", long = "credentials-key", env = "CONNECTOR_CREDENTIALS_KEY", hide_env_values = true)]
+    #[arg(
+        id = "credentials-key",
+        long = "credentials-key",
+        env = "CONNECTOR_CREDENTIALS_KEY",
+        hide_env_values = true
+    )]
     pub key: SecretString,
     /// The previous key during a key rotation (read-only).
-    #[arg(id = "credentials-key-previous", long = "credentials-key-previous", env = "CONNECTOR_CREDENTIALS_KEY_PREVIOUS", hide_env_values = true)]
+    #[arg(
+        id = "credentials-key-previous",
+        long = "credentials-key-previous",
+        env = "CONNECTOR_CREDENTIALS_KEY_PREVIOUS",
+        hide_env_values = true
+    )]
     pub previous: Option<SecretString>,
 }
 
@@ -99,7 +143,12 @@ pub struct OpsArgs {
     #[arg(id = "ops-listen", long = "ops-listen", env = "OPS_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// How long a SIGTERM may take to drain in-flight work.
-    #[arg(id = "shutdown-timeout-secs", long = "shutdown-timeout-secs", env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 25)]
+    #[arg(
+        id = "shutdown-timeout-secs",
+        long = "shutdown-timeout-secs",
+        env = "SHUTDOWN_TIMEOUT_SECS",
+        default_value_t = 25
+    )]
     pub shutdown_timeout_secs: u64,
 }
 
@@ -112,10 +161,20 @@ impl OpsArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
     /// `json` (one object per line) or `pretty`.
-    #[arg(id = "log-format", long = "log-format", env = "LOG_FORMAT", default_value = "json")]
+    #[arg(
+        id = "log-format",
+        long = "log-format",
+        env = "LOG_FORMAT",
+        default_value = "json"
+    )]
     pub format: crate::telemetry::LogFormat,
     /// Filter in `tracing` syntax, e.g. `info,booking_ingestor=debug`.
-    #[arg(id = "log-filter", long = "log-filter", env = "RUST_LOG", default_value = "info")]
+    #[arg(
+        id = "log-filter",
+        long = "log-filter",
+        env = "RUST_LOG",
+        default_value = "info"
+    )]
     pub filter: String,
 }
 
@@ -124,24 +183,49 @@ pub struct LogArgs {
 #[derive(Debug, Clone, Args)]
 pub struct BootstrapAccountArgs {
     /// Hostaway account id (also the API client id).
-    #[arg(id = "hostaway-account-id", long = "hostaway-account-id", env = "HOSTAWAY_ACCOUNT_ID")]
+    #[arg(
+        id = "hostaway-account-id",
+        long = "hostaway-account-id",
+        env = "HOSTAWAY_ACCOUNT_ID"
+    )]
     pub account_id: Option<String>,
     /// API client secret (the specification's API key).
-    #[arg(id = "hostaway-api-key", long = "hostaway-api-key", env = "HOSTAWAY_API_KEY", hide_env_values = true)]
+    #[arg(
+        id = "hostaway-api-key",
+        long = "hostaway-api-key",
+        env = "HOSTAWAY_API_KEY",
+        hide_env_values = true
+    )]
     pub api_key: Option<SecretString>,
     /// The specification's HMAC webhook secret.
-    #[arg(id = "hostaway-webhook-secret", long = "hostaway-webhook-secret", env = "HOSTAWAY_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        id = "hostaway-webhook-secret",
+        long = "hostaway-webhook-secret",
+        env = "HOSTAWAY_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
     pub webhook_secret: Option<SecretString>,
     /// The unified webhook's Basic login.
-    #[arg(id = "hostaway-webhook-login", long = "hostaway-webhook-login", env = "HOSTAWAY_WEBHOOK_LOGIN")]
+    #[arg(
+        id = "hostaway-webhook-login",
+        long = "hostaway-webhook-login",
+        env = "HOSTAWAY_WEBHOOK_LOGIN"
+    )]
     pub webhook_login: Option<String>,
     /// The unified webhook's Basic password.
-    #[arg(id = "hostaway-webhook-password", long = "hostaway-webhook-password", env = "HOSTAWAY_WEBHOOK_PASSWORD", hide_env_values = true)]
+    #[arg(
+        id = "hostaway-webhook-password",
+        long = "hostaway-webhook-password",
+        env = "HOSTAWAY_WEBHOOK_PASSWORD",
+        hide_env_values = true
+    )]
     pub webhook_password: Option<SecretString>,
 }
 
 impl BootstrapAccountArgs {
     pub fn is_set(&self) -> bool {
-        self.account_id.as_deref().is_some_and(|a| !a.trim().is_empty())
+        self.account_id
+            .as_deref()
+            .is_some_and(|a| !a.trim().is_empty())
     }
 }

@@ -12,7 +12,9 @@ pub struct Health {
 
 impl std::fmt::Debug for Health {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Health").field("report", &self.report()).finish()
+        f.debug_struct("Health")
+            .field("report", &self.report())
+            .finish()
     }
 }
 
@@ -34,7 +36,10 @@ impl Health {
             Ok(checks) => checks.clone(),
             Err(_) => return BTreeMap::new(),
         };
-        checks.into_iter().map(|(name, check)| (name, check())).collect()
+        checks
+            .into_iter()
+            .map(|(name, check)| (name, check()))
+            .collect()
     }
 
     /// Ready when at least one check is registered and every check passes: a

@@ -19,7 +19,10 @@ impl Metrics {
 
     /// Registers a collector; a metric registered twice is a programming error
     /// reported at start.
-    pub fn register<C: prometheus::core::Collector + Clone + 'static>(&self, collector: C) -> anyhow::Result<C> {
+    pub fn register<C: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        collector: C,
+    ) -> anyhow::Result<C> {
         self.registry.register(Box::new(collector.clone()))?;
         Ok(collector)
     }

@@ -45,7 +45,10 @@ impl Topology {
     }
 
     fn stream_name(&self, suffix: &str) -> String {
-        format!("{}_{suffix}", self.namespace.to_ascii_uppercase().replace('-', "_"))
+        format!(
+            "{}_{suffix}",
+            self.namespace.to_ascii_uppercase().replace('-', "_")
+        )
     }
 
     pub fn webhooks_stream(&self) -> String {
@@ -134,7 +137,11 @@ pub fn is_connected(client: &Client) -> bool {
 }
 
 /// Creates the connector's streams, or updates them to this configuration.
-pub async fn provision(js: &jetstream::Context, topology: &Topology, settings: &StreamSettings) -> anyhow::Result<()> {
+pub async fn provision(
+    js: &jetstream::Context,
+    topology: &Topology,
+    settings: &StreamSettings,
+) -> anyhow::Result<()> {
     let base = |name: String, subject: String, max_age: Duration| stream::Config {
         name,
         subjects: vec![subject],
@@ -149,7 +156,11 @@ pub async fn provision(js: &jetstream::Context, topology: &Topology, settings: &
         ..Default::default()
     };
     for config in [
-        base(topology.webhooks_stream(), topology.webhooks_filter(), settings.max_age),
+        base(
+            topology.webhooks_stream(),
+            topology.webhooks_filter(),
+            settings.max_age,
+        ),
         base(
             topology.dlq_stream(),
             format!("{}.dlq.>", topology.namespace()),
@@ -184,7 +195,10 @@ pub async fn provision_until_done(
         match provision(&js, &topology, &settings).await {
             Ok(()) => {
                 done.store(true, std::sync::atomic::Ordering::Release);
-                tracing::info!(namespace = topology.namespace(), "JetStream streams provisioned");
+                tracing::info!(
+                    namespace = topology.namespace(),
+                    "JetStream streams provisioned"
+                );
                 return;
             }
             Err(error) => tracing::warn!(%error, "cannot provision JetStream streams yet"),
@@ -199,7 +213,11 @@ pub async fn provision_until_done(
 
 /// Deletes the namespace's streams (tests and `hostaway-admin` teardown).
 pub async fn delete_streams(js: &jetstream::Context, topology: &Topology) {
-    for name in [topology.webhooks_stream(), topology.dlq_stream(), topology.events_stream()] {
+    for name in [
+        topology.webhooks_stream(),
+        topology.dlq_stream(),
+        topology.events_stream(),
+    ] {
         let _ = js.delete_stream(&name).await;
     }
 }
@@ -212,8 +230,14 @@ mod tests {
     fn names_derive_from_the_namespace() {
         let t = Topology::new("t-1a").unwrap();
         assert_eq!(t.webhooks_stream(), "T_1A_WEBHOOKS");
-        assert_eq!(t.webhook_subject("59808", "reservation_created"), "t-1a.webhooks.59808.reservation_created");
-        assert_eq!(t.event_subject("booking.created"), "t-1a.events.booking.created");
+        assert_eq!(
+            t.webhook_subject("59808", "reservation_created"),
+            "t-1a.webhooks.59808.reservation_created"
+        );
+        assert_eq!(
+            t.event_subject("booking.created"),
+            "t-1a.events.booking.created"
+        );
         assert_eq!(t.dlq_subject("59808"), "t-1a.dlq.webhooks.59808");
         assert_eq!(t.ingestor_consumer(), "t_1a_booking_ingestor");
     }

@@ -46,7 +46,10 @@ pub async fn drain_within(deadline: Duration, drain: impl Future<Output = ()>) -
     match tokio::time::timeout(deadline, drain).await {
         Ok(()) => true,
         Err(_) => {
-            tracing::warn!(deadline_secs = deadline.as_secs(), "shutdown deadline passed with work in flight");
+            tracing::warn!(
+                deadline_secs = deadline.as_secs(),
+                "shutdown deadline passed with work in flight"
+            );
             false
         }
     }

@@ -78,7 +78,10 @@ pub struct WebhookCredentials {
 /// Validates a Basic login: printable ASCII without ':' (it separates login
 /// from password in the header).
 pub fn validate_login(login: &str) -> Result<(), StoreError> {
-    if login.is_empty() || login.len() > 128 || !login.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+    if login.is_empty()
+        || login.len() > 128
+        || !login.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+    {
         return Err(StoreError::Invalid(
             "webhook login must be 1-128 printable ASCII characters without ':'".into(),
         ));
@@ -91,27 +94,35 @@ fn encrypt_into(
     account: &AccountId,
     new: &NewAccount,
     stored: &mut StoredCredentials,
-) {
+) -> Result<(), CipherError> {
     if let Some(key) = &new.api_key {
-        stored.encrypted_api_key = Some(cipher.encrypt(&context(account, API_KEY), key));
+        stored.encrypted_api_key = Some(cipher.encrypt(&context(account, API_KEY), key)?);
     }
     if let Some(password) = &new.webhook_password {
-        stored.encrypted_webhook_password = Some(cipher.encrypt(&context(account, WEBHOOK_PASSWORD), password));
+        stored.encrypted_webhook_password =
+            Some(cipher.encrypt(&context(account, WEBHOOK_PASSWORD), password)?);
     }
     if let Some(secret) = &new.webhook_secret {
-        stored.encrypted_webhook_secret = Some(cipher.encrypt(&context(account, WEBHOOK_SECRET), secret));
+        stored.encrypted_webhook_secret =
+            Some(cipher.encrypt(&context(account, WEBHOOK_SECRET), secret)?);
     }
+    Ok(())
 }
 
 /// Adds an account. Fails with `Conflict` if it exists: changing credentials is
 /// a rotation.
-pub async fn add_account(pool: &PgPool, cipher: &CredentialCipher, new: NewAccount) -> Result<(), StoreError> {
+pub async fn add_account(
+    pool: &PgPool,
+    cipher: &CredentialCipher,
+    new: NewAccount,
+) -> Result<(), StoreError> {
     if let Some(login) = &new.webhook_login {
         validate_login(login)?;
     }
     let mut stored = StoredCredentials::default();
-    encrypt_into(cipher, &new.account, &new, &mut stored);
-    let credentials = serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    encrypt_into(cipher, &new.account, &new, &mut stored)?;
+    let credentials =
+        serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let result = sqlx::query(
         "INSERT INTO channels (id, hostaway_account_id, display_name, webhook_login, credentials)
          VALUES ($1, $2, $3, $4, $5)
@@ -135,22 +146,30 @@ pub async fn add_account(pool: &PgPool, cipher: &CredentialCipher, new: NewAccou
 
 /// Creates the account or overwrites the credentials it is given (the
 /// environment bootstrap of a single-account deployment).
-pub async fn upsert_account(pool: &PgPool, cipher: &CredentialCipher, new: NewAccount) -> Result<(), StoreError> {
+pub async fn upsert_account(
+    pool: &PgPool,
+    cipher: &CredentialCipher,
+    new: NewAccount,
+) -> Result<(), StoreError> {
     if let Some(login) = &new.webhook_login {
         validate_login(login)?;
     }
     let mut tx = pool.begin().await?;
-    let existing: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT credentials FROM channels WHERE hostaway_account_id = $1 FOR UPDATE")
-            .bind(new.account.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+    let existing: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT credentials FROM channels WHERE hostaway_account_id = $1 FOR UPDATE",
+    )
+    .bind(new.account.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
     let mut stored: StoredCredentials = match existing {
-        Some(value) => serde_json::from_value(value).map_err(|e| StoreError::Invalid(e.to_string()))?,
+        Some(value) => {
+            serde_json::from_value(value).map_err(|e| StoreError::Invalid(e.to_string()))?
+        }
         None => StoredCredentials::default(),
     };
-    encrypt_into(cipher, &new.account, &new, &mut stored);
-    let credentials = serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    encrypt_into(cipher, &new.account, &new, &mut stored)?;
+    let credentials =
+        serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
     sqlx::query(
         "INSERT INTO channels (id, hostaway_account_id, display_name, webhook_login, credentials)
          VALUES ($1, $2, $3, $4, $5)
@@ -188,11 +207,12 @@ pub async fn rotate_credentials(
     rotation: Rotation,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
-    let existing: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT credentials FROM channels WHERE hostaway_account_id = $1 FOR UPDATE")
-            .bind(account.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+    let existing: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT credentials FROM channels WHERE hostaway_account_id = $1 FOR UPDATE",
+    )
+    .bind(account.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some(existing) = existing else {
         return Err(StoreError::NotFound(format!("account {account}")));
     };
@@ -200,16 +220,19 @@ pub async fn rotate_credentials(
         serde_json::from_value(existing).map_err(|e| StoreError::Invalid(e.to_string()))?;
     if let Some(password) = &rotation.webhook_password {
         stored.encrypted_webhook_password_previous = stored.encrypted_webhook_password.take();
-        stored.encrypted_webhook_password = Some(cipher.encrypt(&context(account, WEBHOOK_PASSWORD), password));
+        stored.encrypted_webhook_password =
+            Some(cipher.encrypt(&context(account, WEBHOOK_PASSWORD), password)?);
     }
     if let Some(secret) = &rotation.webhook_secret {
         stored.encrypted_webhook_secret_previous = stored.encrypted_webhook_secret.take();
-        stored.encrypted_webhook_secret = Some(cipher.encrypt(&context(account, WEBHOOK_SECRET), secret));
+        stored.encrypted_webhook_secret =
+            Some(cipher.encrypt(&context(account, WEBHOOK_SECRET), secret)?);
     }
     if let Some(key) = &rotation.api_key {
-        stored.encrypted_api_key = Some(cipher.encrypt(&context(account, API_KEY), key));
+        stored.encrypted_api_key = Some(cipher.encrypt(&context(account, API_KEY), key)?);
     }
-    let credentials = serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let credentials =
+        serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
     sqlx::query(
         "UPDATE channels SET credentials = $2, previous_secrets_expire_at = now() + $3, updated_at = now()
          WHERE hostaway_account_id = $1",
@@ -240,12 +263,18 @@ pub async fn finish_rotation(pool: &PgPool, account: &AccountId) -> Result<(), S
     Ok(())
 }
 
-pub async fn set_enabled(pool: &PgPool, account: &AccountId, enabled: bool) -> Result<(), StoreError> {
-    let result = sqlx::query("UPDATE channels SET enabled = $2, updated_at = now() WHERE hostaway_account_id = $1")
-        .bind(account.as_str())
-        .bind(enabled)
-        .execute(pool)
-        .await?;
+pub async fn set_enabled(
+    pool: &PgPool,
+    account: &AccountId,
+    enabled: bool,
+) -> Result<(), StoreError> {
+    let result = sqlx::query(
+        "UPDATE channels SET enabled = $2, updated_at = now() WHERE hostaway_account_id = $1",
+    )
+    .bind(account.as_str())
+    .bind(enabled)
+    .execute(pool)
+    .await?;
     if result.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("account {account}")));
     }
@@ -269,7 +298,8 @@ pub async fn list_accounts(pool: &PgPool) -> Result<Vec<AccountSummary>, StoreEr
             let rotating = stored.encrypted_webhook_password_previous.is_some()
                 || stored.encrypted_webhook_secret_previous.is_some();
             Ok(AccountSummary {
-                account: AccountId::parse(account).map_err(|e| StoreError::Invalid(e.to_string()))?,
+                account: AccountId::parse(account)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
                 display_name: row.try_get("display_name")?,
                 webhook_login: row.try_get("webhook_login")?,
                 has_api_key: stored.encrypted_api_key.is_some(),
@@ -357,7 +387,8 @@ pub async fn api_key(
     let Some(value) = value else {
         return Err(StoreError::NotFound(format!("account {account}")));
     };
-    let stored: StoredCredentials = serde_json::from_value(value).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let stored: StoredCredentials =
+        serde_json::from_value(value).map_err(|e| StoreError::Invalid(e.to_string()))?;
     stored
         .encrypted_api_key
         .map(|v| cipher.decrypt(&context(account, API_KEY), &v))
@@ -382,19 +413,26 @@ pub async fn rewrap_all(pool: &PgPool, cipher: &CredentialCipher) -> Result<usiz
         for (field, slot) in [
             (API_KEY, &mut stored.encrypted_api_key),
             (WEBHOOK_PASSWORD, &mut stored.encrypted_webhook_password),
-            (WEBHOOK_PASSWORD, &mut stored.encrypted_webhook_password_previous),
+            (
+                WEBHOOK_PASSWORD,
+                &mut stored.encrypted_webhook_password_previous,
+            ),
             (WEBHOOK_SECRET, &mut stored.encrypted_webhook_secret),
-            (WEBHOOK_SECRET, &mut stored.encrypted_webhook_secret_previous),
+            (
+                WEBHOOK_SECRET,
+                &mut stored.encrypted_webhook_secret_previous,
+            ),
         ] {
             if let Some(value) = slot.as_ref().filter(|v| cipher.needs_rewrap(v)) {
                 let ctx = context(&account, field);
                 let plain = cipher.decrypt(&ctx, value)?;
-                *slot = Some(cipher.encrypt(&ctx, &plain));
+                *slot = Some(cipher.encrypt(&ctx, &plain)?);
                 touched = true;
             }
         }
         if touched {
-            let credentials = serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let credentials =
+                serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
             sqlx::query("UPDATE channels SET credentials = $2, updated_at = now() WHERE hostaway_account_id = $1")
                 .bind(account.as_str())
                 .bind(credentials)

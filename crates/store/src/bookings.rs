@@ -3,8 +3,9 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 use domain::{
-    AccountId, BlockKind, BookingId, BookingRecord, CalendarBlock, Currency, EXTERNAL_SOURCE, EventRank,
-    Guest, ListingId, Money, ReservationId, ReservationStatus, StayDates, UnitId, Version,
+    AccountId, BlockKind, BookingId, BookingRecord, CalendarBlock, Currency, EXTERNAL_SOURCE,
+    EventRank, Guest, ListingId, Money, ReservationId, ReservationStatus, StayDates, UnitId,
+    Version,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -22,7 +23,10 @@ pub struct StoredBooking {
 
 /// Serialises all work on one reservation across ingestor replicas until the
 /// transaction ends.
-pub async fn lock_reservation(conn: &mut PgConnection, reservation: &ReservationId) -> Result<(), StoreError> {
+pub async fn lock_reservation(
+    conn: &mut PgConnection,
+    reservation: &ReservationId,
+) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1, 0))")
         .bind(reservation.as_str())
         .execute(conn)
@@ -40,14 +44,20 @@ pub async fn lock_unit(conn: &mut PgConnection, unit: UnitId) -> Result<(), Stor
     Ok(())
 }
 
-const BOOKING_COLUMNS: &str = "id, unit_id, hostaway_account_id, external_id, hostaway_listing_id, status,
+const BOOKING_COLUMNS: &str =
+    "id, unit_id, hostaway_account_id, external_id, hostaway_listing_id, status,
     arrival_date, departure_date, guest_name, guest_first_name, guest_last_name, guest_email,
     guest_phone, number_of_guests, adults, children, infants, pets, total_amount_minor, currency,
     channel_id, channel_name, channel_reservation_id, confirmation_code, cancelled_by,
     cancelled_at, source_updated_at, version_terminal, version_event, version_digest";
 
-pub async fn find(conn: &mut PgConnection, reservation: &ReservationId) -> Result<Option<StoredBooking>, StoreError> {
-    let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE external_source = $1 AND external_id = $2");
+pub async fn find(
+    conn: &mut PgConnection,
+    reservation: &ReservationId,
+) -> Result<Option<StoredBooking>, StoreError> {
+    let sql = format!(
+        "SELECT {BOOKING_COLUMNS} FROM bookings WHERE external_source = $1 AND external_id = $2"
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(EXTERNAL_SOURCE)
         .bind(reservation.as_str())
@@ -293,9 +303,9 @@ pub async fn overlapping_blocks(
                 "owner_stay" => BlockKind::OwnerStay,
                 _ => BlockKind::Booking,
             };
-            let nights = stay
-                .overlap(&block.stay)
-                .ok_or_else(|| StoreError::Invalid("overlap query returned a disjoint block".into()))?;
+            let nights = stay.overlap(&block.stay).ok_or_else(|| {
+                StoreError::Invalid("overlap query returned a disjoint block".into())
+            })?;
             Ok(Overlap {
                 other: BookingId::from_uuid(row.try_get("booking_id")?),
                 other_external_id: row.try_get("external_id")?,
@@ -350,7 +360,10 @@ pub async fn record_double_booking(
 }
 
 /// Closes the open double bookings of `booking` whose blocks no longer overlap.
-pub async fn resolve_stale_double_bookings(conn: &mut PgConnection, booking: BookingId) -> Result<u64, StoreError> {
+pub async fn resolve_stale_double_bookings(
+    conn: &mut PgConnection,
+    booking: BookingId,
+) -> Result<u64, StoreError> {
     let result = sqlx::query(
         "UPDATE double_bookings d SET resolved_at = now()
          WHERE d.resolved_at IS NULL AND (d.booking_a = $1 OR d.booking_b = $1)
@@ -385,7 +398,10 @@ pub struct BookingView {
     pub block_kind: Option<String>,
 }
 
-pub async fn list(pool: &PgPool, account: Option<&AccountId>) -> Result<Vec<BookingView>, StoreError> {
+pub async fn list(
+    pool: &PgPool,
+    account: Option<&AccountId>,
+) -> Result<Vec<BookingView>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT k.id, k.external_id, k.hostaway_account_id, k.hostaway_listing_id, k.unit_id, k.status,
                 k.arrival_date, k.departure_date, k.nights, k.guest_name, k.total_amount_minor,
@@ -409,7 +425,10 @@ pub struct BlockView {
     pub end_date: NaiveDate,
 }
 
-pub async fn list_blocks(pool: &PgPool, unit: Option<UnitId>) -> Result<Vec<BlockView>, StoreError> {
+pub async fn list_blocks(
+    pool: &PgPool,
+    unit: Option<UnitId>,
+) -> Result<Vec<BlockView>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT b.booking_id, k.external_id, b.unit_id, b.kind, b.start_date, b.end_date
          FROM availability_blocks b JOIN bookings k ON k.id = b.booking_id

@@ -26,8 +26,12 @@ pub enum CipherError {
     BadFormat,
     #[error("stored credential was encrypted under key {0}, which is not configured")]
     UnknownKey(String),
-    #[error("stored credential does not decrypt under its key (tampered, or moved to another account)")]
+    #[error(
+        "stored credential does not decrypt under its key (tampered, or moved to another account)"
+    )]
     Undecryptable,
+    #[error("credential could not be encrypted")]
+    Encrypt,
 }
 
 struct Key {
@@ -65,7 +69,10 @@ impl fmt::Debug for CredentialCipher {
 }
 
 impl CredentialCipher {
-    pub fn new(active: &SecretString, previous: Option<&SecretString>) -> Result<Self, CipherError> {
+    pub fn new(
+        active: &SecretString,
+        previous: Option<&SecretString>,
+    ) -> Result<Self, CipherError> {
         Ok(Self {
             active: Key::from_base64(active)?,
             previous: previous.map(Key::from_base64).transpose()?,
@@ -82,21 +89,26 @@ impl CredentialCipher {
         &self.active.id
     }
 
-    pub fn encrypt(&self, context: &str, plaintext: &SecretString) -> String {
+    pub fn encrypt(&self, context: &str, plaintext: &SecretString) -> Result<String, CipherError> {
         let nonce = Nonce::generate();
         let payload = Payload {
             msg: plaintext.expose_secret().as_bytes(),
             aad: context.as_bytes(),
         };
-        // Encryption with a valid key only fails past GCM's 64 GiB message limit.
-        let sealed = match self.active.cipher.encrypt(&nonce, payload) {
-            Ok(sealed) => sealed,
-            Err(_) => Vec::new(),
-        };
+        // Only possible past GCM's 64 GiB message limit.
+        let sealed = self
+            .active
+            .cipher
+            .encrypt(&nonce, payload)
+            .map_err(|_| CipherError::Encrypt)?;
         let mut blob = Vec::with_capacity(NONCE_LEN + sealed.len());
         blob.extend_from_slice(nonce.as_slice());
         blob.extend_from_slice(&sealed);
-        format!("{FORMAT}:{}:{}", self.active.id, STANDARD.encode(blob))
+        Ok(format!(
+            "{FORMAT}:{}:{}",
+            self.active.id,
+            STANDARD.encode(blob)
+        ))
     }
 
     pub fn decrypt(&self, context: &str, stored: &str) -> Result<SecretString, CipherError> {
@@ -151,10 +163,15 @@ mod tests {
     #[test]
     fn round_trips_under_its_context() {
         let cipher = CredentialCipher::new(&CredentialCipher::generate_key(), None).unwrap();
-        let stored = cipher.encrypt("59808/webhook_password", &secret("hunter2"));
+        let stored = cipher
+            .encrypt("59808/webhook_password", &secret("hunter2"))
+            .unwrap();
         assert!(!stored.contains("hunter2"));
         assert_eq!(
-            cipher.decrypt("59808/webhook_password", &stored).unwrap().expose_secret(),
+            cipher
+                .decrypt("59808/webhook_password", &stored)
+                .unwrap()
+                .expose_secret(),
             "hunter2"
         );
     }
@@ -162,9 +179,13 @@ mod tests {
     #[test]
     fn a_ciphertext_moved_to_another_account_or_field_does_not_decrypt() {
         let cipher = CredentialCipher::new(&CredentialCipher::generate_key(), None).unwrap();
-        let stored = cipher.encrypt("59808/webhook_password", &secret("hunter2"));
+        let stored = cipher
+            .encrypt("59808/webhook_password", &secret("hunter2"))
+            .unwrap();
         assert_eq!(
-            cipher.decrypt("70001/webhook_password", &stored).unwrap_err(),
+            cipher
+                .decrypt("70001/webhook_password", &stored)
+                .unwrap_err(),
             CipherError::Undecryptable
         );
         assert_eq!(
@@ -176,14 +197,20 @@ mod tests {
     #[test]
     fn tampering_is_detected() {
         let cipher = CredentialCipher::new(&CredentialCipher::generate_key(), None).unwrap();
-        let stored = cipher.encrypt("a/b", &secret("value"));
+        let stored = cipher.encrypt("a/b", &secret("value")).unwrap();
         let (head, body) = stored.rsplit_once(':').unwrap();
         let mut blob = STANDARD.decode(body).unwrap();
         let last = blob.len() - 1;
         blob[last] ^= 1;
         let tampered = format!("{head}:{}", STANDARD.encode(blob));
-        assert_eq!(cipher.decrypt("a/b", &tampered).unwrap_err(), CipherError::Undecryptable);
-        assert_eq!(cipher.decrypt("a/b", "plaintext").unwrap_err(), CipherError::BadFormat);
+        assert_eq!(
+            cipher.decrypt("a/b", &tampered).unwrap_err(),
+            CipherError::Undecryptable
+        );
+        assert_eq!(
+            cipher.decrypt("a/b", "plaintext").unwrap_err(),
+            CipherError::BadFormat
+        );
     }
 
     #[test]
@@ -191,20 +218,29 @@ mod tests {
         let old_key = CredentialCipher::generate_key();
         let new_key = CredentialCipher::generate_key();
         let old = CredentialCipher::new(&old_key, None).unwrap();
-        let stored = old.encrypt("a/b", &secret("v"));
+        let stored = old.encrypt("a/b", &secret("v")).unwrap();
 
         let rotated = CredentialCipher::new(&new_key, Some(&old_key)).unwrap();
         assert!(rotated.needs_rewrap(&stored));
-        assert_eq!(rotated.decrypt("a/b", &stored).unwrap().expose_secret(), "v");
-        assert!(!rotated.needs_rewrap(&rotated.encrypt("a/b", &secret("v"))));
+        assert_eq!(
+            rotated.decrypt("a/b", &stored).unwrap().expose_secret(),
+            "v"
+        );
+        assert!(!rotated.needs_rewrap(&rotated.encrypt("a/b", &secret("v")).unwrap()));
 
         let without_old = CredentialCipher::new(&new_key, None).unwrap();
-        assert!(matches!(without_old.decrypt("a/b", &stored), Err(CipherError::UnknownKey(_))));
+        assert!(matches!(
+            without_old.decrypt("a/b", &stored),
+            Err(CipherError::UnknownKey(_))
+        ));
     }
 
     #[test]
     fn bad_keys_are_refused_and_debug_shows_no_key() {
-        assert_eq!(CredentialCipher::new(&secret("short"), None).unwrap_err(), CipherError::BadKey);
+        assert_eq!(
+            CredentialCipher::new(&secret("short"), None).unwrap_err(),
+            CipherError::BadKey
+        );
         let key = CredentialCipher::generate_key();
         let cipher = CredentialCipher::new(&key, None).unwrap();
         assert!(!format!("{cipher:?}").contains(key.expose_secret()));

@@ -55,7 +55,11 @@ pub struct DeadLetter {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
-pub async fn list(pool: &PgPool, include_resolved: bool, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
+pub async fn list(
+    pool: &PgPool,
+    include_resolved: bool,
+    limit: i64,
+) -> Result<Vec<DeadLetter>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT id, job_id, job_name, data, payload, failed_at, attempts, error, stream_sequence,
                 replayed_at, replay_count, resolved_at
@@ -102,7 +106,9 @@ pub async fn resolve_for_job(conn: &mut PgConnection, job_id: &str) -> Result<u6
 }
 
 pub async fn count_open(pool: &PgPool) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM dead_letter_queue WHERE resolved_at IS NULL")
-        .fetch_one(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM dead_letter_queue WHERE resolved_at IS NULL")
+            .fetch_one(pool)
+            .await?,
+    )
 }

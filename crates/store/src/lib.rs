@@ -85,10 +85,11 @@ pub async fn create_database_if_missing(url: &SecretString) -> Result<bool, Stor
         .max_connections(1)
         .connect_with(options.database("postgres"))
         .await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&maintenance)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&maintenance)
+            .await?;
     if !exists {
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&maintenance)

@@ -15,7 +15,12 @@ pub struct ListingLink {
 }
 
 /// Links (or relinks) a listing to a unit. The account must exist.
-pub async fn link(pool: &PgPool, account: &AccountId, listing: &ListingId, unit: UnitId) -> Result<(), StoreError> {
+pub async fn link(
+    pool: &PgPool,
+    account: &AccountId,
+    listing: &ListingId,
+    unit: UnitId,
+) -> Result<(), StoreError> {
     let result = sqlx::query(
         "INSERT INTO listing_links (hostaway_account_id, hostaway_listing_id, unit_id)
          SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM channels WHERE hostaway_account_id = $1)
@@ -33,17 +38,25 @@ pub async fn link(pool: &PgPool, account: &AccountId, listing: &ListingId, unit:
     Ok(())
 }
 
-pub async fn unlink(pool: &PgPool, account: &AccountId, listing: &ListingId) -> Result<bool, StoreError> {
-    let result =
-        sqlx::query("DELETE FROM listing_links WHERE hostaway_account_id = $1 AND hostaway_listing_id = $2")
-            .bind(account.as_str())
-            .bind(listing.as_str())
-            .execute(pool)
-            .await?;
+pub async fn unlink(
+    pool: &PgPool,
+    account: &AccountId,
+    listing: &ListingId,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "DELETE FROM listing_links WHERE hostaway_account_id = $1 AND hostaway_listing_id = $2",
+    )
+    .bind(account.as_str())
+    .bind(listing.as_str())
+    .execute(pool)
+    .await?;
     Ok(result.rows_affected() > 0)
 }
 
-pub async fn list(pool: &PgPool, account: Option<&AccountId>) -> Result<Vec<ListingLink>, StoreError> {
+pub async fn list(
+    pool: &PgPool,
+    account: Option<&AccountId>,
+) -> Result<Vec<ListingLink>, StoreError> {
     let rows = sqlx::query(
         "SELECT hostaway_account_id, hostaway_listing_id, unit_id, updated_at FROM listing_links
          WHERE $1::text IS NULL OR hostaway_account_id = $1
@@ -57,8 +70,10 @@ pub async fn list(pool: &PgPool, account: Option<&AccountId>) -> Result<Vec<List
             let account: String = row.try_get("hostaway_account_id")?;
             let listing: String = row.try_get("hostaway_listing_id")?;
             Ok(ListingLink {
-                account: AccountId::parse(account).map_err(|e| StoreError::Invalid(e.to_string()))?,
-                listing: ListingId::parse(listing).map_err(|e| StoreError::Invalid(e.to_string()))?,
+                account: AccountId::parse(account)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                listing: ListingId::parse(listing)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
                 unit: UnitId::from_uuid(row.try_get("unit_id")?),
                 updated_at: row.try_get("updated_at")?,
             })

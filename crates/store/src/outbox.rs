@@ -31,10 +31,12 @@ pub async fn mark_published(pool: &PgPool, ids: &[Uuid]) -> Result<(), StoreErro
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL")
-        .bind(ids)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -66,15 +68,19 @@ pub async fn mark_published_in(conn: &mut PgConnection, ids: &[Uuid]) -> Result<
 
 /// Deletes published events older than `age`.
 pub async fn purge_published(pool: &PgPool, age: Duration) -> Result<u64, StoreError> {
-    let result = sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - $1")
-        .bind(age)
-        .execute(pool)
-        .await?;
+    let result = sqlx::query(
+        "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - $1",
+    )
+    .bind(age)
+    .execute(pool)
+    .await?;
     Ok(result.rows_affected())
 }
 
 pub async fn count_unpublished(pool: &PgPool) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(pool)
+            .await?,
+    )
 }

@@ -87,7 +87,11 @@ pub async fn finish(
 
 /// Counts one failed attempt (outside the rolled-back processing transaction)
 /// and returns the attempts so far.
-pub async fn record_failure(pool: &PgPool, meta: &WebhookMeta<'_>, error: &str) -> Result<i32, StoreError> {
+pub async fn record_failure(
+    pool: &PgPool,
+    meta: &WebhookMeta<'_>,
+    error: &str,
+) -> Result<i32, StoreError> {
     let attempts: i32 = sqlx::query_scalar(
         "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at,
                                   status, attempts, error)
@@ -117,7 +121,11 @@ pub async fn reset_attempts(conn: &mut PgConnection, webhook_id: &str) -> Result
     Ok(())
 }
 
-pub async fn mark_dead_lettered(conn: &mut PgConnection, webhook_id: &str, error: &str) -> Result<(), StoreError> {
+pub async fn mark_dead_lettered(
+    conn: &mut PgConnection,
+    webhook_id: &str,
+    error: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE webhook_log SET status = 'dead_lettered', error = $2, updated_at = now() WHERE webhook_id = $1",
     )

@@ -87,31 +87,42 @@ pub fn authenticate(
     let method = if let Some(signature_header) = header(SIGNATURE_HEADER) {
         let timestamp = header(TIMESTAMP_HEADER).ok_or(AuthFailure::Malformed)?;
         let secrets: Vec<&[u8]> = match account {
-            Some(auth) if !auth.hmac_secrets.is_empty() => {
-                auth.hmac_secrets.iter().map(|s| s.expose_secret().as_bytes()).collect()
-            }
+            Some(auth) if !auth.hmac_secrets.is_empty() => auth
+                .hmac_secrets
+                .iter()
+                .map(|s| s.expose_secret().as_bytes())
+                .collect(),
             _ => vec![DECOY_SECRET],
         };
-        signature::verify(&secrets, timestamp, signature_header, &body, now_unix).map_err(|e| match e {
-            SignatureError::Stale => AuthFailure::Stale,
-            SignatureError::Future => AuthFailure::Future,
-            SignatureError::BadTimestamp | SignatureError::BadEncoding => AuthFailure::Malformed,
-            SignatureError::Mismatch => AuthFailure::Invalid,
+        signature::verify(&secrets, timestamp, signature_header, &body, now_unix).map_err(|e| {
+            match e {
+                SignatureError::Stale => AuthFailure::Stale,
+                SignatureError::Future => AuthFailure::Future,
+                SignatureError::BadTimestamp | SignatureError::BadEncoding => {
+                    AuthFailure::Malformed
+                }
+                SignatureError::Mismatch => AuthFailure::Invalid,
+            }
         })?;
         if account.is_none_or(|a| a.hmac_secrets.is_empty()) {
             return Err(AuthFailure::Invalid);
         }
         AuthMethod::Hmac
     } else if let Some(authorization) = header(AUTHORIZATION.as_str()) {
-        let (login, password) = signature::parse_basic(authorization).ok_or(AuthFailure::Malformed)?;
+        let (login, password) =
+            signature::parse_basic(authorization).ok_or(AuthFailure::Malformed)?;
         let (expected_login, passwords): (Option<&str>, Vec<&[u8]>) = match account {
             Some(auth) if !auth.passwords.is_empty() => (
                 auth.login.as_deref(),
-                auth.passwords.iter().map(|p| p.expose_secret().as_bytes()).collect(),
+                auth.passwords
+                    .iter()
+                    .map(|p| p.expose_secret().as_bytes())
+                    .collect(),
             ),
             _ => (None, vec![DECOY_SECRET]),
         };
-        let login_ok = expected_login.is_none_or(|expected| signature::secrets_match(login.as_bytes(), expected.as_bytes()));
+        let login_ok = expected_login
+            .is_none_or(|expected| signature::secrets_match(login.as_bytes(), expected.as_bytes()));
         let mut password_ok = false;
         for expected in &passwords {
             password_ok |= signature::secrets_match(password.as_bytes(), expected);
@@ -124,8 +135,14 @@ pub fn authenticate(
         return Err(AuthFailure::Missing);
     };
 
-    let account = account.map(|a| a.account.clone()).ok_or(AuthFailure::Invalid)?;
-    Ok(Verified { account, method, body })
+    let account = account
+        .map(|a| a.account.clone())
+        .ok_or(AuthFailure::Invalid)?;
+    Ok(Verified {
+        account,
+        method,
+        body,
+    })
 }
 
 #[cfg(test)]
@@ -141,8 +158,14 @@ mod tests {
         AccountAuth {
             account: AccountId::parse("59808").unwrap(),
             login: login.map(str::to_owned),
-            passwords: passwords.iter().map(|p| SecretString::from(p.to_string())).collect(),
-            hmac_secrets: secrets.iter().map(|p| SecretString::from(p.to_string())).collect(),
+            passwords: passwords
+                .iter()
+                .map(|p| SecretString::from(p.to_string()))
+                .collect(),
+            hmac_secrets: secrets
+                .iter()
+                .map(|p| SecretString::from(p.to_string()))
+                .collect(),
         }
     }
 
@@ -161,12 +184,18 @@ mod tests {
     }
 
     fn basic(login: &str, password: &str) -> (&'static str, String) {
-        ("authorization", signature::basic_authorization(login, password))
+        (
+            "authorization",
+            signature::basic_authorization(login, password),
+        )
     }
 
     fn hmac(secret: &str, ts: i64, body: &[u8]) -> [(&'static str, String); 2] {
         [
-            (SIGNATURE_HEADER, signature::sign(secret.as_bytes(), ts, body)),
+            (
+                SIGNATURE_HEADER,
+                signature::sign(secret.as_bytes(), ts, body),
+            ),
             (TIMESTAMP_HEADER, ts.to_string()),
         ]
     }
@@ -174,7 +203,8 @@ mod tests {
     #[test]
     fn basic_with_the_right_login_and_password() {
         let acct = account(Some("hostaway"), &["pw"], &[]);
-        let ok = authenticate(request(&[basic("hostaway", "pw")], b"{}"), Some(&acct), NOW).unwrap();
+        let ok =
+            authenticate(request(&[basic("hostaway", "pw")], b"{}"), Some(&acct), NOW).unwrap();
         assert_eq!(ok.method, AuthMethod::Basic);
         assert_eq!(ok.account.as_str(), "59808");
         for (login, pw) in [("hostaway", "wrong"), ("other", "pw"), ("", "")] {
@@ -204,11 +234,21 @@ mod tests {
             AuthFailure::Invalid
         );
         assert_eq!(
-            authenticate(request(&hmac("s3cret", NOW - 301, body), body), Some(&acct), NOW).unwrap_err(),
+            authenticate(
+                request(&hmac("s3cret", NOW - 301, body), body),
+                Some(&acct),
+                NOW
+            )
+            .unwrap_err(),
             AuthFailure::Stale
         );
         assert_eq!(
-            authenticate(request(&hmac("s3cret", NOW + 301, body), body), Some(&acct), NOW).unwrap_err(),
+            authenticate(
+                request(&hmac("s3cret", NOW + 301, body), body),
+                Some(&acct),
+                NOW
+            )
+            .unwrap_err(),
             AuthFailure::Future
         );
     }
@@ -241,7 +281,14 @@ mod tests {
         let basic_only = account(None, &["pw"], &[]);
         let body = b"{}";
         let decoy = std::str::from_utf8(DECOY_SECRET).unwrap();
-        assert!(authenticate(request(&hmac(decoy, NOW, body), body), Some(&basic_only), NOW).is_err());
+        assert!(
+            authenticate(
+                request(&hmac(decoy, NOW, body), body),
+                Some(&basic_only),
+                NOW
+            )
+            .is_err()
+        );
         let hmac_only = account(None, &[], &["s"]);
         assert!(authenticate(request(&[basic("x", decoy)], body), Some(&hmac_only), NOW).is_err());
     }
@@ -249,9 +296,17 @@ mod tests {
     #[test]
     fn no_credentials_at_all() {
         let acct = account(None, &["pw"], &["s"]);
-        assert_eq!(authenticate(request(&[], b"{}"), Some(&acct), NOW).unwrap_err(), AuthFailure::Missing);
         assert_eq!(
-            authenticate(request(&[("authorization", "Bearer x".into())], b"{}"), Some(&acct), NOW).unwrap_err(),
+            authenticate(request(&[], b"{}"), Some(&acct), NOW).unwrap_err(),
+            AuthFailure::Missing
+        );
+        assert_eq!(
+            authenticate(
+                request(&[("authorization", "Bearer x".into())], b"{}"),
+                Some(&acct),
+                NOW
+            )
+            .unwrap_err(),
             AuthFailure::Malformed
         );
     }

@@ -99,7 +99,12 @@ impl CredentialCache {
         {
             accounts.push(boot.clone());
         }
-        accounts.extend(loaded.into_iter().filter(|c| c.enabled).map(AccountAuth::from));
+        accounts.extend(
+            loaded
+                .into_iter()
+                .filter(|c| c.enabled)
+                .map(AccountAuth::from),
+        );
         let mut snapshot = Snapshot::build(accounts);
         snapshot.loaded_at = Some(Instant::now());
         match self.snapshot.write() {

@@ -120,7 +120,11 @@ impl IntoResponse for Rejection {
     }
 }
 
-pub async fn webhook_without_account(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn webhook_without_account(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     handle(state, None, headers, body).await
 }
 
@@ -133,7 +137,12 @@ pub async fn webhook_with_account(
     handle(state, Some(account), headers, body).await
 }
 
-async fn handle(state: AppState, path_account: Option<String>, headers: HeaderMap, body: Body) -> Response {
+async fn handle(
+    state: AppState,
+    path_account: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!(
         "webhook",
@@ -213,7 +222,9 @@ async fn process(
     let mut parsed: Option<Webhook> = None;
     let credentials = match &path_account {
         // An id that cannot exist is an unknown account: the same 401.
-        Some(raw) => AccountId::parse(raw.as_str()).ok().and_then(|id| state.cache.by_account(&id)),
+        Some(raw) => AccountId::parse(raw.as_str())
+            .ok()
+            .and_then(|id| state.cache.by_account(&id)),
         None => match auth::basic_login(&headers).and_then(|login| state.cache.by_login(&login)) {
             Some(found) => Some(found),
             None => {
@@ -225,8 +236,12 @@ async fn process(
         },
     };
 
-    let verified = auth::authenticate(Unverified { headers, body }, credentials.as_deref(), Utc::now().timestamp())
-        .map_err(Rejection::Unauthorized)?;
+    let verified = auth::authenticate(
+        Unverified { headers, body },
+        credentials.as_deref(),
+        Utc::now().timestamp(),
+    )
+    .map_err(Rejection::Unauthorized)?;
     let span = tracing::Span::current();
     span.record("account_id", verified.account.as_str());
 
@@ -234,7 +249,10 @@ async fn process(
         Some(webhook) => webhook,
         None => mapping::parse_webhook(&verified.body).map_err(Rejection::Malformed)?,
     };
-    if webhook.account().is_some_and(|claimed| claimed != &verified.account) {
+    if webhook
+        .account()
+        .is_some_and(|claimed| claimed != &verified.account)
+    {
         return Err(Rejection::AccountMismatch);
     }
 
@@ -249,10 +267,19 @@ async fn process(
             tracing::warn!(unknown_event = %event, "webhook event not handled by this version; answered 200, not processed");
             return Ok(Accepted::Ignored);
         }
-        Webhook::Event { event, data, sent_at, .. } => (event, data, sent_at),
+        Webhook::Event {
+            event,
+            data,
+            sent_at,
+            ..
+        } => (event, data, sent_at),
     };
     span.record("event", event.as_str());
-    state.metrics.received.with_label_values(&[event.as_str()]).inc();
+    state
+        .metrics
+        .received
+        .with_label_values(&[event.as_str()])
+        .inc();
 
     validate(&verified.account, event, &data, sent_at).map_err(Rejection::InvalidPayload)?;
 
@@ -278,11 +305,17 @@ async fn process(
         .publish(subject, &webhook_id, Bytes::from(message.encode_to_vec()))
         .await
         .map_err(Rejection::Unavailable)?;
-    state.metrics.publish_duration.observe(acked.elapsed.as_secs_f64());
+    state
+        .metrics
+        .publish_duration
+        .observe(acked.elapsed.as_secs_f64());
     state
         .metrics
         .published
-        .with_label_values(&[event.as_str(), if acked.duplicate { "true" } else { "false" }])
+        .with_label_values(&[
+            event.as_str(),
+            if acked.duplicate { "true" } else { "false" },
+        ])
         .inc();
     tracing::info!(
         stream_sequence = acked.sequence,
@@ -301,7 +334,9 @@ fn validate(
     sent_at: Option<chrono::NaiveDateTime>,
 ) -> Result<(), MappingError> {
     match event {
-        WebhookEvent::ReservationCreated | WebhookEvent::ReservationUpdated | WebhookEvent::ReservationCancelled => {
+        WebhookEvent::ReservationCreated
+        | WebhookEvent::ReservationUpdated
+        | WebhookEvent::ReservationCancelled => {
             mapping::map_reservation(account, event, data, sent_at).map(|_| ())
         }
         WebhookEvent::MessageReceived => mapping::map_message(account, data).map(|_| ()),

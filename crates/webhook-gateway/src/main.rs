@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use domain::AccountId;
-use service_kit::config::{BootstrapAccountArgs, CredentialsKeyArgs, DatabaseArgs, LogArgs, NatsArgs, OpsArgs};
+use service_kit::config::{
+    BootstrapAccountArgs, CredentialsKeyArgs, DatabaseArgs, LogArgs, NatsArgs, OpsArgs,
+};
 use service_kit::{health::Health, metrics::Metrics};
 use webhook_gateway::credentials::AccountAuth;
 use webhook_gateway::{Gateway, GatewayDeps, GatewaySettings};
@@ -51,9 +53,13 @@ async fn main() -> anyhow::Result<()> {
     service_kit::telemetry::init(&args.log);
 
     let topology = args.nats.topology()?;
-    let nats = service_kit::nats::connect(&args.nats.url, args.nats.creds_file.as_deref(), "webhook-gateway")
-        .await
-        .context("connecting to NATS")?;
+    let nats = service_kit::nats::connect(
+        &args.nats.url,
+        args.nats.creds_file.as_deref(),
+        "webhook-gateway",
+    )
+    .await
+    .context("connecting to NATS")?;
     let pool = args.database.pool()?;
     let cipher = Arc::new(args.key.cipher().context("CONNECTOR_CREDENTIALS_KEY")?);
     let metrics = Metrics::new();
@@ -80,9 +86,13 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let stop = service_kit::shutdown::on_signal();
     let ops_addr = args.ops.listen.unwrap_or(DEFAULT_OPS_LISTEN.parse()?);
-    service_kit::ops::serve(ops_addr, service_kit::ops::router(metrics, health), stop.clone())
-        .await
-        .with_context(|| format!("ops server on {ops_addr}"))?;
+    service_kit::ops::serve(
+        ops_addr,
+        service_kit::ops::router(metrics, health),
+        stop.clone(),
+    )
+    .await
+    .with_context(|| format!("ops server on {ops_addr}"))?;
     gateway.run(stop).await?;
     Ok(())
 }

@@ -22,15 +22,24 @@ impl GatewayMetrics {
     pub fn register(metrics: &Metrics) -> anyhow::Result<Self> {
         Ok(Self {
             received: metrics.register(IntCounterVec::new(
-                Opts::new("hostaway_webhooks_received_total", "Authenticated Hostaway webhooks, by event type"),
+                Opts::new(
+                    "hostaway_webhooks_received_total",
+                    "Authenticated Hostaway webhooks, by event type",
+                ),
                 &["event_type"],
             )?)?,
             rejected: metrics.register(IntCounterVec::new(
-                Opts::new("hostaway_webhooks_rejected_total", "Webhook requests refused, by reason"),
+                Opts::new(
+                    "hostaway_webhooks_rejected_total",
+                    "Webhook requests refused, by reason",
+                ),
                 &["reason"],
             )?)?,
             published: metrics.register(IntCounterVec::new(
-                Opts::new("hostaway_webhooks_published_total", "Webhooks acknowledged by JetStream"),
+                Opts::new(
+                    "hostaway_webhooks_published_total",
+                    "Webhooks acknowledged by JetStream",
+                ),
                 &["event_type", "duplicate"],
             )?)?,
             publish_duration: metrics.register(Histogram::with_opts(

@@ -34,11 +34,20 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(client: Client, timeout: Duration) -> Self {
         let js = jetstream::new(client.clone());
-        Self { client, js, timeout }
+        Self {
+            client,
+            js,
+            timeout,
+        }
     }
 
     /// Publishes with `Nats-Msg-Id = msg_id` and waits for the stream's ack.
-    pub async fn publish(&self, subject: String, msg_id: &str, payload: Bytes) -> Result<Acked, PublishFailure> {
+    pub async fn publish(
+        &self,
+        subject: String,
+        msg_id: &str,
+        payload: Bytes,
+    ) -> Result<Acked, PublishFailure> {
         // While disconnected the client would buffer the message and the ack
         // would never come in time: answer at once instead.
         if !service_kit::nats::is_connected(&self.client) {
@@ -54,7 +63,8 @@ impl Publisher {
                 .send_publish(subject, message)
                 .await
                 .map_err(|e| PublishFailure::Refused(e.to_string()))?;
-            ack.await.map_err(|e| PublishFailure::Refused(e.to_string()))
+            ack.await
+                .map_err(|e| PublishFailure::Refused(e.to_string()))
         };
         let ack = tokio::time::timeout(self.timeout, send_and_ack)
             .await

@@ -91,7 +91,8 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn bind(settings: GatewaySettings, deps: GatewayDeps) -> Result<Self, StartError> {
-        let metrics = GatewayMetrics::register(&deps.metrics).map_err(|e| StartError::Metrics(e.to_string()))?;
+        let metrics = GatewayMetrics::register(&deps.metrics)
+            .map_err(|e| StartError::Metrics(e.to_string()))?;
         let cache = Arc::new(CredentialCache::new(settings.bootstrap.clone()));
         let state = AppState {
             cache: Arc::clone(&cache),
@@ -103,21 +104,28 @@ impl Gateway {
         };
         let router = Router::new()
             .route("/webhooks/hostaway", post(webhook_without_account))
-            .route("/webhooks/hostaway/{account_id}", post(webhook_with_account))
+            .route(
+                "/webhooks/hostaway/{account_id}",
+                post(webhook_with_account),
+            )
             .with_state(state);
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: settings.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
         let provisioned = Arc::new(AtomicBool::new(false));
         let nats = deps.nats.clone();
-        deps.health.add("nats", move || service_kit::nats::is_connected(&nats));
+        deps.health
+            .add("nats", move || service_kit::nats::is_connected(&nats));
         let flag = Arc::clone(&provisioned);
-        deps.health.add("streams", move || flag.load(Ordering::Acquire));
+        deps.health
+            .add("streams", move || flag.load(Ordering::Acquire));
         let ready_cache = Arc::clone(&cache);
-        deps.health.add("credentials", move || ready_cache.is_usable());
+        deps.health
+            .add("credentials", move || ready_cache.is_usable());
         Ok(Self {
             listener,
             router,
