@@ -35,9 +35,13 @@ CREATE TABLE bookings (
     version_terminal        boolean NOT NULL,
     version_event           smallint NOT NULL,
     version_digest          bytea NOT NULL,
+    -- Bumped on every change: events carry it so consumers can order them.
+    revision                bigint NOT NULL DEFAULT 1,
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (external_source, external_id),
+    -- Per account: one Hostaway account can never reach another's bookings,
+    -- whatever reservation id it sends.
+    UNIQUE (external_source, hostaway_account_id, external_id),
     CHECK (departure_date >= arrival_date),
     CHECK ((total_amount_minor IS NULL) = (currency IS NULL))
 );

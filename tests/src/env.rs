@@ -33,6 +33,9 @@ pub struct TestEnv {
     pub credentials_key: SecretString,
     pub cipher: Arc<CredentialCipher>,
     database_url: Url,
+    nats_url: Url,
+    /// Services connect straight to the servers (benchmarks), not through the proxies.
+    direct: bool,
 }
 
 async fn upstream(url: &Url, default_port: u16) -> SocketAddr {
@@ -47,6 +50,16 @@ async fn upstream(url: &Url, default_port: u16) -> SocketAddr {
 
 impl TestEnv {
     pub async fn new() -> Self {
+        Self::create(false).await
+    }
+
+    /// An environment whose services bypass the cuttable proxies: for
+    /// measurements, where a proxy hop would distort the figures.
+    pub async fn new_direct() -> Self {
+        Self::create(true).await
+    }
+
+    async fn create(direct: bool) -> Self {
         service_kit::install_crypto_provider();
         init_logging();
         let admin: Url = std::env::var("TEST_DATABASE_URL")
@@ -107,11 +120,16 @@ impl TestEnv {
             credentials_key,
             cipher,
             database_url,
+            nats_url,
+            direct,
         }
     }
 
     /// The database URL services use: through the cuttable proxy.
     pub fn service_database_url(&self) -> SecretString {
+        if self.direct {
+            return SecretString::from(self.database_url.to_string());
+        }
         let mut url = self.database_url.clone();
         let _ = url.set_host(Some("127.0.0.1"));
         let _ = url.set_port(Some(self.pg_proxy.addr().port()));
@@ -120,6 +138,9 @@ impl TestEnv {
 
     /// The NATS URL services use: through the cuttable proxy.
     pub fn service_nats_url(&self) -> SecretString {
+        if self.direct {
+            return SecretString::from(self.nats_url.to_string());
+        }
         SecretString::from(format!("nats://{}", self.nats_proxy.addr()))
     }
 

@@ -107,7 +107,7 @@ pub fn inbound(account: &str, body: &Value) -> booking_ingestor::ingest::Inbound
         panic!("not an event: {body}");
     };
     booking_ingestor::ingest::Inbound {
-        webhook_id: mapping::webhook_id(&account, event, &data),
+        webhook_id: mapping::webhook_id(&account, event, sent_at, &data),
         account,
         event,
         data,
@@ -115,4 +115,9 @@ pub fn inbound(account: &str, body: &Value) -> booking_ingestor::ingest::Inbound
         received_at: chrono::Utc::now(),
         source: events::pb::Source::WebhookBasic,
     }
+}
+
+/// The `Authorization` header value for HTTP Basic.
+pub fn basic_auth(login: &str, password: &str) -> String {
+    mapping::signature::basic_authorization(login, password)
 }

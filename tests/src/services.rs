@@ -111,6 +111,7 @@ impl TestEnv {
             &store::PoolSettings {
                 max_connections: 2,
                 acquire_timeout: Duration::from_secs(2),
+                ..Default::default()
             },
         )
         .expect("gateway pool");
@@ -202,8 +203,10 @@ impl TestEnv {
             let pool = store::connect_lazy(
                 &database_url,
                 &store::PoolSettings {
-                    max_connections: 4,
+                    max_connections: u32::try_from(settings.concurrency).unwrap_or(64) + 2,
                     acquire_timeout: Duration::from_secs(2),
+                    lock_timeout: Some(Duration::from_secs(15)),
+                    statement_timeout: Some(Duration::from_secs(60)),
                 },
             )
             .expect("ingestor pool");

@@ -48,13 +48,32 @@ async fn an_unlinked_listing_is_retried_dead_lettered_and_replayed_after_linking
     assert_eq!(status, "dead_lettered");
     assert!(env.bookings().await.is_empty());
 
-    // Fix the cause, then replay as an operator would.
-    let unit = env.link(ACCOUNT, "777001").await;
-    let letter = store::dlq::list(&env.pool, false, 10)
+    // Replayed before the cause is fixed: a fresh set of attempts, then back
+    // in the dead-letter queue.
+    let first = store::dlq::list(&env.pool, false, 10)
         .await
         .unwrap()
         .remove(0);
-    replay(&env, letter.id).await;
+    replay(&env, first.id, 1).await;
+    let attempts: i32 = eventually("the replay to be dead-lettered again", DEADLINE, || async {
+        sqlx::query_scalar("SELECT attempts FROM dead_letter_queue WHERE id <> $1")
+            .bind(first.id)
+            .fetch_optional(&env.pool)
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(attempts, 3, "a replay gets every attempt again, not one");
+
+    // Fix the cause, then replay as an operator would.
+    let unit = env.link(ACCOUNT, "777001").await;
+    let second = store::dlq::list(&env.pool, false, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.id != first.id)
+        .unwrap();
+    replay(&env, second.id, 1).await;
 
     let booking = eventually(
         "the replayed webhook to create the booking",
@@ -63,17 +82,20 @@ async fn an_unlinked_listing_is_retried_dead_lettered_and_replayed_after_linking
     )
     .await;
     assert_eq!(booking.unit_id, unit.as_uuid());
-    let resolved: bool =
-        sqlx::query_scalar("SELECT resolved_at IS NOT NULL FROM dead_letter_queue")
+    let open: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM dead_letter_queue WHERE resolved_at IS NULL")
             .fetch_one(&env.pool)
             .await
             .unwrap();
-    assert!(resolved, "a processed replay resolves its dead letter");
+    assert_eq!(
+        open, 0,
+        "a processed replay resolves the webhook's dead letters"
+    );
     ingestor.stop().await;
 }
 
 /// What `hostaway-admin dlq replay ID` does.
-async fn replay(env: &TestEnv, id: uuid::Uuid) {
+async fn replay(env: &TestEnv, id: uuid::Uuid, expected_number: i32) {
     let letter = store::dlq::get(&env.pool, id)
         .await
         .unwrap()
@@ -81,7 +103,10 @@ async fn replay(env: &TestEnv, id: uuid::Uuid) {
     let outcome = booking_ingestor::dead_letter::replay(&env.js, &env.topology, &env.pool, &letter)
         .await
         .unwrap();
-    assert_eq!(outcome, booking_ingestor::dead_letter::Replayed::Sent(1));
+    assert_eq!(
+        outcome,
+        booking_ingestor::dead_letter::Replayed::Sent(expected_number)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

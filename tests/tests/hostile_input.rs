@@ -230,12 +230,33 @@ async fn every_hostile_request_gets_its_status_and_writes_nothing() {
             "unauthorized",
         ),
         case(
+            // A 400 here would reveal that the login does not exist.
             "malformed JSON, account unknown until parsed",
             path,
             vec![basic("nobody", "x")],
             b"{not json".to_vec(),
+            unauthorized,
+            "unauthorized",
+        ),
+        case(
+            "a one-digit month",
+            &path_account,
+            good_basic(),
+            json_bytes(with_data(|d| {
+                d.insert("arrivalDate".into(), "2026-4-1".into());
+            })),
             bad,
-            "malformed_body",
+            "invalid_payload",
+        ),
+        case(
+            "a version stamped far in the future",
+            &path_account,
+            good_basic(),
+            json_bytes(with_data(|d| {
+                d.insert("updatedOn".into(), "2099-01-01 00:00:00".into());
+            })),
+            bad,
+            "invalid_payload",
         ),
         case(
             "malformed JSON from a known account",

@@ -2,15 +2,17 @@
 //!
 //! At most `concurrency` webhooks are in flight; each is acknowledged only
 //! after its transaction committed (or it was dead-lettered). A database outage
-//! closes the [`DbGate`]: the loop stops taking messages and probes PostgreSQL
-//! until it answers, so an outage never consumes a webhook's attempts.
+//! closes the [`DbGate`]: the loop stops pulling and probes PostgreSQL until it
+//! answers, so an outage never uses up a webhook's attempts. Contention
+//! (deadlocks, lock timeouts) is retried soon, also without counting.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use store::PgPool;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -80,6 +82,23 @@ pub struct RetryPolicy {
     pub cap: Duration,
 }
 
+/// How long a pull request waits on the server, and how often the server
+/// proves it is alive while doing so: a lost pull is noticed within seconds.
+const PULL_EXPIRES: Duration = Duration::from_secs(30);
+const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Consecutive pull errors after which the consumer is bound afresh (it may
+/// have been deleted with its stream).
+const MAX_PULL_ERRORS: u32 = 5;
+
+/// Why [`Worker::consume`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Shutdown was requested.
+    Shutdown,
+    /// Pulling kept failing: bind the consumer again.
+    Rebind,
+}
+
 #[derive(Debug)]
 pub struct Worker {
     pub pool: PgPool,
@@ -91,73 +110,77 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Consumes until `stop`. In-flight handlers are spawned on `tracker`.
+    /// Consumes until `stop`, or until pulling keeps failing. In-flight
+    /// handlers run on `tracker`.
     pub async fn consume(
-        self: Arc<Self>,
-        consumer: PullConsumer,
+        self: &Arc<Self>,
+        consumer: &PullConsumer,
         concurrency: usize,
-        stop: CancellationToken,
-        tracker: TaskTracker,
-    ) {
+        stop: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Stopped {
         let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-        'connect: loop {
+        let mut failed_pulls = 0u32;
+        loop {
             let mut messages = match consumer
                 .stream()
                 .max_messages_per_batch(concurrency.max(1) * 2)
+                .expires(PULL_EXPIRES)
+                .heartbeat(PULL_HEARTBEAT)
                 .messages()
                 .await
             {
                 Ok(messages) => messages,
                 Err(error) => {
-                    tracing::warn!(%error, "cannot pull from the webhooks consumer yet");
-                    if sleep_or_stop(&stop, Duration::from_secs(1)).await {
-                        return;
+                    failed_pulls += 1;
+                    tracing::warn!(%error, "cannot pull from the webhooks consumer");
+                    if failed_pulls >= MAX_PULL_ERRORS {
+                        return Stopped::Rebind;
+                    }
+                    if sleep_or_stop(stop, Duration::from_secs(1)).await {
+                        return Stopped::Shutdown;
                     }
                     continue;
                 }
             };
-            let mut consecutive_errors = 0u32;
             loop {
                 if !self.gate.is_up() {
                     self.metrics.database_available.set(0);
-                    if !self.gate.wait_until_up(&self.pool, &stop).await {
-                        return;
+                    if !self.gate.wait_until_up(&self.pool, stop).await {
+                        return Stopped::Shutdown;
                     }
                     self.metrics.database_available.set(1);
                 }
                 let permit = tokio::select! {
                     biased;
-                    () = stop.cancelled() => return,
+                    () = stop.cancelled() => return Stopped::Shutdown,
                     permit = Arc::clone(&permits).acquire_owned() => match permit {
                         Ok(permit) => permit,
-                        Err(_) => return,
+                        Err(_) => return Stopped::Shutdown,
                     },
                 };
                 let next = tokio::select! {
                     biased;
-                    () = stop.cancelled() => return,
+                    () = stop.cancelled() => return Stopped::Shutdown,
                     next = messages.next() => next,
                 };
                 match next {
                     Some(Ok(message)) => {
-                        consecutive_errors = 0;
-                        let worker = Arc::clone(&self);
+                        failed_pulls = 0;
+                        let worker = Arc::clone(self);
                         tracker.spawn(async move {
                             worker.handle(message).await;
                             drop(permit);
                         });
                     }
                     Some(Err(error)) => {
-                        consecutive_errors += 1;
+                        failed_pulls += 1;
                         tracing::warn!(%error, "pull error");
-                        if consecutive_errors >= 5 {
-                            if sleep_or_stop(&stop, Duration::from_millis(500)).await {
-                                return;
-                            }
-                            continue 'connect;
+                        if failed_pulls >= MAX_PULL_ERRORS {
+                            return Stopped::Rebind;
                         }
                     }
-                    None => continue 'connect,
+                    None => break,
                 }
             }
         }
@@ -181,20 +204,36 @@ impl Worker {
             event = inbound.event.as_str(),
             stream_sequence,
         );
-        self.handle_inbound(&message, &inbound, stream_sequence, started)
-            .instrument(span)
-            .await;
+        async {
+            // A panic is a bug; it must not leave the message to be redelivered
+            // (and panic again) forever: it is dead-lettered, to be replayed
+            // once fixed.
+            let result = AssertUnwindSafe(ingest::apply(&self.pool, &inbound))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(IngestError::Permanent {
+                        reason: "panic",
+                        message: "the ingestor panicked applying this webhook".into(),
+                    })
+                });
+            self.settle(&message, &inbound, result, stream_sequence, started)
+                .await;
+        }
+        .instrument(span)
+        .await;
     }
 
-    async fn handle_inbound(
+    async fn settle(
         &self,
         message: &jetstream::Message,
         inbound: &Inbound,
+        result: Result<ingest::Applied, IngestError>,
         stream_sequence: Option<u64>,
         started: Instant,
     ) {
         let event_type = inbound.event.as_str();
-        match ingest::apply(&self.pool, inbound).await {
+        let error = match result {
             Ok(applied) => {
                 self.gate.mark_up();
                 self.metrics
@@ -217,6 +256,12 @@ impl Worker {
                         .double_bookings
                         .inc_by(applied.double_bookings as u64);
                 }
+                if let Some(change) = applied.block_change {
+                    self.metrics
+                        .blocks_changed
+                        .with_label_values(&[change])
+                        .inc();
+                }
                 if !applied.events.is_empty() {
                     let published = self.publisher.publish(&applied.events).await;
                     if let Err(error) = store::outbox::mark_published(&self.pool, &published).await
@@ -231,17 +276,23 @@ impl Worker {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "webhook processed"
                 );
+                return;
             }
-            Err(IngestError::Unavailable(error)) => {
+            Err(error) => error,
+        };
+        match &error {
+            IngestError::Unavailable(_) => {
                 self.gate.mark_down();
-                self.metrics
-                    .retries
-                    .with_label_values(&["database_unavailable"])
-                    .inc();
-                tracing::warn!(%error, "database unavailable; webhook waits on JetStream");
-                ack(message, AckKind::Nak(Some(self.gate.retry_delay()))).await;
+                self.retry_later(message, &error, self.gate.retry_delay())
+                    .await;
             }
-            Err(error) => {
+            IngestError::Busy(_) | IngestError::Nats(_) => {
+                let delay = full_jitter(Duration::from_millis(100), Duration::from_secs(2), 3);
+                self.retry_later(message, &error, delay).await;
+            }
+            IngestError::Retryable { .. }
+            | IngestError::Database(_)
+            | IngestError::Permanent { .. } => {
                 self.metrics
                     .processed
                     .with_label_values(&[event_type, "failure"])
@@ -254,13 +305,19 @@ impl Worker {
                 )
                 .await
                 {
-                    Ok(attempts) => attempts,
+                    Ok(Some(attempts)) => attempts,
+                    Ok(None) => {
+                        // A redelivery applied it meanwhile.
+                        ack(message, AckKind::Ack).await;
+                        return;
+                    }
                     Err(store_error) => {
                         if store_error.is_transient() {
                             self.gate.mark_down();
                         }
                         tracing::warn!(error = %store_error, "cannot record the failed attempt; retrying later");
-                        ack(message, AckKind::Nak(Some(self.gate.retry_delay()))).await;
+                        self.retry_later(message, &error, self.gate.retry_delay())
+                            .await;
                         return;
                     }
                 };
@@ -271,10 +328,6 @@ impl Worker {
                 } else {
                     let delay =
                         full_jitter(self.retry.base, self.retry.cap, attempts.max(1) as u32);
-                    self.metrics
-                        .retries
-                        .with_label_values(&[error.reason()])
-                        .inc();
                     tracing::warn!(
                         reason = error.reason(),
                         %error,
@@ -283,10 +336,29 @@ impl Worker {
                         retry_in_ms = delay.as_millis() as u64,
                         "webhook not applied yet; will retry"
                     );
-                    ack(message, AckKind::Nak(Some(delay))).await;
+                    self.retry_later(message, &error, delay).await;
                 }
             }
         }
+    }
+
+    async fn retry_later(
+        &self,
+        message: &jetstream::Message,
+        error: &IngestError,
+        delay: Duration,
+    ) {
+        self.metrics
+            .retries
+            .with_label_values(&[error.reason()])
+            .inc();
+        if matches!(
+            error,
+            IngestError::Unavailable(_) | IngestError::Busy(_) | IngestError::Nats(_)
+        ) {
+            tracing::warn!(reason = error.reason(), %error, retry_in_ms = delay.as_millis() as u64, "webhook waits on JetStream; no attempt counted");
+        }
+        ack(message, AckKind::Nak(Some(delay))).await;
     }
 
     async fn dead_letter(

@@ -79,9 +79,7 @@ impl DeadLetterer {
                 .map_err(async_nats::Error::from)
         };
         if let Err(e) = published.await {
-            return Err(IngestError::Unavailable(store::StoreError::Invalid(
-                format!("DLQ stream publish failed: {e}"),
-            )));
+            return Err(IngestError::Nats(format!("DLQ stream publish failed: {e}")));
         }
 
         let letter = NewDeadLetter {

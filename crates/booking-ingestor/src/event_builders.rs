@@ -40,6 +40,7 @@ fn booking_message(stored: &StoredBooking) -> pb::Booking {
         channel_reservation_id: r.channel_reservation_id.clone().unwrap_or_default(),
         confirmation_code: r.confirmation_code.clone().unwrap_or_default(),
         source_updated_at: r.version.updated_at.map(events::naive_timestamp),
+        revision: stored.revision,
     }
 }
 

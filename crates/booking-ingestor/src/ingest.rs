@@ -49,6 +49,13 @@ pub enum IngestError {
     /// PostgreSQL is unavailable: the webhook waits, no attempt is counted.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] StoreError),
+    /// Another transaction was in the way (deadlock, lock timeout): retried
+    /// soon, no attempt is counted.
+    #[error("database busy: {0}")]
+    Busy(#[source] StoreError),
+    /// NATS did not take a message (the dead-letter copy): retried later.
+    #[error("NATS unavailable: {0}")]
+    Nats(String),
     /// Any other database error: counted like a retryable failure.
     #[error("database error: {0}")]
     Database(#[source] StoreError),
@@ -59,6 +66,8 @@ impl IngestError {
         match self {
             IngestError::Retryable { reason, .. } | IngestError::Permanent { reason, .. } => reason,
             IngestError::Unavailable(_) => "database_unavailable",
+            IngestError::Busy(_) => "database_busy",
+            IngestError::Nats(_) => "nats_unavailable",
             IngestError::Database(_) => "database_error",
         }
     }
@@ -73,10 +82,10 @@ impl IngestError {
 
 impl From<StoreError> for IngestError {
     fn from(error: StoreError) -> Self {
-        if error.is_transient() {
-            IngestError::Unavailable(error)
-        } else {
-            IngestError::Database(error)
+        match error {
+            StoreError::Unavailable(_) => IngestError::Unavailable(error),
+            StoreError::Busy(_) => IngestError::Busy(error),
+            other => IngestError::Database(other),
         }
     }
 }
@@ -134,6 +143,8 @@ pub struct Applied {
     pub booking: Option<BookingId>,
     pub events: Vec<OutboxEvent>,
     pub double_bookings: usize,
+    /// What happened to the booking's calendar block, if anything.
+    pub block_change: Option<&'static str>,
 }
 
 impl Applied {
@@ -143,6 +154,7 @@ impl Applied {
             booking,
             events: Vec::new(),
             double_bookings: 0,
+            block_change: None,
         }
     }
 }
@@ -225,10 +237,7 @@ pub async fn apply(pool: &PgPool, inbound: &Inbound) -> Result<Applied, IngestEr
             tx.commit().await?;
             return Ok(Applied::outcome("repeat", None));
         }
-        Prior::Unfinished { status, .. } if status == "dead_lettered" => {
-            // Replayed, or sent again by Hostaway: a fresh set of attempts.
-            webhook_log::reset_attempts(&mut tx, &inbound.webhook_id).await?;
-        }
+        // A retry, or a dead-lettered webhook coming back: apply it.
         Prior::New | Prior::Unfinished { .. } => {}
     }
     let applied = match work {
@@ -260,8 +269,8 @@ async fn apply_reservation(
     update: ReservationUpdate,
     webhook_id: &str,
 ) -> Result<Applied, IngestError> {
-    bookings::lock_reservation(tx, &update.reservation).await?;
-    let current = bookings::find(tx, &update.reservation).await?;
+    bookings::lock_reservation(tx, &update.account, &update.reservation).await?;
+    let current = bookings::find(tx, &update.account, &update.reservation).await?;
     let decision = domain::decide(current.as_ref().map(|c| &c.record), update).map_err(|e| {
         IngestError::Retryable {
             reason: "incomplete_payload",
@@ -291,14 +300,20 @@ async fn apply_reservation(
     };
     bookings::lock_unit(tx, unit).await?;
 
-    let stored = StoredBooking {
+    let mut stored = StoredBooking {
         id: current.as_ref().map_or_else(BookingId::generate, |c| c.id),
         unit,
         record,
+        revision: 0,
     };
-    bookings::save(tx, &stored).await?;
+    stored.revision = bookings::save(tx, &stored).await?;
     let block = stored.record.calendar_block();
-    bookings::set_block(tx, stored.id, unit, block).await?;
+    let block_change = match bookings::set_block(tx, stored.id, unit, block).await? {
+        bookings::BlockChange::Created => Some("created"),
+        bookings::BlockChange::Moved => Some("moved"),
+        bookings::BlockChange::Released => Some("released"),
+        bookings::BlockChange::Unchanged => None,
+    };
 
     let mut events = Vec::new();
     if let Some(change) = change {
@@ -331,6 +346,7 @@ async fn apply_reservation(
         booking: Some(stored.id),
         events,
         double_bookings,
+        block_change,
     })
 }
 
@@ -339,7 +355,7 @@ async fn forward_message(
     message: &GuestMessage,
 ) -> Result<Applied, IngestError> {
     let booking = match &message.reservation {
-        Some(reservation) => bookings::find(tx, reservation).await?,
+        Some(reservation) => bookings::find(tx, &message.account, reservation).await?,
         None => None,
     };
     Ok(Applied {
@@ -347,6 +363,7 @@ async fn forward_message(
         booking: booking.as_ref().map(|b| b.id),
         events: vec![event_builders::guest_message(message, booking.as_ref())],
         double_bookings: 0,
+        block_change: None,
     })
 }
 
@@ -368,5 +385,6 @@ async fn forward_listing_change(
             &inbound.webhook_id,
         )],
         double_bookings: 0,
+        block_change: None,
     })
 }

@@ -14,6 +14,7 @@ pub mod consumer;
 pub mod dead_letter;
 pub mod event_builders;
 pub mod ingest;
+pub mod maintenance;
 pub mod metrics;
 pub mod outbox;
 pub mod server;

@@ -13,7 +13,7 @@ use service_kit::{health::Health, metrics::Metrics};
 #[command(version, about)]
 struct Args {
     /// Webhooks processed at once.
-    #[arg(long, env = "INGEST_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "INGEST_CONCURRENCY", default_value_t = 8)]
     concurrency: usize,
     /// Attempts before a webhook that cannot be applied goes to the dead-letter queue.
     #[arg(long, env = "INGEST_MAX_ATTEMPTS", default_value_t = 5)]
@@ -27,6 +27,9 @@ struct Args {
     /// Redelivery delay of an unacknowledged webhook (a crashed replica's work).
     #[arg(long, env = "INGEST_ACK_WAIT_SECS", default_value_t = 30)]
     ack_wait_secs: u64,
+    /// Days processed webhooks stay in webhook_log.
+    #[arg(long, env = "INGEST_LOG_RETENTION_DAYS", default_value_t = 30)]
+    log_retention_days: u64,
     #[command(flatten)]
     ops: OpsArgs,
     #[command(flatten)]
@@ -53,6 +56,8 @@ async fn main() -> anyhow::Result<()> {
     settings.retry.cap = Duration::from_millis(args.retry_max_ms);
     settings.ack_wait = Duration::from_secs(args.ack_wait_secs);
     settings.migrate = args.database.migrate;
+    settings.retention.webhook_log =
+        Duration::from_secs(args.log_retention_days.max(1) * 24 * 3600);
     settings.shutdown_timeout = args.ops.shutdown_timeout();
 
     let nats = service_kit::nats::connect(
@@ -62,7 +67,12 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("connecting to NATS")?;
-    let pool = args.database.pool()?;
+    // One connection per worker, one for the outbox sweeper, one for probes.
+    let pool = args.database.service_pool(
+        u32::try_from(settings.concurrency)
+            .unwrap_or(u32::MAX)
+            .saturating_add(2),
+    )?;
     let metrics = Metrics::new();
     let health = Health::new();
     let ingestor = Ingestor::new(

@@ -18,6 +18,9 @@ pub struct IngestorMetrics {
     pub retries: IntCounterVec,
     pub dead_lettered: IntCounterVec,
     pub double_bookings: IntCounter,
+    /// Calendar blocks `created`, `moved` or `released`.
+    pub blocks_changed: IntCounterVec,
+    pub dlq_open: IntGauge,
     pub events_published: IntCounterVec,
     pub outbox_pending: IntGauge,
     pub database_available: IntGauge,
@@ -72,6 +75,17 @@ impl IngestorMetrics {
             double_bookings: metrics.register(IntCounter::new(
                 "hostaway_double_bookings_total",
                 "Overlapping live bookings detected on one unit",
+            )?)?,
+            blocks_changed: metrics.register(IntCounterVec::new(
+                Opts::new(
+                    "hostaway_blocks_changed_total",
+                    "Calendar blocks created, moved or released",
+                ),
+                &["change"],
+            )?)?,
+            dlq_open: metrics.register(IntGauge::new(
+                "hostaway_dlq_open",
+                "Dead letters not yet resolved",
             )?)?,
             events_published: metrics.register(IntCounterVec::new(
                 Opts::new(

@@ -13,7 +13,7 @@ use store::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::consumer::{DbGate, RetryPolicy, Worker};
+use crate::consumer::{DbGate, RetryPolicy, Stopped, Worker};
 use crate::dead_letter::DeadLetterer;
 use crate::metrics::IngestorMetrics;
 use crate::outbox::{EventPublisher, sweep_loop};
@@ -32,6 +32,7 @@ pub struct IngestorSettings {
     /// Unpublished events younger than this are left to their worker.
     pub outbox_min_age: Duration,
     pub migrate: bool,
+    pub retention: crate::maintenance::Retention,
     pub shutdown_timeout: Duration,
 }
 
@@ -40,7 +41,7 @@ impl IngestorSettings {
         Self {
             topology,
             streams: StreamSettings::default(),
-            concurrency: 16,
+            concurrency: 8,
             ack_wait: Duration::from_secs(30),
             max_ack_pending: 1024,
             retry: RetryPolicy {
@@ -51,6 +52,7 @@ impl IngestorSettings {
             outbox_sweep_interval: Duration::from_secs(2),
             outbox_min_age: Duration::from_secs(5),
             migrate: true,
+            retention: crate::maintenance::Retention::default(),
             shutdown_timeout: Duration::from_secs(25),
         }
     }
@@ -123,24 +125,36 @@ impl Ingestor {
             self.settings.outbox_min_age,
             stop.clone(),
         ));
+        background.spawn(crate::maintenance::run(
+            self.deps.pool.clone(),
+            self.metrics.clone(),
+            self.settings.retention.clone(),
+            stop.clone(),
+        ));
         let settings = self.settings.clone();
         let pool = self.deps.pool.clone();
         let consumer_stop = stop.clone();
         let tracker = in_flight.clone();
         background.spawn(async move {
-            let Some(consumer) = prepare(&settings, &pool, &js, &consumer_stop).await else {
-                return;
-            };
-            consuming.store(true, Ordering::Release);
-            tracing::info!(
-                consumer = settings.topology.ingestor_consumer(),
-                concurrency = settings.concurrency,
-                "booking ingestor consuming"
-            );
-            worker
-                .consume(consumer, settings.concurrency, consumer_stop, tracker)
-                .await;
-            consuming.store(false, Ordering::Release);
+            loop {
+                let Some(consumer) = prepare(&settings, &pool, &js, &consumer_stop).await else {
+                    return;
+                };
+                consuming.store(true, Ordering::Release);
+                tracing::info!(
+                    consumer = settings.topology.ingestor_consumer(),
+                    concurrency = settings.concurrency,
+                    "booking ingestor consuming"
+                );
+                let stopped = worker
+                    .consume(&consumer, settings.concurrency, &consumer_stop, &tracker)
+                    .await;
+                consuming.store(false, Ordering::Release);
+                if stopped == Stopped::Shutdown {
+                    return;
+                }
+                tracing::warn!("pulling keeps failing; binding the consumer again");
+            }
         });
         background.close();
 

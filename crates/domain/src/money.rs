@@ -199,7 +199,13 @@ impl Decimal {
         let too_large = MoneyError::TooLarge {
             max: Money::MAX_MAJOR_UNITS,
         };
-        let shift = self.exponent + scale;
+        let Some(shift) = self.exponent.checked_add(scale) else {
+            return if self.exponent > 0 {
+                Err(too_large)
+            } else {
+                Ok(0)
+            };
+        };
         if self.digits == 0 {
             return Ok(0);
         }
@@ -291,6 +297,16 @@ mod tests {
             Money::from_decimal("1e300", usd()),
             Err(MoneyError::TooLarge { .. })
         ));
+        assert!(matches!(
+            Money::from_decimal("1e2147483647", usd()),
+            Err(MoneyError::TooLarge { .. })
+        ));
+        assert_eq!(
+            Money::from_decimal("1e-2147483648", usd())
+                .unwrap()
+                .minor_units(),
+            0
+        );
         for bad in [
             "", ".", "abc", "1.2.3", "NaN", "Infinity", "1e", "0x10", "1,5",
         ] {

@@ -192,17 +192,9 @@ impl<'a> Record<'a> {
         match value {
             Value::Null => Ok(Patch::Clear),
             Value::String(s) if s.trim().is_empty() => Ok(Patch::Clear),
-            Value::String(s) => {
-                let s = s.trim();
-                let day = s.get(..10).unwrap_or(s);
-                NaiveDate::parse_from_str(day, "%Y-%m-%d")
-                    .ok()
-                    .filter(|_| s.len() == 10 || s[10..].starts_with([' ', 'T']))
-                    .map(Patch::Set)
-                    .ok_or_else(|| {
-                        MappingError::new(field, Problem::WrongType("a date YYYY-MM-DD"))
-                    })
-            }
+            Value::String(s) => parse_date(s.trim())
+                .map(Patch::Set)
+                .ok_or_else(|| MappingError::new(field, Problem::WrongType("a date YYYY-MM-DD"))),
             _ => Err(MappingError::new(
                 field,
                 Problem::WrongType("a date YYYY-MM-DD"),
@@ -235,6 +227,25 @@ impl<'a> Record<'a> {
             )),
         }
     }
+}
+
+/// `YYYY-MM-DD`, optionally followed by a time (` ` or `T` …), which is cut.
+/// The shape is checked byte by byte before chrono sees it: chrono accepts
+/// one-digit months, and slicing a shorter string would panic.
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    let bytes = s.as_bytes();
+    let shaped = bytes.len() >= 10
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes[..10]
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit())
+        && (bytes.len() == 10 || matches!(bytes[10], b' ' | b'T'));
+    if !shaped {
+        return None;
+    }
+    NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()
 }
 
 pub fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
@@ -342,7 +353,17 @@ mod tests {
 
     #[test]
     fn dates_refuse_garbage() {
-        for bad in ["2025-13-01", "2025-02-30", "tomorrow", "2025-11-15x"] {
+        for bad in [
+            "2025-13-01",
+            "2025-02-30",
+            "tomorrow",
+            "2025-11-15x",
+            "2026-4-1",
+            "2026-04-1",
+            "2026-4-01",
+            "2026-04-01é",
+            "２０２６-04-01",
+        ] {
             assert!(
                 record(&json!({"d": bad})).date("d", &["d"]).is_err(),
                 "{bad}"

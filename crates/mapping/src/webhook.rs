@@ -148,7 +148,7 @@ pub fn parse_webhook(body: &[u8]) -> Result<Webhook, EnvelopeError> {
         Some(_) => return Err(EnvelopeError::EventNotText),
         None if data.is_none() && looks_like_bare_reservation(&root) => {
             return Ok(Webhook::Event {
-                account: account.or(account_of_record(&root)?),
+                account,
                 event: WebhookEvent::ReservationUpdated,
                 data: root,
                 sent_at: None,
@@ -175,7 +175,7 @@ pub fn parse_webhook(body: &[u8]) -> Result<Webhook, EnvelopeError> {
         .and_then(parse_datetime);
     let account = match account {
         Some(a) => Some(a),
-        None => account_of_record(&data)?,
+        None => account_of(&data)?,
     };
     Ok(Webhook::Event {
         account,
@@ -201,11 +201,6 @@ fn account_of(root: &Map<String, Value>) -> Result<Option<AccountId>, EnvelopeEr
     }
 }
 
-/// Records (messages, some reservations) carry their own `accountId`.
-fn account_of_record(record: &Map<String, Value>) -> Result<Option<AccountId>, EnvelopeError> {
-    account_of(record)
-}
-
 fn looks_like_bare_reservation(root: &Map<String, Value>) -> bool {
     root.contains_key("id")
         && (root.contains_key("listingMapId") || root.contains_key("arrivalDate"))
@@ -218,15 +213,26 @@ fn sanitize_event_name(name: &str) -> String {
         .collect()
 }
 
-/// The stable id of one webhook delivery: the same account, event and record
-/// always give the same id, whatever the key order or whitespace, so Hostaway's
-/// repeats deduplicate on JetStream (`Nats-Msg-Id`) and in `webhook_log`.
-pub fn webhook_id(account: &AccountId, event: WebhookEvent, data: &Map<String, Value>) -> String {
+/// The stable id of one webhook delivery: the same account, event, envelope
+/// timestamp and record always give the same id, whatever the key order or
+/// whitespace, so Hostaway's repeats deduplicate on JetStream (`Nats-Msg-Id`)
+/// and in `webhook_log`. The timestamp matters for the specification's shape,
+/// where it is the only version a record has.
+pub fn webhook_id(
+    account: &AccountId,
+    event: WebhookEvent,
+    sent_at: Option<NaiveDateTime>,
+    data: &Map<String, Value>,
+) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"hostaway-webhook/v1\n");
     hasher.update(account.as_str().as_bytes());
     hasher.update(b"\n");
     hasher.update(event.as_str().as_bytes());
+    hasher.update(b"\n");
+    if let Some(at) = sent_at {
+        hasher.update(at.and_utc().timestamp().to_string().as_bytes());
+    }
     hasher.update(b"\n");
     hasher.update(to_canonical_bytes(&Value::Object(data.clone())));
     let digest = hasher.finalize();
@@ -361,12 +367,17 @@ mod tests {
             serde_json::from_str(r#"{ "status" : "new", "id" : 1 }"#).unwrap();
         let c: Map<String, Value> =
             serde_json::from_str(r#"{"id":1,"status":"modified"}"#).unwrap();
-        let id = |d| webhook_id(&account, WebhookEvent::ReservationUpdated, d);
+        let id = |d| webhook_id(&account, WebhookEvent::ReservationUpdated, None, d);
+        let later = crate::json::parse_datetime("2026-01-01T00:00:00Z");
+        assert_ne!(
+            id(&a),
+            webhook_id(&account, WebhookEvent::ReservationUpdated, later, &a)
+        );
         assert_eq!(id(&a), id(&b));
         assert_ne!(id(&a), id(&c));
         assert_ne!(
             id(&a),
-            webhook_id(&account, WebhookEvent::ReservationCreated, &a)
+            webhook_id(&account, WebhookEvent::ReservationCreated, None, &a)
         );
         assert_eq!(id(&a).len(), 32);
     }

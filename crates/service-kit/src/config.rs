@@ -1,5 +1,7 @@
 //! Configuration fragments shared by the services. Every flag has an
 //! environment variable; the README's configuration table lists them all.
+//! Values that may carry a secret (URLs with passwords, keys) are hidden from
+//! `--help`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,7 +18,9 @@ pub struct NatsArgs {
         id = "nats-url",
         long = "nats-url",
         env = "NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
+        default_value = "nats://127.0.0.1:4222",
+        hide_env_values = true,
+        hide_default_value = true
     )]
     pub url: SecretString,
     /// A NATS credentials file (JWT + nkey), for secured deployments.
@@ -26,8 +30,8 @@ pub struct NatsArgs {
         env = "NATS_CREDS_FILE"
     )]
     pub creds_file: Option<std::path::PathBuf>,
-    /// Prefix of every subject, stream and consumer the connector owns. One
-    /// deployment per namespace; tests use a fresh one each.
+    /// Prefix of every subject, stream and consumer the connector owns
+    /// (a-z, 0-9, '_'). One deployment per namespace; tests use a fresh one each.
     #[arg(
         id = "nats-namespace",
         long = "nats-namespace",
@@ -43,7 +47,7 @@ pub struct NatsArgs {
         default_value_t = 1
     )]
     pub stream_replicas: usize,
-    /// How long the webhook and event streams keep messages.
+    /// How long the event and dead-letter copies are kept (unprocessed webhooks never expire).
     #[arg(
         id = "nats-stream-max-age-hours",
         long = "nats-stream-max-age-hours",
@@ -51,6 +55,16 @@ pub struct NatsArgs {
         default_value_t = 168
     )]
     pub stream_max_age_hours: u64,
+    /// Bytes of unprocessed webhooks the webhooks stream holds before the
+    /// gateway answers 503 (-1: bounded only by JetStream's storage).
+    #[arg(
+        id = "nats-webhooks-max-bytes",
+        long = "nats-webhooks-max-bytes",
+        env = "NATS_WEBHOOKS_MAX_BYTES",
+        default_value_t = -1,
+        allow_negative_numbers = true
+    )]
+    pub webhooks_max_bytes: i64,
     /// JetStream's deduplication window for `Nats-Msg-Id`.
     #[arg(
         id = "nats-duplicate-window-secs",
@@ -70,6 +84,7 @@ impl NatsArgs {
         StreamSettings {
             replicas: self.stream_replicas,
             max_age: Duration::from_secs(self.stream_max_age_hours * 3600),
+            webhooks_max_bytes: self.webhooks_max_bytes,
             duplicate_window: Duration::from_secs(self.duplicate_window_secs),
         }
     }
@@ -79,9 +94,11 @@ impl NatsArgs {
 pub struct DatabaseArgs {
     /// PostgreSQL URL.
     #[arg(
+        id = "database-url",
         long = "database-url",
         env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/hostaway_connector"
+        default_value = "postgres://postgres@127.0.0.1:5432/hostaway_connector",
+        hide_env_values = true
     )]
     pub url: SecretString,
     /// Connections in this process's pool.
@@ -93,17 +110,39 @@ pub struct DatabaseArgs {
     )]
     pub max_connections: u32,
     /// Apply pending migrations at start (takes a lock; safe with replicas).
-    #[arg(id = "database-migrate", long = "database-migrate", env = "DATABASE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(
+        id = "database-migrate",
+        long = "database-migrate",
+        env = "DATABASE_MIGRATE",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
     pub migrate: bool,
 }
 
 impl DatabaseArgs {
+    /// A pool for commands: no statement limits (migrations may take long).
     pub fn pool(&self) -> Result<store::PgPool, store::StoreError> {
         store::connect_lazy(
             &self.url,
             &store::PoolSettings {
                 max_connections: self.max_connections,
-                acquire_timeout: Duration::from_secs(5),
+                ..store::PoolSettings::default()
+            },
+        )
+    }
+
+    /// A pool for a service: at least `min_connections` (sized to the service's
+    /// concurrency, so work never waits on the pool as if the database were
+    /// down), with bounded lock waits and statements.
+    pub fn service_pool(&self, min_connections: u32) -> Result<store::PgPool, store::StoreError> {
+        store::connect_lazy(
+            &self.url,
+            &store::PoolSettings {
+                max_connections: self.max_connections.max(min_connections),
+                lock_timeout: Some(Duration::from_secs(15)),
+                statement_timeout: Some(Duration::from_secs(60)),
+                ..store::PoolSettings::default()
             },
         )
     }

@@ -16,7 +16,7 @@ use async_nats::{Client, ConnectOptions};
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("namespace must be 1-32 characters of a-z, 0-9, '_' or '-'")]
+#[error("namespace must be 1-32 characters of a-z, 0-9 or '_'")]
 pub struct TopologyError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl Topology {
             && namespace.len() <= 32
             && namespace
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if valid {
             Ok(Self {
                 namespace: namespace.to_owned(),
@@ -45,10 +45,7 @@ impl Topology {
     }
 
     fn stream_name(&self, suffix: &str) -> String {
-        format!(
-            "{}_{suffix}",
-            self.namespace.to_ascii_uppercase().replace('-', "_")
-        )
+        format!("{}_{suffix}", self.namespace.to_ascii_uppercase())
     }
 
     pub fn webhooks_stream(&self) -> String {
@@ -82,14 +79,17 @@ impl Topology {
     }
 
     pub fn ingestor_consumer(&self) -> String {
-        format!("{}_booking_ingestor", self.namespace.replace('-', "_"))
+        format!("{}_booking_ingestor", self.namespace)
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
     pub replicas: usize,
+    /// Retention of the event and dead-letter copies.
     pub max_age: Duration,
+    /// Size bound of the webhooks work queue (-1: none).
+    pub webhooks_max_bytes: i64,
     pub duplicate_window: Duration,
 }
 
@@ -98,6 +98,7 @@ impl Default for StreamSettings {
         Self {
             replicas: 1,
             max_age: Duration::from_secs(7 * 24 * 3600),
+            webhooks_max_bytes: -1,
             duplicate_window: Duration::from_secs(120),
         }
     }
@@ -129,7 +130,52 @@ pub async fn connect(
     if let Some(path) = creds_file {
         options = options.credentials_file(path).await?;
     }
-    Ok(options.connect(url.expose_secret()).await?)
+    // Credentials travel as options, not inside the URL, which the client may
+    // log (at debug level) when it reports the server it connects to.
+    let (servers, credentials) = split_credentials(url.expose_secret());
+    options = match credentials {
+        Some(ServerCredentials::UserPassword(user, password)) => {
+            options.user_and_password(user, password)
+        }
+        Some(ServerCredentials::Token(token)) => options.token(token),
+        None => options,
+    };
+    Ok(options.connect(servers.as_str()).await?)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum ServerCredentials {
+    UserPassword(String, String),
+    Token(String),
+}
+
+/// `nats://user:pass@a:4222,nats://user:pass@b:4222` → the URLs without user
+/// info, and the (first) credentials found.
+fn split_credentials(urls: &str) -> (String, Option<ServerCredentials>) {
+    let mut credentials = None;
+    let servers: Vec<String> = urls
+        .split(',')
+        .map(|url| {
+            let url = url.trim();
+            let (scheme, rest) = url.split_once("://").unwrap_or(("nats", url));
+            match rest.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    if credentials.is_none() {
+                        credentials = Some(match userinfo.split_once(':') {
+                            Some((user, password)) => ServerCredentials::UserPassword(
+                                user.to_owned(),
+                                password.to_owned(),
+                            ),
+                            None => ServerCredentials::Token(userinfo.to_owned()),
+                        });
+                    }
+                    format!("{scheme}://{host}")
+                }
+                None => format!("{scheme}://{rest}"),
+            }
+        })
+        .collect();
+    (servers.join(","), credentials)
 }
 
 pub fn is_connected(client: &Client) -> bool {
@@ -147,20 +193,27 @@ pub async fn provision(
         subjects: vec![subject],
         retention: stream::RetentionPolicy::Limits,
         storage: stream::StorageType::File,
-        // A full stream refuses new messages (the gateway answers 503 and Hostaway
-        // retries) rather than silently dropping unprocessed old ones.
+        // A full stream refuses new messages rather than dropping old ones.
         discard: stream::DiscardPolicy::New,
         max_age,
         duplicate_window: settings.duplicate_window,
         num_replicas: settings.replicas,
         ..Default::default()
     };
-    for config in [
-        base(
+    // Webhooks are a work queue: a message leaves when the ingestor acked it
+    // (applied, or copied to the dead-letter queue), and never by age: nothing
+    // unprocessed expires. When the bound is reached the gateway answers 503.
+    let webhooks = stream::Config {
+        retention: stream::RetentionPolicy::WorkQueue,
+        max_bytes: settings.webhooks_max_bytes,
+        ..base(
             topology.webhooks_stream(),
             topology.webhooks_filter(),
-            settings.max_age,
-        ),
+            Duration::ZERO,
+        )
+    };
+    for config in [
+        webhooks,
         base(
             topology.dlq_stream(),
             format!("{}.dlq.>", topology.namespace()),
@@ -228,23 +281,48 @@ mod tests {
 
     #[test]
     fn names_derive_from_the_namespace() {
-        let t = Topology::new("t-1a").unwrap();
+        let t = Topology::new("t_1a").unwrap();
         assert_eq!(t.webhooks_stream(), "T_1A_WEBHOOKS");
         assert_eq!(
             t.webhook_subject("59808", "reservation_created"),
-            "t-1a.webhooks.59808.reservation_created"
+            "t_1a.webhooks.59808.reservation_created"
         );
         assert_eq!(
             t.event_subject("booking.created"),
-            "t-1a.events.booking.created"
+            "t_1a.events.booking.created"
         );
-        assert_eq!(t.dlq_subject("59808"), "t-1a.dlq.webhooks.59808");
+        assert_eq!(t.dlq_subject("59808"), "t_1a.dlq.webhooks.59808");
         assert_eq!(t.ingestor_consumer(), "t_1a_booking_ingestor");
     }
 
     #[test]
+    fn credentials_are_taken_out_of_the_url() {
+        assert_eq!(
+            split_credentials("nats://app:s3cret@a:4222, nats://app:s3cret@b:4222"),
+            (
+                "nats://a:4222,nats://b:4222".to_owned(),
+                Some(ServerCredentials::UserPassword(
+                    "app".into(),
+                    "s3cret".into()
+                ))
+            )
+        );
+        assert_eq!(
+            split_credentials("tls://tok@x:4222"),
+            (
+                "tls://x:4222".to_owned(),
+                Some(ServerCredentials::Token("tok".into()))
+            )
+        );
+        assert_eq!(
+            split_credentials("127.0.0.1:4222"),
+            ("nats://127.0.0.1:4222".to_owned(), None)
+        );
+    }
+
+    #[test]
     fn namespaces_cannot_inject_subject_tokens() {
-        for bad in ["", "a.b", "a*", ">", "A", "a b", &"a".repeat(33)] {
+        for bad in ["", "a.b", "a*", ">", "A", "a b", "a-b", &"a".repeat(33)] {
             assert!(Topology::new(bad).is_err(), "{bad:?}");
         }
     }

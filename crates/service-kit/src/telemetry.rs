@@ -15,7 +15,14 @@ pub enum LogFormat {
 /// Installs the global subscriber. Later calls (tests start several services
 /// in one process) leave the first one in place.
 pub fn init(args: &crate::config::LogArgs) {
-    let filter = EnvFilter::try_new(&args.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // The NATS client may print server URLs at debug level; keep it at info
+    // unless the operator asked for it by name.
+    let directives = if args.filter.contains("async_nats") {
+        args.filter.clone()
+    } else {
+        format!("{},async_nats=info", args.filter)
+    };
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match args.format {
         LogFormat::Json => registry

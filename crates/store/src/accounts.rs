@@ -207,17 +207,23 @@ pub async fn rotate_credentials(
     rotation: Rotation,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
-    let existing: Option<serde_json::Value> = sqlx::query_scalar(
-        "SELECT credentials FROM channels WHERE hostaway_account_id = $1 FOR UPDATE",
+    let existing: Option<(serde_json::Value, bool)> = sqlx::query_as(
+        "SELECT credentials, coalesce(previous_secrets_expire_at <= now(), false)
+         FROM channels WHERE hostaway_account_id = $1 FOR UPDATE",
     )
     .bind(account.as_str())
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(existing) = existing else {
+    let Some((existing, previous_expired)) = existing else {
         return Err(StoreError::NotFound(format!("account {account}")));
     };
     let mut stored: StoredCredentials =
         serde_json::from_value(existing).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    if previous_expired {
+        // The new grace period must not bring an expired secret back to life.
+        stored.encrypted_webhook_password_previous = None;
+        stored.encrypted_webhook_secret_previous = None;
+    }
     if let Some(password) = &rotation.webhook_password {
         stored.encrypted_webhook_password_previous = stored.encrypted_webhook_password.take();
         stored.encrypted_webhook_password =
@@ -342,7 +348,15 @@ pub async fn load_webhook_credentials(
                 out.push(cipher.decrypt(&ctx, value)?);
             }
             if previous_valid && let Some(value) = previous {
-                out.push(cipher.decrypt(&ctx, value)?);
+                // A previous secret that no longer decrypts must not take the
+                // account's current one down with it.
+                match cipher.decrypt(&ctx, value) {
+                    Ok(secret) => out.push(secret),
+                    Err(error) => tracing::warn!(
+                        account_id = %account, field, %error,
+                        "previous credential does not decrypt; only the current one is accepted"
+                    ),
+                }
             }
             Ok::<_, CipherError>(out)
         };

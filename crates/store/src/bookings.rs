@@ -19,18 +19,24 @@ pub struct StoredBooking {
     pub id: BookingId,
     pub unit: UnitId,
     pub record: BookingRecord,
+    /// Bumped by every [`save`]; 0 for a booking not saved yet.
+    pub revision: i64,
 }
 
 /// Serialises all work on one reservation across ingestor replicas until the
 /// transaction ends.
 pub async fn lock_reservation(
     conn: &mut PgConnection,
+    account: &AccountId,
     reservation: &ReservationId,
 ) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1, 0))")
-        .bind(reservation.as_str())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1 || '/' || $2, 0))",
+    )
+    .bind(account.as_str())
+    .bind(reservation.as_str())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -49,17 +55,22 @@ const BOOKING_COLUMNS: &str =
     arrival_date, departure_date, guest_name, guest_first_name, guest_last_name, guest_email,
     guest_phone, number_of_guests, adults, children, infants, pets, total_amount_minor, currency,
     channel_id, channel_name, channel_reservation_id, confirmation_code, cancelled_by,
-    cancelled_at, source_updated_at, version_terminal, version_event, version_digest";
+    cancelled_at, source_updated_at, version_terminal, version_event, version_digest, revision";
 
+/// The account's booking for a reservation. Bookings are keyed per account: a
+/// webhook authenticated as one account never reaches another's bookings.
 pub async fn find(
     conn: &mut PgConnection,
+    account: &AccountId,
     reservation: &ReservationId,
 ) -> Result<Option<StoredBooking>, StoreError> {
     let sql = format!(
-        "SELECT {BOOKING_COLUMNS} FROM bookings WHERE external_source = $1 AND external_id = $2"
+        "SELECT {BOOKING_COLUMNS} FROM bookings
+         WHERE external_source = $1 AND hostaway_account_id = $2 AND external_id = $3"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(EXTERNAL_SOURCE)
+        .bind(account.as_str())
         .bind(reservation.as_str())
         .fetch_optional(conn)
         .await?;
@@ -137,13 +148,15 @@ fn from_row(row: &PgRow) -> Result<StoredBooking, StoreError> {
         id: BookingId::from_uuid(row.try_get("id")?),
         unit: UnitId::from_uuid(row.try_get("unit_id")?),
         record,
+        revision: row.try_get("revision")?,
     })
 }
 
-/// Inserts a new booking or overwrites an existing one with `booking`'s state.
-pub async fn save(conn: &mut PgConnection, booking: &StoredBooking) -> Result<(), StoreError> {
+/// Inserts a new booking or overwrites an existing one with `booking`'s state;
+/// returns the booking's new revision.
+pub async fn save(conn: &mut PgConnection, booking: &StoredBooking) -> Result<i64, StoreError> {
     let r = &booking.record;
-    sqlx::query(
+    let revision = sqlx::query_scalar(
         "INSERT INTO bookings (id, external_source, external_id, hostaway_account_id, hostaway_listing_id,
              unit_id, status, arrival_date, departure_date, guest_name, guest_first_name, guest_last_name,
              guest_email, guest_phone, number_of_guests, adults, children, infants, pets,
@@ -166,7 +179,9 @@ pub async fn save(conn: &mut PgConnection, booking: &StoredBooking) -> Result<()
              confirmation_code = EXCLUDED.confirmation_code, cancelled_by = EXCLUDED.cancelled_by,
              cancelled_at = EXCLUDED.cancelled_at, source_updated_at = EXCLUDED.source_updated_at,
              version_terminal = EXCLUDED.version_terminal, version_event = EXCLUDED.version_event,
-             version_digest = EXCLUDED.version_digest, updated_at = now()",
+             version_digest = EXCLUDED.version_digest, revision = bookings.revision + 1,
+             updated_at = now()
+         RETURNING revision",
     )
     .bind(booking.id.as_uuid())
     .bind(EXTERNAL_SOURCE)
@@ -199,9 +214,9 @@ pub async fn save(conn: &mut PgConnection, booking: &StoredBooking) -> Result<()
     .bind(r.version.terminal)
     .bind(r.version.event as i16)
     .bind(r.version.digest.as_slice())
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    Ok(revision)
 }
 
 /// What happened to a booking's block.

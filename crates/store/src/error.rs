@@ -5,6 +5,10 @@ pub enum StoreError {
     /// The database cannot be reached or asked us to retry: waiting helps.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// Another transaction is in the way (deadlock, serialization failure, lock
+    /// or statement timeout): retry soon; nothing is wrong with the database.
+    #[error("database busy: {0}")]
+    Busy(#[source] sqlx::Error),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -28,32 +32,43 @@ impl StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        if is_transient(&error) {
-            StoreError::Unavailable(error)
-        } else {
-            StoreError::Database(error)
+        match classify(&error) {
+            Class::Outage => StoreError::Unavailable(error),
+            Class::Contention => StoreError::Busy(error),
+            Class::Other => StoreError::Database(error),
         }
     }
 }
 
-fn is_transient(error: &sqlx::Error) -> bool {
+enum Class {
+    Outage,
+    Contention,
+    Other,
+}
+
+fn classify(error: &sqlx::Error) -> Class {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // serialization failure, deadlock, connection exceptions, too many
-            // connections, server shutting down or starting up, read-only replica.
-            code == "40001"
-                || code == "40P01"
-                || code.starts_with("08")
-                || code == "53300"
-                || code.starts_with("57P")
-                || code == "25006"
-        }),
-        _ => false,
+        | sqlx::Error::Protocol(_) => Class::Outage,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // serialization failure, deadlock, lock timeout, statement timeout
+            Some("40001" | "40P01" | "55P03" | "57014") => Class::Contention,
+            // connection exceptions, too many connections, server shutting down
+            // or starting up, read-only replica
+            Some(code)
+                if code.starts_with("08")
+                    || code == "53300"
+                    || code.starts_with("57P")
+                    || code == "25006" =>
+            {
+                Class::Outage
+            }
+            _ => Class::Other,
+        },
+        _ => Class::Other,
     }
 }

@@ -28,6 +28,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 pub struct PoolSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// Longest wait for a row or advisory lock (PostgreSQL `lock_timeout`).
+    pub lock_timeout: Option<Duration>,
+    /// Longest statement (PostgreSQL `statement_timeout`).
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for PoolSettings {
@@ -35,6 +39,8 @@ impl Default for PoolSettings {
         Self {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
+            lock_timeout: None,
+            statement_timeout: None,
         }
     }
 }
@@ -42,10 +48,20 @@ impl Default for PoolSettings {
 /// A pool that connects on first use: a service starts, and answers its
 /// health checks, while PostgreSQL is still down.
 pub fn connect_lazy(url: &SecretString, settings: &PoolSettings) -> Result<PgPool, StoreError> {
-    let options: PgConnectOptions = url
+    let mut options: PgConnectOptions = url
         .expose_secret()
         .parse()
         .map_err(|_| StoreError::Invalid("DATABASE_URL is not a valid PostgreSQL URL".into()))?;
+    let mut server_settings = Vec::new();
+    if let Some(timeout) = settings.lock_timeout {
+        server_settings.push(("lock_timeout", format!("{}ms", timeout.as_millis())));
+    }
+    if let Some(timeout) = settings.statement_timeout {
+        server_settings.push(("statement_timeout", format!("{}ms", timeout.as_millis())));
+    }
+    if !server_settings.is_empty() {
+        options = options.options(server_settings);
+    }
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)

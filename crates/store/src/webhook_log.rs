@@ -86,18 +86,24 @@ pub async fn finish(
 }
 
 /// Counts one failed attempt (outside the rolled-back processing transaction)
-/// and returns the attempts so far.
+/// and returns the attempts so far: 1 again after a dead letter (a replay, or
+/// Hostaway sending it anew, starts a fresh set). `None` when the webhook was
+/// processed meanwhile (a redelivery that raced this one won): nothing to retry.
 pub async fn record_failure(
     pool: &PgPool,
     meta: &WebhookMeta<'_>,
     error: &str,
-) -> Result<i32, StoreError> {
-    let attempts: i32 = sqlx::query_scalar(
+) -> Result<Option<i32>, StoreError> {
+    Ok(sqlx::query_scalar(
         "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at,
                                   status, attempts, error)
          VALUES ($1, $2, $3, $4, $5, $6, 'retrying', 1, $7)
-         ON CONFLICT (webhook_id) DO UPDATE SET status = 'retrying', attempts = webhook_log.attempts + 1,
+         ON CONFLICT (webhook_id) DO UPDATE SET
+             status = 'retrying',
+             attempts = CASE WHEN webhook_log.status = 'dead_lettered' THEN 1 ELSE webhook_log.attempts + 1 END,
+             object_id = COALESCE(webhook_log.object_id, EXCLUDED.object_id),
              error = EXCLUDED.error, updated_at = now()
+         WHERE webhook_log.status <> 'processed'
          RETURNING attempts",
     )
     .bind(meta.webhook_id)
@@ -107,18 +113,8 @@ pub async fn record_failure(
     .bind(meta.source)
     .bind(meta.received_at)
     .bind(error)
-    .fetch_one(pool)
-    .await?;
-    Ok(attempts)
-}
-
-/// A replayed webhook starts its attempts afresh.
-pub async fn reset_attempts(conn: &mut PgConnection, webhook_id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE webhook_log SET attempts = 0, status = 'processing', updated_at = now() WHERE webhook_id = $1")
-        .bind(webhook_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+    .fetch_optional(pool)
+    .await?)
 }
 
 pub async fn mark_dead_lettered(
@@ -147,6 +143,18 @@ pub struct WebhookLogView {
     pub attempts: i32,
     pub deliveries: i32,
     pub error: Option<String>,
+}
+
+/// Deletes processed entries older than `age`. Repeats older than that are
+/// still harmless: the version rule makes them stale.
+pub async fn purge_processed(pool: &PgPool, age: std::time::Duration) -> Result<u64, StoreError> {
+    let result = sqlx::query(
+        "DELETE FROM webhook_log WHERE status = 'processed' AND processed_at < now() - $1",
+    )
+    .bind(age)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
 }
 
 pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<WebhookLogView>, StoreError> {

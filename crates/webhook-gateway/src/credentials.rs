@@ -92,13 +92,23 @@ impl CredentialCache {
     }
 
     /// Replaces the snapshot with the enabled accounts loaded from the database.
-    pub fn replace(&self, loaded: Vec<WebhookCredentials>) {
+    /// An account whose credentials did not decrypt (`undecryptable`) keeps the
+    /// entry it had: refusing its webhooks would answer 401, which Hostaway
+    /// never retries, for a fault of ours.
+    pub fn replace(&self, loaded: Vec<WebhookCredentials>, undecryptable: &[AccountId]) {
+        let previous = self.current();
         let mut accounts: Vec<AccountAuth> = Vec::with_capacity(loaded.len() + 1);
         if let Some(boot) = &self.bootstrap
             && !loaded.iter().any(|c| c.account == boot.account)
         {
             accounts.push(boot.clone());
         }
+        accounts.extend(
+            undecryptable
+                .iter()
+                .filter_map(|account| previous.by_account.get(account))
+                .map(|auth| auth.as_ref().clone()),
+        );
         accounts.extend(
             loaded
                 .into_iter()
@@ -111,6 +121,11 @@ impl CredentialCache {
             Ok(mut guard) => *guard = Arc::new(snapshot),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(snapshot),
         }
+    }
+
+    /// Whether credentials were loaded from PostgreSQL since this process started.
+    pub fn loaded_from_database(&self) -> bool {
+        self.current().loaded_at.is_some()
     }
 
     /// Whether any credentials are usable: loaded from the database at least
@@ -217,11 +232,15 @@ async fn reload(
 ) -> Result<(), store::StoreError> {
     match store::accounts::load_webhook_credentials(pool, cipher).await {
         Ok((loaded, failed)) => {
-            for (account, error) in failed {
-                tracing::error!(account_id = %account, %error, "account credentials do not decrypt; its webhooks are refused");
+            for (account, error) in &failed {
+                tracing::error!(account_id = %account, %error, "account credentials do not decrypt; keeping the ones already in memory");
             }
-            cache.replace(loaded);
+            let failed: Vec<AccountId> = failed.into_iter().map(|(account, _)| account).collect();
+            cache.replace(loaded, &failed);
             metrics.accounts_loaded.set(cache.len() as i64);
+            metrics
+                .credentials_reloaded_at
+                .set(chrono::Utc::now().timestamp());
             tracing::debug!(accounts = cache.len(), "webhook credentials reloaded");
             Ok(())
         }

@@ -56,6 +56,7 @@ pub enum Rejection {
     InvalidPayload(MappingError),
     AccountMismatch,
     Unavailable(PublishFailure),
+    CredentialsNotLoaded,
 }
 
 impl Rejection {
@@ -68,6 +69,7 @@ impl Rejection {
             Rejection::InvalidPayload(_) => "invalid_payload",
             Rejection::AccountMismatch => "account_mismatch",
             Rejection::Unavailable(_) => "unavailable",
+            Rejection::CredentialsNotLoaded => "credentials_not_loaded",
         }
     }
 }
@@ -110,7 +112,7 @@ impl IntoResponse for Rejection {
                 Json(json!({"error": "account_mismatch", "detail": "accountId in the body is not the authenticated account"})),
             )
                 .into_response(),
-            Rejection::Unavailable(_) => (
+            Rejection::Unavailable(_) | Rejection::CredentialsNotLoaded => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
                 Json(json!({"error": "temporarily_unavailable"})),
@@ -118,6 +120,27 @@ impl IntoResponse for Rejection {
                 .into_response(),
         }
     }
+}
+
+/// The gateway is at its concurrency limit: shed the request (Hostaway retries 503).
+pub async fn overloaded(_: tower::BoxError) -> Response {
+    tracing::warn!("gateway overloaded; request shed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+        Json(json!({"error": "overloaded"})),
+    )
+        .into_response()
+}
+
+/// A handler panicked: a bug. 500 makes Hostaway retry; the body says nothing more.
+pub fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("webhook handler panicked; answered 500");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"error": "internal_error"})),
+    )
+        .into_response()
 }
 
 pub async fn webhook_without_account(
@@ -227,14 +250,21 @@ async fn process(
             .and_then(|id| state.cache.by_account(&id)),
         None => match auth::basic_login(&headers).and_then(|login| state.cache.by_login(&login)) {
             Some(found) => Some(found),
-            None => {
-                let webhook = mapping::parse_webhook(&body).map_err(Rejection::Malformed)?;
+            // A body that cannot name its account fails authentication like any
+            // other unknown account: a 400 here would tell a caller which logins
+            // exist. It is reported as malformed only after authentication.
+            None => mapping::parse_webhook(&body).ok().and_then(|webhook| {
                 let found = webhook.account().and_then(|id| state.cache.by_account(id));
                 parsed = Some(webhook);
                 found
-            }
+            }),
         },
     };
+    if credentials.is_none() && !state.cache.loaded_from_database() {
+        // Never loaded from PostgreSQL since this process started: the account
+        // may well exist. 503 makes Hostaway retry; a 401 would be final.
+        return Err(Rejection::CredentialsNotLoaded);
+    }
 
     let verified = auth::authenticate(
         Unverified { headers, body },
@@ -281,9 +311,16 @@ async fn process(
         .with_label_values(&[event.as_str()])
         .inc();
 
-    validate(&verified.account, event, &data, sent_at).map_err(Rejection::InvalidPayload)?;
+    validate(
+        &verified.account,
+        event,
+        &data,
+        sent_at,
+        Utc::now().naive_utc(),
+    )
+    .map_err(Rejection::InvalidPayload)?;
 
-    let webhook_id = mapping::webhook_id(&verified.account, event, &data);
+    let webhook_id = mapping::webhook_id(&verified.account, event, sent_at, &data);
     span.record("webhook_id", webhook_id.as_str());
     let message = pb::InboundWebhook {
         webhook_id: webhook_id.clone(),
@@ -325,6 +362,10 @@ async fn process(
     Ok(Accepted::Durable { webhook_id })
 }
 
+/// How far ahead of our clock a payload's `updatedOn` may be. A version far in
+/// the future would make every genuine later update of the booking stale.
+const MAX_VERSION_SKEW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
 /// The record must map: what would fail in the ingestor is refused here, while
 /// the sender can still be told.
 fn validate(
@@ -332,12 +373,26 @@ fn validate(
     event: WebhookEvent,
     data: &Map<String, Value>,
     sent_at: Option<chrono::NaiveDateTime>,
+    now: chrono::NaiveDateTime,
 ) -> Result<(), MappingError> {
     match event {
         WebhookEvent::ReservationCreated
         | WebhookEvent::ReservationUpdated
         | WebhookEvent::ReservationCancelled => {
-            mapping::map_reservation(account, event, data, sent_at).map(|_| ())
+            let update = mapping::map_reservation(account, event, data, sent_at)?;
+            if update
+                .version
+                .updated_at
+                .is_some_and(|at| at > now + MAX_VERSION_SKEW)
+            {
+                return Err(MappingError::new(
+                    "updatedOn",
+                    mapping::Problem::OutOfRange(
+                        "more than an hour ahead of the connector's clock",
+                    ),
+                ));
+            }
+            Ok(())
         }
         WebhookEvent::MessageReceived => mapping::map_message(account, data).map(|_| ()),
         WebhookEvent::ListingUpdated | WebhookEvent::CalendarUpdated => {

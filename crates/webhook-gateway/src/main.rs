@@ -27,6 +27,9 @@ struct Args {
     /// JetStream ack wait before answering 503 (the specification's webhook timeout).
     #[arg(long, env = "HOSTAWAY_WEBHOOK_TIMEOUT_MS", default_value_t = 5000)]
     publish_timeout_ms: u64,
+    /// Requests handled at once; beyond it the gateway sheds load with 503.
+    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    max_concurrent_requests: usize,
     /// Safety-net period of the credential reload (changes are pushed at once).
     #[arg(long, env = "CREDENTIALS_REFRESH_SECS", default_value_t = 30)]
     credentials_refresh_secs: u64,
@@ -60,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("connecting to NATS")?;
-    let pool = args.database.pool()?;
+    let pool = args.database.service_pool(2)?;
     let cipher = Arc::new(args.key.cipher().context("CONNECTOR_CREDENTIALS_KEY")?);
     let metrics = Metrics::new();
     let health = Health::new();
@@ -72,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
     settings.credentials_refresh = Duration::from_secs(args.credentials_refresh_secs);
     settings.shutdown_timeout = args.ops.shutdown_timeout();
     settings.bootstrap = bootstrap_account(&args.bootstrap)?;
+    settings.max_concurrent_requests = args.max_concurrent_requests;
 
     let gateway = Gateway::bind(
         settings,

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::routing::post;
 use service_kit::health::Health;
 use service_kit::metrics::Metrics;
@@ -16,6 +17,8 @@ use store::crypto::CredentialCipher;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::credentials::{AccountAuth, CredentialCache, refresh_loop};
 use crate::handler::{AppState, webhook_with_account, webhook_without_account};
@@ -36,6 +39,9 @@ pub struct GatewaySettings {
     /// Safety-net reload period (changes are also pushed by NOTIFY).
     pub credentials_refresh: Duration,
     pub bootstrap: Option<AccountAuth>,
+    /// Requests handled at once; beyond it the gateway answers 503 at once
+    /// (each request may hold up to `max_body_bytes`).
+    pub max_concurrent_requests: usize,
     pub shutdown_timeout: Duration,
 }
 
@@ -50,6 +56,7 @@ impl GatewaySettings {
             publish_timeout: Duration::from_secs(5),
             credentials_refresh: Duration::from_secs(30),
             bootstrap: None,
+            max_concurrent_requests: 1024,
             shutdown_timeout: Duration::from_secs(25),
         }
     }
@@ -108,7 +115,16 @@ impl Gateway {
                 "/webhooks/hostaway/{account_id}",
                 post(webhook_with_account),
             )
-            .with_state(state);
+            .with_state(state)
+            .layer(
+                ServiceBuilder::new()
+                    // A bug answers 500 (Hostaway retries) instead of a dropped
+                    // connection.
+                    .layer(CatchPanicLayer::custom(crate::handler::panicked))
+                    .layer(HandleErrorLayer::new(crate::handler::overloaded))
+                    .load_shed()
+                    .concurrency_limit(settings.max_concurrent_requests.max(1)),
+            );
         let listener =
             TcpListener::bind(settings.listen)
                 .await
