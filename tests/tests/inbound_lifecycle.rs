@@ -97,14 +97,25 @@ async fn created_then_updated_then_cancelled() {
     );
     assert_eq!(env.bookings().await.len(), 1);
 
-    let subjects = eventually("three booking events", DEADLINE, || async {
-        let s = env.event_subjects().await;
-        (s.len() >= 3).then_some(s)
+    let mut events = eventually("three booking events", DEADLINE, || async {
+        let events = env.booking_events().await;
+        (events.len() >= 3).then_some(events)
     })
     .await;
+    // Consumers order a booking's events by revision (publication may reorder them).
+    events.sort_by_key(|e| e.booking.as_ref().map(|b| b.revision));
+    let steps: Vec<(i32, i64)> = events
+        .iter()
+        .map(|e| (e.change, e.booking.as_ref().map_or(0, |b| b.revision)))
+        .collect();
+    use events::pb::BookingChange::{Cancelled, Created, Updated};
     assert_eq!(
-        subjects,
-        ["booking.created", "booking.updated", "booking.cancelled"]
+        steps,
+        [
+            (Created as i32, 1),
+            (Updated as i32, 2),
+            (Cancelled as i32, 3)
+        ]
     );
     assert_eq!(
         env.count("SELECT count(*) FROM webhook_log WHERE status = 'processed'")
@@ -153,7 +164,15 @@ async fn duplicated_and_reordered_deliveries_end_as_one_in_order_delivery() {
         "a late `created` never resurrects a cancelled booking"
     );
     // Workers apply the three concurrently, so TVL may hear one, two or three
-    // steps; but it hears of the booking once, and last of its final state.
+    // steps, possibly out of order; but it hears of the booking once, and the
+    // highest revision carries the final state.
+    eventually("every event published", DEADLINE, || async {
+        (env.count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .await
+            == 0)
+            .then_some(())
+    })
+    .await;
     let events = env.booking_events().await;
     let created = events
         .iter()
@@ -161,9 +180,19 @@ async fn duplicated_and_reordered_deliveries_end_as_one_in_order_delivery() {
         .count();
     assert_eq!(created, 1, "TVL hears of the booking once");
     let last = events
-        .last()
-        .and_then(|e| e.booking.as_ref())
+        .iter()
+        .filter_map(|e| e.booking.as_ref())
+        .max_by_key(|b| b.revision)
         .expect("an event");
+    let revisions: std::collections::HashSet<i64> = events
+        .iter()
+        .filter_map(|e| e.booking.as_ref().map(|b| b.revision))
+        .collect();
+    assert_eq!(
+        revisions.len(),
+        events.len(),
+        "every event has its own revision"
+    );
     assert_eq!(last.status, "cancelled");
     assert_eq!(last.block, events::pb::BlockKind::None as i32);
     ingestor.stop().await;
