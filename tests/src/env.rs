@@ -234,6 +234,22 @@ impl TestEnv {
 }
 
 impl TestEnv {
+    /// Waits until every committed event has been published.
+    pub async fn outbox_drained(&self) {
+        crate::eventually(
+            "every committed event to be published",
+            crate::DEADLINE,
+            || async {
+                (self
+                    .count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                    .await
+                    == 0)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
     /// The booking events published for TVL, decoded, in order.
     pub async fn booking_events(&self) -> Vec<events::pb::BookingEvent> {
         use events::Message as _;

@@ -89,13 +89,7 @@ async fn an_ingestor_killed_mid_stream_loses_and_doubles_nothing() {
     assert_eq!(env.blocks().await.len() as u64, RESERVATIONS);
     assert_eq!(env.count("SELECT count(*) FROM double_bookings").await, 0);
 
-    eventually("the outbox to drain", Duration::from_secs(30), || async {
-        (env.count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .await
-            == 0)
-            .then_some(())
-    })
-    .await;
+    env.outbox_drained().await;
     let events = env.booking_events().await;
     let mut per_booking: HashMap<String, Vec<i32>> = HashMap::new();
     for event in &events {

@@ -122,11 +122,7 @@ async fn created_then_updated_then_cancelled() {
             .await,
         3
     );
-    assert_eq!(
-        env.count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .await,
-        0
-    );
+    env.outbox_drained().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,13 +162,7 @@ async fn duplicated_and_reordered_deliveries_end_as_one_in_order_delivery() {
     // Workers apply the three concurrently, so TVL may hear one, two or three
     // steps, possibly out of order; but it hears of the booking once, and the
     // highest revision carries the final state.
-    eventually("every event published", DEADLINE, || async {
-        (env.count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .await
-            == 0)
-            .then_some(())
-    })
-    .await;
+    env.outbox_drained().await;
     let events = env.booking_events().await;
     let created = events
         .iter()

@@ -88,9 +88,7 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
                 (None, true) => store::dlq::list(pool, false, 10_000).await?,
                 _ => bail!("give a dead letter id, or --all"),
             };
-            let client =
-                service_kit::nats::connect(&nats.url, nats.creds_file.as_deref(), "hostaway-admin")
-                    .await?;
+            let client = nats.connect("hostaway-admin").await?;
             let js = jetstream::new(client);
             let topology = nats.topology()?;
             let mut replayed = 0;

@@ -373,8 +373,7 @@ async fn accounts(
 
 async fn streams(nats: &NatsArgs, command: &StreamsCommand) -> anyhow::Result<()> {
     let topology = nats.topology()?;
-    let client =
-        service_kit::nats::connect(&nats.url, nats.creds_file.as_deref(), "hostaway-admin").await?;
+    let client = nats.connect("hostaway-admin").await?;
     let js = async_nats::jetstream::new(client);
     match command {
         StreamsCommand::Provision => {

@@ -60,13 +60,7 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_secs(args.log_retention_days.max(1) * 24 * 3600);
     settings.shutdown_timeout = args.ops.shutdown_timeout();
 
-    let nats = service_kit::nats::connect(
-        &args.nats.url,
-        args.nats.creds_file.as_deref(),
-        "booking-ingestor",
-    )
-    .await
-    .context("connecting to NATS")?;
+    let nats = args.nats.connect("booking-ingestor").await?;
     // One connection per worker, one for the outbox sweeper, one for probes.
     let pool = args.database.service_pool(
         u32::try_from(settings.concurrency)
@@ -84,15 +78,9 @@ async fn main() -> anyhow::Result<()> {
             health: health.clone(),
         },
     )?;
-    let stop = service_kit::shutdown::on_signal();
-    let ops_addr = args.ops.listen.unwrap_or(DEFAULT_OPS_LISTEN.parse()?);
-    service_kit::ops::serve(
-        ops_addr,
-        service_kit::ops::router(metrics, health),
-        stop.clone(),
-    )
-    .await
-    .with_context(|| format!("ops server on {ops_addr}"))?;
+    let stop = service_kit::ops::start(&args.ops, DEFAULT_OPS_LISTEN.parse()?, metrics, health)
+        .await
+        .context("ops server")?;
     ingestor.run(stop).await;
     Ok(())
 }

@@ -76,6 +76,11 @@ pub struct NatsArgs {
 }
 
 impl NatsArgs {
+    /// Connects as `client_name` (retrying in the background if NATS is down).
+    pub async fn connect(&self, client_name: &str) -> anyhow::Result<async_nats::Client> {
+        crate::nats::connect(&self.url, self.creds_file.as_deref(), client_name).await
+    }
+
     pub fn topology(&self) -> Result<Topology, TopologyError> {
         Topology::new(&self.namespace)
     }

@@ -47,6 +47,22 @@ async fn render_metrics(State(state): State<OpsState>) -> impl IntoResponse {
     )
 }
 
+/// What every service binary does before its own work: install the signal
+/// handler and serve the ops endpoints on `args.listen` (else `default_listen`).
+/// Returns the token the first SIGTERM/SIGINT cancels.
+pub async fn start(
+    args: &crate::config::OpsArgs,
+    default_listen: SocketAddr,
+    metrics: Metrics,
+    health: Health,
+) -> std::io::Result<CancellationToken> {
+    let stop = crate::shutdown::on_signal();
+    let addr = args.listen.unwrap_or(default_listen);
+    serve(addr, router(metrics, health), stop.clone()).await?;
+    tracing::info!(%addr, "ops endpoints serving /healthz /readyz /metrics");
+    Ok(stop)
+}
+
 /// Binds `addr` and serves `router` until `stop` is cancelled. Returns the bound
 /// address (port 0 picks one).
 pub async fn serve(

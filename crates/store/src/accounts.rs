@@ -27,6 +27,18 @@ struct StoredCredentials {
     encrypted_webhook_secret_previous: Option<String>,
 }
 
+impl StoredCredentials {
+    fn from_json(value: serde_json::Value) -> Result<Self, StoreError> {
+        serde_json::from_value(value)
+            .map_err(|e| StoreError::Invalid(format!("channels.credentials: {e}")))
+    }
+
+    fn to_json(&self) -> Result<serde_json::Value, StoreError> {
+        serde_json::to_value(self)
+            .map_err(|e| StoreError::Invalid(format!("channels.credentials: {e}")))
+    }
+}
+
 const API_KEY: &str = "api_key";
 const WEBHOOK_PASSWORD: &str = "webhook_password";
 const WEBHOOK_SECRET: &str = "webhook_secret";
@@ -121,8 +133,7 @@ pub async fn add_account(
     }
     let mut stored = StoredCredentials::default();
     encrypt_into(cipher, &new.account, &new, &mut stored)?;
-    let credentials =
-        serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let credentials = stored.to_json()?;
     let result = sqlx::query(
         "INSERT INTO channels (id, hostaway_account_id, display_name, webhook_login, credentials)
          VALUES ($1, $2, $3, $4, $5)
@@ -162,14 +173,11 @@ pub async fn upsert_account(
     .fetch_optional(&mut *tx)
     .await?;
     let mut stored: StoredCredentials = match existing {
-        Some(value) => {
-            serde_json::from_value(value).map_err(|e| StoreError::Invalid(e.to_string()))?
-        }
+        Some(value) => StoredCredentials::from_json(value)?,
         None => StoredCredentials::default(),
     };
     encrypt_into(cipher, &new.account, &new, &mut stored)?;
-    let credentials =
-        serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let credentials = stored.to_json()?;
     sqlx::query(
         "INSERT INTO channels (id, hostaway_account_id, display_name, webhook_login, credentials)
          VALUES ($1, $2, $3, $4, $5)
@@ -217,8 +225,7 @@ pub async fn rotate_credentials(
     let Some((existing, previous_expired)) = existing else {
         return Err(StoreError::NotFound(format!("account {account}")));
     };
-    let mut stored: StoredCredentials =
-        serde_json::from_value(existing).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let mut stored: StoredCredentials = StoredCredentials::from_json(existing)?;
     if previous_expired {
         // The new grace period must not bring an expired secret back to life.
         stored.encrypted_webhook_password_previous = None;
@@ -237,8 +244,7 @@ pub async fn rotate_credentials(
     if let Some(key) = &rotation.api_key {
         stored.encrypted_api_key = Some(cipher.encrypt(&context(account, API_KEY), key)?);
     }
-    let credentials =
-        serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let credentials = stored.to_json()?;
     sqlx::query(
         "UPDATE channels SET credentials = $2, previous_secrets_expire_at = now() + $3, updated_at = now()
          WHERE hostaway_account_id = $1",
@@ -297,8 +303,8 @@ pub async fn list_accounts(pool: &PgPool) -> Result<Vec<AccountSummary>, StoreEr
     .await?;
     rows.into_iter()
         .map(|row| {
-            let stored: StoredCredentials = serde_json::from_value(row.try_get("credentials")?)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let stored: StoredCredentials =
+                StoredCredentials::from_json(row.try_get("credentials")?)?;
             let account: String = row.try_get("hostaway_account_id")?;
             let expires: Option<DateTime<Utc>> = row.try_get("previous_secrets_expire_at")?;
             let rotating = stored.encrypted_webhook_password_previous.is_some()
@@ -338,8 +344,7 @@ pub async fn load_webhook_credentials(
     for row in rows {
         let account: String = row.try_get("hostaway_account_id")?;
         let account = AccountId::parse(account).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let stored: StoredCredentials = serde_json::from_value(row.try_get("credentials")?)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let stored: StoredCredentials = StoredCredentials::from_json(row.try_get("credentials")?)?;
         let previous_valid: bool = row.try_get("previous_valid")?;
         let decrypt = |field: &str, current: &Option<String>, previous: &Option<String>| {
             let mut out = Vec::new();
@@ -401,8 +406,7 @@ pub async fn api_key(
     let Some(value) = value else {
         return Err(StoreError::NotFound(format!("account {account}")));
     };
-    let stored: StoredCredentials =
-        serde_json::from_value(value).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let stored: StoredCredentials = StoredCredentials::from_json(value)?;
     stored
         .encrypted_api_key
         .map(|v| cipher.decrypt(&context(account, API_KEY), &v))
@@ -421,8 +425,8 @@ pub async fn rewrap_all(pool: &PgPool, cipher: &CredentialCipher) -> Result<usiz
     for row in rows {
         let account: String = row.try_get("hostaway_account_id")?;
         let account = AccountId::parse(account).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mut stored: StoredCredentials = serde_json::from_value(row.try_get("credentials")?)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut stored: StoredCredentials =
+            StoredCredentials::from_json(row.try_get("credentials")?)?;
         let mut touched = false;
         for (field, slot) in [
             (API_KEY, &mut stored.encrypted_api_key),
@@ -445,8 +449,7 @@ pub async fn rewrap_all(pool: &PgPool, cipher: &CredentialCipher) -> Result<usiz
             }
         }
         if touched {
-            let credentials =
-                serde_json::to_value(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let credentials = stored.to_json()?;
             sqlx::query("UPDATE channels SET credentials = $2, updated_at = now() WHERE hostaway_account_id = $1")
                 .bind(account.as_str())
                 .bind(credentials)

@@ -56,13 +56,7 @@ async fn main() -> anyhow::Result<()> {
     service_kit::telemetry::init(&args.log);
 
     let topology = args.nats.topology()?;
-    let nats = service_kit::nats::connect(
-        &args.nats.url,
-        args.nats.creds_file.as_deref(),
-        "webhook-gateway",
-    )
-    .await
-    .context("connecting to NATS")?;
+    let nats = args.nats.connect("webhook-gateway").await?;
     let pool = args.database.service_pool(2)?;
     let cipher = Arc::new(args.key.cipher().context("CONNECTOR_CREDENTIALS_KEY")?);
     let metrics = Metrics::new();
@@ -88,15 +82,9 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await?;
-    let stop = service_kit::shutdown::on_signal();
-    let ops_addr = args.ops.listen.unwrap_or(DEFAULT_OPS_LISTEN.parse()?);
-    service_kit::ops::serve(
-        ops_addr,
-        service_kit::ops::router(metrics, health),
-        stop.clone(),
-    )
-    .await
-    .with_context(|| format!("ops server on {ops_addr}"))?;
+    let stop = service_kit::ops::start(&args.ops, DEFAULT_OPS_LISTEN.parse()?, metrics, health)
+        .await
+        .context("ops server")?;
     gateway.run(stop).await?;
     Ok(())
 }
