@@ -58,6 +58,7 @@ impl Throughput {
 pub struct Results {
     pub body_bytes: usize,
     pub raw_publish: Throughput,
+    pub plain_http: Throughput,
     pub gateway: Throughput,
     pub e2e_sent: u64,
     pub e2e: Histogram<u64>,
@@ -189,6 +190,12 @@ pub async fn inbound(args: &InboundArgs) -> anyhow::Result<Results> {
     )
     .await?;
 
+    eprintln!(
+        "[1/4] plain HTTP POST (read the body, answer 200), {} connections",
+        args.concurrency
+    );
+    let plain_http = plain_http(args.concurrency, warmup, duration, Arc::clone(&bodies)).await?;
+
     eprintln!("[2/4] gateway, {} connections", args.concurrency);
     let gateway = env.start_gateway().await;
     let gateway = Arc::new(gateway);
@@ -240,12 +247,45 @@ pub async fn inbound(args: &InboundArgs) -> anyhow::Result<Results> {
     Ok(Results {
         body_bytes,
         raw_publish,
+        plain_http,
         gateway: gateway_run,
         e2e_sent,
         e2e,
         drain,
         raw_upsert,
     })
+}
+
+/// The HTTP floor: the same client, bodies and concurrency against a server
+/// that only reads the body and answers 200.
+async fn plain_http(
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    bodies: Arc<Vec<Vec<u8>>>,
+) -> anyhow::Result<Throughput> {
+    let app = axum::Router::new().route(
+        "/plain",
+        axum::routing::post(|body: bytes::Bytes| async move {
+            if body.is_empty() { "empty" } else { "ok" }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/plain", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let run = closed_loop(concurrency, warmup, duration, move |id| {
+        let (client, url, bodies) = (client.clone(), url.clone(), Arc::clone(&bodies));
+        async move {
+            let body = bodies[(id as usize) % bodies.len()].clone();
+            matches!(client.post(&url).body(body).send().await, Ok(r) if r.status().is_success())
+        }
+    })
+    .await;
+    server.abort();
+    Ok(run)
 }
 
 async fn raw_publish(

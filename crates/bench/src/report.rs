@@ -25,14 +25,23 @@ pub fn print(args: &InboundArgs, r: &Results) {
         );
     };
     row(
-        "raw JetStream publish+ack (baseline)",
+        "raw JetStream publish+ack (baseline A)",
         &r.raw_publish,
         "1.00".into(),
+    );
+    row(
+        "plain HTTP POST, same client (baseline C)",
+        &r.plain_http,
+        format!("{:.2}", r.plain_http.rate() / r.raw_publish.rate()),
     );
     row(
         "gateway: auth + validate + publish + ack, HTTP",
         &r.gateway,
         format!("{:.2}", r.gateway.rate() / r.raw_publish.rate()),
+    );
+    println!(
+        "\nGateway ÷ plain HTTP with the same client: {:.2} (the baselines' minimal HMAC+publish gateway: 0.29 of /plain).",
+        r.gateway.rate() / r.plain_http.rate()
     );
     println!(
         "\n**Webhook → committed booking** at {} webhooks/s for {} s ({} sent, {} announced): \

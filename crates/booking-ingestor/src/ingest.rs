@@ -232,14 +232,15 @@ pub async fn apply(pool: &PgPool, inbound: &Inbound) -> Result<Applied, IngestEr
     let work = Work::map(inbound)?;
     let object_id = work.object_id();
     let mut tx = pool.begin().await?;
-    match webhook_log::begin(&mut tx, &meta(inbound, Some(&object_id))).await? {
+    let failed_before = match webhook_log::begin(&mut tx, &meta(inbound, Some(&object_id))).await? {
         Prior::Processed => {
             tx.commit().await?;
             return Ok(Applied::outcome("repeat", None));
         }
+        Prior::New => false,
         // A retry, or a dead-lettered webhook coming back: apply it.
-        Prior::New | Prior::Unfinished { .. } => {}
-    }
+        Prior::Unfinished { .. } => true,
+    };
     let applied = match work {
         Work::Reservation(update) => {
             apply_reservation(&mut tx, *update, &inbound.webhook_id).await?
@@ -256,7 +257,9 @@ pub async fn apply(pool: &PgPool, inbound: &Inbound) -> Result<Applied, IngestEr
         applied.booking.map(|b| b.as_uuid()),
     )
     .await?;
-    store::dlq::resolve_for_job(&mut tx, &inbound.webhook_id).await?;
+    if failed_before {
+        store::dlq::resolve_for_job(&mut tx, &inbound.webhook_id).await?;
+    }
     for event in &applied.events {
         store::outbox::enqueue(&mut tx, event).await?;
     }
@@ -298,8 +301,6 @@ async fn apply_reservation(
             });
         }
     };
-    bookings::lock_unit(tx, unit).await?;
-
     let mut stored = StoredBooking {
         id: current.as_ref().map_or_else(BookingId::generate, |c| c.id),
         unit,
@@ -308,19 +309,24 @@ async fn apply_reservation(
     };
     stored.revision = bookings::save(tx, &stored).await?;
     let block = stored.record.calendar_block();
-    let block_change = match bookings::set_block(tx, stored.id, unit, block).await? {
-        bookings::BlockChange::Created => Some("created"),
-        bookings::BlockChange::Moved => Some("moved"),
-        bookings::BlockChange::Released => Some("released"),
-        bookings::BlockChange::Unchanged => None,
-    };
+    if block.is_some() {
+        // Two bookings landing on the same nights at once must see each other.
+        bookings::lock_unit(tx, unit).await?;
+    }
+    let block_change = bookings::set_block(tx, stored.id, unit, block).await?;
 
     let mut events = Vec::new();
     if let Some(change) = change {
         events.push(event_builders::booking_changed(&stored, change, webhook_id));
     }
     let mut double_bookings = 0;
-    if let Some(block) = &block {
+    // An unchanged block was checked when it was written; a block written later
+    // on the same nights is checked by its own booking.
+    let moved_here = matches!(
+        block_change,
+        bookings::BlockChange::Created | bookings::BlockChange::Moved
+    );
+    if let Some(block) = block.as_ref().filter(|_| moved_here) {
         for overlap in bookings::overlapping_blocks(tx, stored.id, unit, block).await? {
             if bookings::record_double_booking(tx, unit, stored.id, overlap.other, overlap.nights)
                 .await?
@@ -339,14 +345,24 @@ async fn apply_reservation(
             }
         }
     }
-    bookings::resolve_stale_double_bookings(tx, stored.id).await?;
+    if matches!(
+        block_change,
+        bookings::BlockChange::Moved | bookings::BlockChange::Released
+    ) {
+        bookings::resolve_stale_double_bookings(tx, stored.id).await?;
+    }
 
     Ok(Applied {
         outcome: change.map_or("unchanged", |c| c.as_str()),
         booking: Some(stored.id),
         events,
         double_bookings,
-        block_change,
+        block_change: match block_change {
+            bookings::BlockChange::Created => Some("created"),
+            bookings::BlockChange::Moved => Some("moved"),
+            bookings::BlockChange::Released => Some("released"),
+            bookings::BlockChange::Unchanged => None,
+        },
     })
 }
 

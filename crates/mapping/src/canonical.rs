@@ -3,11 +3,18 @@
 //! digest and the same webhook id. Written out by hand so that no serde_json
 //! feature switched on elsewhere in the build (`preserve_order`) can change it.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub fn to_canonical_bytes(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     write(value, &mut out);
+    out
+}
+
+/// The canonical bytes of an object, without building a `Value` around it.
+pub fn object_to_canonical_bytes(map: &Map<String, Value>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2048);
+    write_object(map, &mut out);
     out
 }
 
@@ -27,23 +34,23 @@ fn write(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(key, out);
-                out.push(b':');
-                if let Some(v) = map.get(key) {
-                    write(v, out);
-                }
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_object(map, out),
     }
+}
+
+fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(key, out);
+        out.push(b':');
+        write(value, out);
+    }
+    out.push(b'}');
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {

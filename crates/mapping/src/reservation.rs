@@ -11,7 +11,7 @@ use domain::{
 };
 use serde_json::{Map, Value};
 
-use crate::canonical::to_canonical_bytes;
+use crate::canonical::object_to_canonical_bytes;
 use crate::json::Record;
 use crate::{MappingError, Problem, WebhookEvent};
 
@@ -91,7 +91,7 @@ pub fn map_reservation(
         updated_at,
         terminal: status.as_ref().is_some_and(ReservationStatus::is_terminal),
         event: event_rank,
-        digest: Version::digest_of(&to_canonical_bytes(&Value::Object(data.clone()))),
+        digest: Version::digest_of(&object_to_canonical_bytes(data)),
     };
 
     Ok(ReservationUpdate {

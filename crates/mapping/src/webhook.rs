@@ -11,7 +11,7 @@ use domain::AccountId;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::canonical::to_canonical_bytes;
+use crate::canonical::object_to_canonical_bytes;
 use crate::json::parse_datetime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -234,7 +234,7 @@ pub fn webhook_id(
         hasher.update(at.and_utc().timestamp().to_string().as_bytes());
     }
     hasher.update(b"\n");
-    hasher.update(to_canonical_bytes(&Value::Object(data.clone())));
+    hasher.update(object_to_canonical_bytes(data));
     let digest = hasher.finalize();
     hex::encode(&digest[..16])
 }

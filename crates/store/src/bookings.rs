@@ -228,58 +228,47 @@ pub enum BlockChange {
     Unchanged,
 }
 
-/// Makes the booking's stored block equal `block`: creates, moves or releases it.
+/// Makes the booking's stored block equal `block`: creates, moves or releases
+/// it, in one statement.
 pub async fn set_block(
     conn: &mut PgConnection,
     booking: BookingId,
     unit: UnitId,
     block: Option<CalendarBlock>,
 ) -> Result<BlockChange, StoreError> {
-    let current: Option<(Uuid, String, NaiveDate, NaiveDate)> = sqlx::query_as(
-        "SELECT unit_id, kind, start_date, end_date FROM availability_blocks WHERE booking_id = $1",
-    )
-    .bind(booking.as_uuid())
-    .fetch_optional(&mut *conn)
-    .await?;
-    match (current, block) {
-        (None, None) => Ok(BlockChange::Unchanged),
-        (Some(_), None) => {
-            sqlx::query("DELETE FROM availability_blocks WHERE booking_id = $1")
-                .bind(booking.as_uuid())
-                .execute(&mut *conn)
-                .await?;
-            Ok(BlockChange::Released)
-        }
-        (current, Some(block)) => {
-            let wanted = (
-                unit.as_uuid(),
-                block.kind.as_str().to_owned(),
-                block.stay.arrival(),
-                block.stay.departure(),
-            );
-            if current.as_ref() == Some(&wanted) {
-                return Ok(BlockChange::Unchanged);
-            }
-            sqlx::query(
-                "INSERT INTO availability_blocks (booking_id, unit_id, kind, start_date, end_date)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (booking_id) DO UPDATE SET unit_id = EXCLUDED.unit_id, kind = EXCLUDED.kind,
-                     start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date, updated_at = now()",
-            )
+    let Some(block) = block else {
+        let released = sqlx::query("DELETE FROM availability_blocks WHERE booking_id = $1")
             .bind(booking.as_uuid())
-            .bind(wanted.0)
-            .bind(&wanted.1)
-            .bind(wanted.2)
-            .bind(wanted.3)
             .execute(&mut *conn)
             .await?;
-            Ok(if current.is_some() {
-                BlockChange::Moved
-            } else {
-                BlockChange::Created
-            })
-        }
-    }
+        return Ok(if released.rows_affected() > 0 {
+            BlockChange::Released
+        } else {
+            BlockChange::Unchanged
+        });
+    };
+    let inserted: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO availability_blocks (booking_id, unit_id, kind, start_date, end_date)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (booking_id) DO UPDATE SET unit_id = EXCLUDED.unit_id, kind = EXCLUDED.kind,
+             start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date, updated_at = now()
+         WHERE (availability_blocks.unit_id, availability_blocks.kind,
+                availability_blocks.start_date, availability_blocks.end_date)
+               IS DISTINCT FROM (EXCLUDED.unit_id, EXCLUDED.kind, EXCLUDED.start_date, EXCLUDED.end_date)
+         RETURNING (xmax = 0)",
+    )
+    .bind(booking.as_uuid())
+    .bind(unit.as_uuid())
+    .bind(block.kind.as_str())
+    .bind(block.stay.arrival())
+    .bind(block.stay.departure())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match inserted {
+        None => BlockChange::Unchanged,
+        Some(true) => BlockChange::Created,
+        Some(false) => BlockChange::Moved,
+    })
 }
 
 /// Another live block on the same unit that shares nights with a booking's.

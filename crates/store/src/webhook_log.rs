@@ -28,22 +28,16 @@ pub enum Prior {
 }
 
 /// Records this delivery (inside the processing transaction) and says what
-/// came before. Holds a transaction lock on the webhook id, so a redelivery
-/// racing this one waits and then sees its outcome.
+/// came before, in one statement. The upsert takes the row's lock: a
+/// redelivery racing this one waits until this transaction ends, then sees its
+/// outcome (the row returned is the latest committed one).
 pub async fn begin(conn: &mut PgConnection, meta: &WebhookMeta<'_>) -> Result<Prior, StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('webhook:' || $1, 0))")
-        .bind(meta.webhook_id)
-        .execute(&mut *conn)
-        .await?;
-    let prior = sqlx::query("SELECT status, attempts FROM webhook_log WHERE webhook_id = $1")
-        .bind(meta.webhook_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    sqlx::query(
+    let row = sqlx::query(
         "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at, status)
          VALUES ($1, $2, $3, $4, $5, $6, 'processing')
          ON CONFLICT (webhook_id) DO UPDATE SET deliveries = webhook_log.deliveries + 1,
-             object_id = COALESCE(webhook_log.object_id, EXCLUDED.object_id), updated_at = now()",
+             object_id = COALESCE(webhook_log.object_id, EXCLUDED.object_id), updated_at = now()
+         RETURNING (xmax = 0) AS inserted, status, attempts",
     )
     .bind(meta.webhook_id)
     .bind(meta.account)
@@ -51,11 +45,11 @@ pub async fn begin(conn: &mut PgConnection, meta: &WebhookMeta<'_>) -> Result<Pr
     .bind(meta.object_id)
     .bind(meta.source)
     .bind(meta.received_at)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    let Some(row) = prior else {
+    if row.try_get::<bool, _>("inserted")? {
         return Ok(Prior::New);
-    };
+    }
     let status: String = row.try_get("status")?;
     Ok(match status.as_str() {
         "processed" => Prior::Processed,
