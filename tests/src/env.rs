@@ -221,16 +221,6 @@ impl TestEnv {
         }
         out
     }
-
-    /// Subjects of the events published for TVL, in order, without the namespace.
-    pub async fn event_subjects(&self) -> Vec<String> {
-        let prefix = format!("{}.events.", self.topology.namespace());
-        self.stream_messages(&self.topology.events_stream())
-            .await
-            .into_iter()
-            .map(|(subject, _)| subject.trim_start_matches(&prefix).to_owned())
-            .collect()
-    }
 }
 
 impl TestEnv {
