@@ -19,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::backoff::full_jitter;
 use crate::dead_letter::{DeadLetterer, Failed};
 use crate::ingest::{self, Inbound, IngestError};
 use crate::metrics::IngestorMetrics;
 use crate::outbox::EventPublisher;
+use retry::{RetryPolicy, full_jitter};
 
 /// Whether PostgreSQL is usable, shared by all workers.
 #[derive(Debug, Default)]
@@ -72,14 +72,6 @@ impl DbGate {
         }
         true
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts before a retryable failure is dead-lettered.
-    pub max_attempts: i32,
-    pub base: Duration,
-    pub cap: Duration,
 }
 
 /// How long a pull request waits on the server, and how often the server
@@ -322,12 +314,13 @@ impl Worker {
                     }
                 };
                 let permanent = matches!(error, IngestError::Permanent { .. });
-                if permanent || attempts >= self.retry.max_attempts {
+                if permanent
+                    || attempts >= i32::try_from(self.retry.max_attempts).unwrap_or(i32::MAX)
+                {
                     self.dead_letter(message, Some(inbound), &error, attempts, stream_sequence)
                         .await;
                 } else {
-                    let delay =
-                        full_jitter(self.retry.base, self.retry.cap, attempts.max(1) as u32);
+                    let delay = self.retry.delay(attempts.max(1) as u32);
                     tracing::warn!(
                         reason = error.reason(),
                         %error,

@@ -9,7 +9,6 @@
 //! cannot be applied yet is retried with backoff and then dead-lettered
 //! ([`dead_letter`]); a database outage pauses consumption ([`consumer`]).
 
-pub mod backoff;
 pub mod consumer;
 pub mod dead_letter;
 pub mod event_builders;

@@ -17,7 +17,7 @@ struct Args {
     concurrency: usize,
     /// Attempts before a webhook that cannot be applied goes to the dead-letter queue.
     #[arg(long, env = "INGEST_MAX_ATTEMPTS", default_value_t = 5)]
-    max_attempts: i32,
+    max_attempts: u32,
     /// Base of the exponential backoff between attempts (full jitter).
     #[arg(long, env = "INGEST_RETRY_BASE_MS", default_value_t = 1000)]
     retry_base_ms: u64,

@@ -13,10 +13,11 @@ use store::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::consumer::{DbGate, RetryPolicy, Stopped, Worker};
+use crate::consumer::{DbGate, Stopped, Worker};
 use crate::dead_letter::DeadLetterer;
 use crate::metrics::IngestorMetrics;
 use crate::outbox::{EventPublisher, sweep_loop};
+use retry::RetryPolicy;
 
 #[derive(Debug, Clone)]
 pub struct IngestorSettings {

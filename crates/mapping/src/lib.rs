@@ -7,6 +7,7 @@
 //! mappers turn a payload into a validated domain value or say which field is
 //! wrong, never echoing the value itself.
 
+pub mod api;
 pub mod canonical;
 pub mod error;
 pub mod json;
