@@ -1,0 +1,550 @@
+//! The request pipeline every operation goes through.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use domain::AccountId;
+use mapping::api::{ApiStatus, Envelope};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::breaker::{CircuitBreaker, Transition};
+use crate::config::ClientConfig;
+use crate::credentials::CredentialSource;
+use crate::error::{ErrorContext, ErrorKind, HostawayError, Verdict, classify};
+use crate::limits::Limits;
+use crate::metrics::ClientMetrics;
+use crate::token::CachedToken;
+
+/// What one operation asks of the API.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiRequest {
+    pub method: Method,
+    /// The endpoint template, for metrics and errors: `/listings/{id}`.
+    pub endpoint: &'static str,
+    /// The concrete path below the base URL: `/listings/218666`.
+    pub path: String,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<Value>,
+}
+
+impl ApiRequest {
+    pub fn new(method: Method, endpoint: &'static str, path: String) -> Self {
+        Self {
+            method,
+            endpoint,
+            path,
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn query(mut self, key: &'static str, value: impl ToString) -> Self {
+        self.query.push((key, value.to_string()));
+        self
+    }
+
+    pub fn body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+#[derive(Debug)]
+struct AccountState {
+    token: tokio::sync::Mutex<Option<CachedToken>>,
+    breaker: CircuitBreaker,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    credentials: Arc<dyn CredentialSource>,
+    limits: Limits,
+    accounts: Mutex<HashMap<AccountId, Arc<AccountState>>>,
+    metrics: ClientMetrics,
+}
+
+/// The Hostaway API, for every account, from one egress IP.
+#[derive(Debug, Clone)]
+pub struct HostawayClient {
+    inner: Arc<Inner>,
+}
+
+/// What a send produced, before classification.
+enum Sent {
+    Response {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    },
+    NetworkError(String),
+}
+
+impl HostawayClient {
+    /// Needs a TLS provider installed in the process (`rustls`'s ring) for https.
+    pub fn new(
+        config: ClientConfig,
+        credentials: Arc<dyn CredentialSource>,
+        metrics: ClientMetrics,
+    ) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!(
+                "tvl-hostaway-connector/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .pool_max_idle_per_host(32);
+        if let Some(timeout) = config.timeout {
+            builder = builder
+                .timeout(timeout)
+                .connect_timeout(timeout.min(Duration::from_secs(10)));
+        }
+        if let Some(address) = config.local_address {
+            builder = builder.local_address(address);
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http: builder.build()?,
+                limits: Limits::new(&config.account_limit, &config.ip_limit),
+                config,
+                credentials,
+                accounts: Mutex::new(HashMap::new()),
+                metrics,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    fn account(&self, account: &AccountId) -> Arc<AccountState> {
+        let mut accounts = self
+            .inner
+            .accounts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(accounts.entry(account.clone()).or_insert_with(|| {
+            self.inner.metrics.account_added();
+            Arc::new(AccountState {
+                token: tokio::sync::Mutex::new(None),
+                breaker: CircuitBreaker::new(self.inner.config.breaker.clone()),
+            })
+        }))
+    }
+
+    /// The account's circuit state (for callers that park work while it is open).
+    pub fn circuit_state(&self, account: &AccountId) -> crate::breaker::CircuitState {
+        self.account(account).breaker.state()
+    }
+
+    fn note(&self, account: &AccountId, transition: Option<Transition>) {
+        if let Some(transition) = transition {
+            self.inner.metrics.transition(transition);
+            match transition.to {
+                crate::breaker::CircuitState::Open => tracing::warn!(
+                    account_id = %account, from = transition.from.as_str(),
+                    "circuit breaker opened: the account's requests fail fast until it half-opens"
+                ),
+                other => {
+                    tracing::info!(account_id = %account, state = other.as_str(), "circuit breaker {}", other.as_str())
+                }
+            }
+        }
+    }
+
+    fn record_error(&self, error: &HostawayError) {
+        self.inner
+            .metrics
+            .errors
+            .with_label_values(&[
+                error.kind.as_str(),
+                if error.retryable { "true" } else { "false" },
+            ])
+            .inc();
+        if error.retryable {
+            tracing::warn!(kind = error.kind.as_str(), status = error.status, error = %error, "Hostaway API error");
+        } else {
+            tracing::error!(kind = error.kind.as_str(), status = error.status, error = %error, "Hostaway API error");
+        }
+    }
+
+    /// Sends `request` for `account` through breaker, token, limits and
+    /// retries; returns the success envelope.
+    pub(crate) async fn call(
+        &self,
+        account: &AccountId,
+        request: ApiRequest,
+    ) -> Result<Envelope, HostawayError> {
+        let state = self.account(account);
+        let context = ErrorContext {
+            account: account.clone(),
+            method: method_name(&request.method),
+            endpoint: request.endpoint,
+        };
+        let policy = self.inner.config.retry.clone();
+        let mut attempt = 0;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let (admitted, transition) = state.breaker.admit();
+            self.note(account, transition);
+            if let Err(remaining) = admitted {
+                self.inner.metrics.short_circuited.inc();
+                let mut error = HostawayError::new(
+                    ErrorKind::CircuitOpen,
+                    context.clone(),
+                    format!("circuit open; next trial in {} s", remaining.as_secs()),
+                );
+                error.retry_after = Some(remaining);
+                return Err(error);
+            }
+            let outcome = match self.token(account, &state, &context).await {
+                Ok(token) => self
+                    .send_once(account, &request, &context, &token)
+                    .await
+                    .map(|e| (e, token)),
+                Err(error) => Err(Failure::Error(error)),
+            };
+            let error = match outcome {
+                Ok((envelope, _)) => {
+                    let transition = state.breaker.record_success();
+                    self.note(account, transition);
+                    return Ok(envelope);
+                }
+                Err(Failure::TokenRejected(used)) if !refreshed => {
+                    // Refresh once: drop the token this request used (unless a
+                    // concurrent request replaced it already) and go again.
+                    refreshed = true;
+                    attempt -= 1;
+                    let mut slot = state.token.lock().await;
+                    if slot.as_ref().is_some_and(|t| t.same_as(&used)) {
+                        *slot = None;
+                    }
+                    tracing::info!(account_id = %account, "access token rejected; fetching a new one");
+                    continue;
+                }
+                Err(Failure::TokenRejected(_)) => HostawayError::new(
+                    ErrorKind::Auth,
+                    context.clone(),
+                    "access denied even with a fresh token",
+                ),
+                Err(Failure::Error(error)) => error,
+            };
+            if error.counts_against_circuit() {
+                let transition = state.breaker.record_failure();
+                self.note(account, transition);
+            }
+            self.record_error(&error);
+            if !error.retryable || attempt >= policy.max_attempts {
+                return Err(error);
+            }
+            let delay = error.retry_after.unwrap_or_else(|| policy.delay(attempt));
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One send: limits, request, classification.
+    async fn send_once(
+        &self,
+        account: &AccountId,
+        request: &ApiRequest,
+        context: &ErrorContext,
+        token: &SecretString,
+    ) -> Result<Envelope, Failure> {
+        let url = format!("{}{}", self.inner.config.base_url, request.path);
+        let builder = self
+            .inner
+            .http
+            .request(request.method.clone(), url)
+            .bearer_auth(token.expose_secret())
+            .header("Cache-control", "no-cache")
+            .query(&request.query);
+        let builder = match &request.body {
+            Some(body) => builder.json(body),
+            None => builder,
+        };
+        let sent = self
+            .send(account, context.method, request.endpoint, builder)
+            .await;
+        match sent {
+            Sent::NetworkError(message) => Err(Failure::Error(HostawayError::new(
+                ErrorKind::Network,
+                context.clone(),
+                message,
+            ))),
+            Sent::Response {
+                status,
+                headers,
+                body,
+            } => {
+                let text = mapping::api::error_text(&body);
+                if status.is_success() {
+                    return match mapping::api::parse_envelope(&body) {
+                        Ok(envelope) if envelope.status == Some(ApiStatus::Fail) => {
+                            let mut error = HostawayError::new(
+                                ErrorKind::Validation,
+                                context.clone(),
+                                text.unwrap_or_else(|| "status \"fail\"".into()),
+                            );
+                            error.status = Some(status.as_u16());
+                            Err(Failure::Error(error))
+                        }
+                        Ok(envelope) => Ok(envelope),
+                        Err(parse) => Err(Failure::Error(HostawayError::new(
+                            ErrorKind::Mapping,
+                            context.clone(),
+                            parse.to_string(),
+                        ))),
+                    };
+                }
+                match classify(status.as_u16(), text.as_deref()) {
+                    Verdict::TokenRejected => Err(Failure::TokenRejected(token.clone())),
+                    Verdict::Failed { kind, retryable } => {
+                        let mut error = HostawayError::new(
+                            kind,
+                            context.clone(),
+                            text.unwrap_or_else(|| {
+                                status.canonical_reason().unwrap_or("error").to_owned()
+                            }),
+                        );
+                        error.retryable = retryable;
+                        error.status = Some(status.as_u16());
+                        if kind == ErrorKind::RateLimit {
+                            error.retry_after = Some(retry_after(
+                                &headers,
+                                self.inner.config.account_limit.window,
+                            ));
+                        }
+                        Err(Failure::Error(error))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes permission from the limits, sends, and records the metrics.
+    async fn send(
+        &self,
+        account: &AccountId,
+        method: &'static str,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Sent {
+        let (account_left, ip_left) = self.inner.limits.acquire(account).await;
+        let metrics = &self.inner.metrics;
+        metrics
+            .available_tokens
+            .with_label_values(&["account"])
+            .set(i64::from(account_left));
+        metrics
+            .available_tokens
+            .with_label_values(&["ip"])
+            .set(i64::from(ip_left));
+        let started = Instant::now();
+        let result = async {
+            let response = request.send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?.to_vec();
+            Ok::<_, reqwest::Error>(Sent::Response {
+                status,
+                headers,
+                body,
+            })
+        }
+        .await;
+        metrics
+            .request_duration
+            .with_label_values(&[method, endpoint])
+            .observe(started.elapsed().as_secs_f64());
+        let sent = result.unwrap_or_else(|error| {
+            // Without the URL: the error text stays free of paths and queries.
+            Sent::NetworkError(error.without_url().to_string())
+        });
+        let status_label = match &sent {
+            Sent::Response { status, .. } => status.as_str().to_owned(),
+            Sent::NetworkError(_) => "network".to_owned(),
+        };
+        metrics
+            .requests
+            .with_label_values(&[method, endpoint, &status_label])
+            .inc();
+        tracing::debug!(method, endpoint, status = %status_label, elapsed_ms = started.elapsed().as_millis() as u64, "Hostaway API request");
+        sent
+    }
+
+    /// A token usable now: the cached one, or a new one (one fetch at a time
+    /// per account; concurrent requests wait for it).
+    async fn token(
+        &self,
+        account: &AccountId,
+        state: &AccountState,
+        context: &ErrorContext,
+    ) -> Result<SecretString, HostawayError> {
+        let mut slot = state.token.lock().await;
+        let now = Instant::now();
+        let token = match slot.as_ref() {
+            Some(token) if token.is_fresh(now) => token.clone(),
+            _ => {
+                let token = self.fetch_token(account, context).await?;
+                *slot = Some(token.clone());
+                token
+            }
+        };
+        drop(slot);
+        tokio::time::sleep_until(token.usable_from).await;
+        Ok(token.secret)
+    }
+
+    async fn fetch_token(
+        &self,
+        account: &AccountId,
+        context: &ErrorContext,
+    ) -> Result<CachedToken, HostawayError> {
+        let context = ErrorContext {
+            endpoint: "/accessTokens",
+            method: "POST",
+            ..context.clone()
+        };
+        let Some(secret) = self.inner.credentials.client_secret(account).await else {
+            return Err(HostawayError::new(
+                ErrorKind::Auth,
+                context,
+                "no API client secret configured for this account",
+            ));
+        };
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", account.as_str()),
+            ("client_secret", secret.expose_secret()),
+            ("scope", "general"),
+        ];
+        let request = self
+            .inner
+            .http
+            .post(format!("{}/accessTokens", self.inner.config.base_url))
+            .header("Cache-control", "no-cache")
+            .form(&form);
+        self.inner.metrics.token_fetches.inc();
+        let issued = Instant::now();
+        match self.send(account, "POST", "/accessTokens", request).await {
+            Sent::NetworkError(message) => {
+                Err(HostawayError::new(ErrorKind::Network, context, message))
+            }
+            Sent::Response {
+                status,
+                headers,
+                body,
+            } if !status.is_success() => {
+                let kind = match status.as_u16() {
+                    400 | 401 | 403 => ErrorKind::Auth,
+                    429 => ErrorKind::RateLimit,
+                    500 | 502 | 503 | 504 => ErrorKind::Server,
+                    _ => ErrorKind::Server,
+                };
+                let mut error = HostawayError::new(
+                    kind,
+                    context,
+                    mapping::api::error_text(&body)
+                        .unwrap_or_else(|| "token request refused".into()),
+                );
+                error.status = Some(status.as_u16());
+                error.retryable = matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504);
+                if kind == ErrorKind::RateLimit {
+                    error.retry_after = Some(retry_after(
+                        &headers,
+                        self.inner.config.account_limit.window,
+                    ));
+                }
+                Err(error)
+            }
+            Sent::Response { body, .. } => {
+                let parsed = mapping::api::parse_access_token(&body)
+                    .map_err(|e| HostawayError::new(ErrorKind::Mapping, context, e.to_string()))?;
+                tracing::info!(account_id = %account, lifetime_secs = parsed.expires_in.map(|d| d.as_secs()), "access token fetched");
+                Ok(CachedToken::new(
+                    parsed.token,
+                    issued,
+                    parsed.expires_in,
+                    self.inner.config.token_activation_delay,
+                ))
+            }
+        }
+    }
+}
+
+enum Failure {
+    /// A 403 about the token this request used.
+    TokenRejected(SecretString),
+    Error(HostawayError),
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
+}
+
+/// How long a 429 asks to wait: `Retry-After` (seconds), else
+/// `X-RateLimit-Retry-After` (a unix time), else a whole window.
+pub(crate) fn retry_after(headers: &HeaderMap, window: Duration) -> Duration {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(seconds) = header(RETRY_AFTER.as_str()).and_then(|v| v.parse::<u64>().ok()) {
+        return Duration::from_secs(seconds.min(3600));
+    }
+    if let Some(at) = header("x-ratelimit-retry-after").and_then(|v| v.parse::<u64>().ok()) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        return Duration::from_secs(at.saturating_sub(now).min(3600));
+    }
+    window
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn retry_after_comes_from_either_header_or_a_window() {
+        let window = Duration::from_secs(10);
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers, window), window);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&headers, window), Duration::from_secs(3));
+        let mut headers = HeaderMap::new();
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 7;
+        headers.insert(
+            "x-ratelimit-retry-after",
+            HeaderValue::from_str(&at.to_string()).unwrap(),
+        );
+        let wait = retry_after(&headers, window);
+        assert!(
+            wait >= Duration::from_secs(6) && wait <= Duration::from_secs(7),
+            "{wait:?}"
+        );
+    }
+}
