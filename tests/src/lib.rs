@@ -16,6 +16,7 @@ pub mod fixtures;
 pub mod payloads;
 pub mod proxy;
 pub mod services;
+pub mod sim;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

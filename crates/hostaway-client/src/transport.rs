@@ -432,8 +432,11 @@ impl HostawayClient {
             .header("Cache-control", "no-cache")
             .form(&form);
         self.inner.metrics.token_fetches.inc();
+        let sent = self.send(account, "POST", "/accessTokens", request).await;
+        // Counted from the answer, not the ask: the request may have waited on
+        // the limits, and Hostaway starts the activation second when it issues.
         let issued = Instant::now();
-        match self.send(account, "POST", "/accessTokens", request).await {
+        match sent {
             Sent::NetworkError(message) => {
                 Err(HostawayError::new(ErrorKind::Network, context, message))
             }

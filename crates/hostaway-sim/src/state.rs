@@ -1,0 +1,250 @@
+//! The simulator's data: accounts, tokens, listings, calendars, reservations,
+//! unified webhooks, and what happened (requests, webhook deliveries).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use chrono::{NaiveDate, Utc};
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use crate::SimConfig;
+use crate::limits::SlidingWindows;
+
+/// One request as the simulator saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub at: Instant,
+    pub peer: IpAddr,
+    /// The account of the token (or of the token request), when known.
+    pub account: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
+/// One webhook delivery attempt by the sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub event: String,
+    pub reservation_id: u64,
+    /// HTTP status, or 0 for a network error.
+    pub status: u16,
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub account: String,
+    pub active_from: Instant,
+    pub expires_at: Instant,
+}
+
+/// A calendar day as stored; days never written take the listing's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Day {
+    pub is_available: bool,
+    pub price: f64,
+    pub minimum_stay: i64,
+    pub maximum_stay: i64,
+    pub closed_on_arrival: Option<bool>,
+    pub closed_on_departure: Option<bool>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Account {
+    pub secret: String,
+    pub listings: BTreeMap<u64, Map<String, Value>>,
+    pub calendars: HashMap<u64, BTreeMap<NaiveDate, Day>>,
+    pub reservations: BTreeMap<u64, Map<String, Value>>,
+    pub webhooks: BTreeMap<u64, Map<String, Value>>,
+}
+
+#[derive(Debug)]
+pub struct SimState {
+    pub config: SimConfig,
+    pub accounts: HashMap<String, Account>,
+    pub tokens: HashMap<String, IssuedToken>,
+    pub requests: Vec<RequestRecord>,
+    pub deliveries: Vec<Delivery>,
+    pub account_windows: SlidingWindows,
+    pub ip_windows: SlidingWindows,
+    pub webhook_target: Option<(crate::sender::WebhookTarget, crate::sender::DeliveryOptions)>,
+    next_id: u64,
+}
+
+/// Hostaway's date-time format (UTC).
+pub fn now_text() -> String {
+    Utc::now().format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+impl SimState {
+    pub fn new(config: SimConfig) -> Self {
+        Self {
+            config,
+            accounts: HashMap::new(),
+            tokens: HashMap::new(),
+            requests: Vec::new(),
+            deliveries: Vec::new(),
+            account_windows: SlidingWindows::default(),
+            ip_windows: SlidingWindows::default(),
+            webhook_target: None,
+            next_id: 100_000,
+        }
+    }
+
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub fn add_account(&mut self, account: &str, secret: &str) {
+        self.accounts.entry(account.to_owned()).or_default().secret = secret.to_owned();
+    }
+
+    /// Adds a listing (the fields given over Hostaway-like defaults); returns its id.
+    pub fn add_listing(&mut self, account: &str, fields: Map<String, Value>) -> Option<u64> {
+        let id = match fields.get("id").and_then(Value::as_u64) {
+            Some(id) => id,
+            None => self.next_id(),
+        };
+        let mut listing = default_listing(id);
+        listing.extend(fields);
+        listing.insert("id".into(), json!(id));
+        self.accounts.get_mut(account)?.listings.insert(id, listing);
+        Some(id)
+    }
+
+    pub fn listing_account(&self, listing: u64) -> Option<&str> {
+        self.accounts
+            .iter()
+            .find(|(_, a)| a.listings.contains_key(&listing))
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// The day as Hostaway would show it.
+    pub fn day(&self, account: &str, listing: u64, date: NaiveDate) -> Option<Day> {
+        let acct = self.accounts.get(account)?;
+        let stored = acct
+            .calendars
+            .get(&listing)
+            .and_then(|c| c.get(&date))
+            .cloned();
+        let listing = acct.listings.get(&listing)?;
+        Some(stored.unwrap_or_else(|| {
+            Day {
+                is_available: true,
+                price: listing
+                    .get("price")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(100.0),
+                minimum_stay: listing
+                    .get("minNights")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1),
+                maximum_stay: listing
+                    .get("maxNights")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1125),
+                closed_on_arrival: None,
+                closed_on_departure: None,
+                note: None,
+            }
+        }))
+    }
+
+    /// The calendar of `[start, end]` (tests and the demo read convergence here).
+    pub fn calendar(
+        &self,
+        listing: u64,
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Vec<(NaiveDate, Day)> {
+        let Some(account) = self.listing_account(listing).map(str::to_owned) else {
+            return Vec::new();
+        };
+        start
+            .iter_days()
+            .take_while(|d| *d <= end)
+            .filter_map(|d| self.day(&account, listing, d).map(|day| (d, day)))
+            .collect()
+    }
+
+    /// Requests of one account (or all with `None`), in order.
+    pub fn requests_of(&self, account: Option<&str>) -> Vec<RequestRecord> {
+        self.requests
+            .iter()
+            .filter(|r| account.is_none() || r.account.as_deref() == account)
+            .cloned()
+            .collect()
+    }
+
+    /// Creates a reservation from Hostaway-like fields; returns it.
+    pub fn create_reservation(
+        &mut self,
+        account: &str,
+        fields: Map<String, Value>,
+    ) -> Option<Map<String, Value>> {
+        let id = self.next_id();
+        let mut reservation = default_reservation(id, account);
+        reservation.extend(fields);
+        reservation.insert("id".into(), json!(id));
+        reservation.insert("hostawayReservationId".into(), json!(id.to_string()));
+        let stamp = now_text();
+        reservation.insert("insertedOn".into(), json!(stamp));
+        reservation.insert("updatedOn".into(), json!(stamp));
+        self.accounts
+            .get_mut(account)?
+            .reservations
+            .insert(id, reservation.clone());
+        Some(reservation)
+    }
+
+    /// Changes a reservation's fields and its `updatedOn`; returns it.
+    pub fn modify_reservation(
+        &mut self,
+        account: &str,
+        id: u64,
+        changes: Map<String, Value>,
+    ) -> Option<Map<String, Value>> {
+        let reservation = self.accounts.get_mut(account)?.reservations.get_mut(&id)?;
+        reservation.extend(changes);
+        reservation.insert("updatedOn".into(), json!(now_text()));
+        Some(reservation.clone())
+    }
+}
+
+fn default_listing(id: u64) -> Map<String, Value> {
+    let value = json!({
+        "id": id, "propertyTypeId": 1, "name": format!("Simulated listing {id}"),
+        "internalListingName": format!("sim-{id}"), "country": "United States", "countryCode": "US",
+        "city": "Syracuse", "personCapacity": 4, "bedroomsNumber": 2, "bathroomsNumber": 1,
+        "price": 150, "currencyCode": "USD", "minNights": 1, "maxNights": 1125,
+        "checkInTimeStart": 15, "checkOutTime": 11, "timeZoneName": "America/New_York",
+        "instantBookable": 1, "isRentalAgreementActive": null, "averageReviewRating": 9.5,
+        "cleannessStatus": "2", "listingAmenities": [], "listingImages": [], "customFieldValues": [],
+        "latestActivityOn": now_text()
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+fn default_reservation(id: u64, account: &str) -> Map<String, Value> {
+    let value = json!({
+        "id": id, "accountId": account.parse::<u64>().ok(), "listingMapId": null, "channelId": 2018,
+        "channelName": "airbnbOfficial", "source": null, "reservationId": format!("sim-{id}"),
+        "guestName": "Sim Guest", "guestFirstName": "Sim", "guestLastName": "Guest",
+        "guestEmail": "sim.guest@example.org", "phone": "+10000000000", "numberOfGuests": 2,
+        "adults": 2, "children": 0, "infants": 0, "pets": 0, "isDatesUnspecified": 0,
+        "totalPrice": 450.5, "currency": "USD", "status": "new", "cancelledBy": null,
+        "cancellationDate": null, "comment": "", "confirmationCode": format!("SIM{id}"),
+        "isArchived": 0, "isStarred": 0, "isPinned": 0
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
