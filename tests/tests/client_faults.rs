@@ -22,7 +22,7 @@ async fn listing(t: &SimClient) -> ListingId {
 fn day(n: u64) -> CalendarInterval {
     let date = NaiveDate::from_ymd_opt(2026, 7, 1).unwrap() + chrono::Days::new(n);
     let mut interval = CalendarInterval::new(date, date);
-    interval.is_available = Some(n % 2 == 0);
+    interval.is_available = Some(n.is_multiple_of(2));
     interval
 }
 
@@ -59,7 +59,7 @@ async fn thirty_percent_5xx_still_completes() {
         let id: u64 = listing.as_str().parse().unwrap();
         assert_eq!(
             sim_state.day(ACCOUNT, id, date).unwrap().is_available,
-            n % 2 == 0,
+            n.is_multiple_of(2),
             "day {n} applied"
         );
     }

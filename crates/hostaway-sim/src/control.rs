@@ -184,7 +184,7 @@ async fn deliveries(State(shared): State<Shared>) -> Response {
         .await
         .deliveries
         .iter()
-        .map(|d| json!({"event": d.event, "reservationId": d.reservation_id, "status": d.status, "attempt": d.attempt}))
+        .map(|d| json!({"event": d.event, "reservationId": d.reservation_id, "status": d.status, "attempt": d.attempt, "last": d.last}))
         .collect();
     Json(Value::Array(list)).into_response()
 }

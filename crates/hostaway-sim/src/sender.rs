@@ -192,14 +192,16 @@ impl Sim {
                 Ok(response) => response.status().as_u16(),
                 Err(_) => 0,
             };
+            let transient = status == 0 || status == 429 || status >= 500;
+            let last = !transient || attempt > options.max_retries;
             self.state.lock().await.deliveries.push(Delivery {
                 event: event.to_owned(),
                 reservation_id,
                 status,
                 attempt,
+                last,
             });
-            let transient = status == 0 || status == 429 || status >= 500;
-            if !transient || attempt > options.max_retries {
+            if last {
                 return;
             }
             tokio::time::sleep(options.first_retry * 2u32.pow(attempt - 1)).await;

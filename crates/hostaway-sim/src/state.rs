@@ -31,6 +31,8 @@ pub struct Delivery {
     /// HTTP status, or 0 for a network error.
     pub status: u16,
     pub attempt: u32,
+    /// No further attempt will follow (delivered, refused for good, or out of retries).
+    pub last: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -74,9 +76,24 @@ pub struct SimState {
     next_id: u64,
 }
 
+const STAMP: &str = "%Y-%m-%d %H:%M:%S";
+
 /// Hostaway's date-time format (UTC).
 pub fn now_text() -> String {
-    Utc::now().format("%Y-%m-%d %H:%M:%S").to_string()
+    Utc::now().format(STAMP).to_string()
+}
+
+/// Now, or a second after `previous` if now is not later: each change of a
+/// reservation gets a later `updatedOn`, as two changes seconds apart would.
+fn later_than(previous: Option<&str>) -> String {
+    let now = Utc::now().naive_utc();
+    let after = previous
+        .and_then(|p| chrono::NaiveDateTime::parse_from_str(p, STAMP).ok())
+        .map(|p| p + chrono::Duration::seconds(1));
+    match after {
+        Some(after) if after > now => after.format(STAMP).to_string(),
+        _ => now.format(STAMP).to_string(),
+    }
 }
 
 impl SimState {
@@ -209,8 +226,12 @@ impl SimState {
         changes: Map<String, Value>,
     ) -> Option<Map<String, Value>> {
         let reservation = self.accounts.get_mut(account)?.reservations.get_mut(&id)?;
+        let previous = reservation
+            .get("updatedOn")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         reservation.extend(changes);
-        reservation.insert("updatedOn".into(), json!(now_text()));
+        reservation.insert("updatedOn".into(), json!(later_than(previous.as_deref())));
         Some(reservation.clone())
     }
 }
