@@ -24,6 +24,10 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# Run the Hostaway simulator on 127.0.0.1:8090 (account 70001, secret `sim-secret`, listings 300101-300103).
+sim *ARGS:
+    cargo run -q -p hostaway-sim -- --seed demo {{ARGS}}
+
 # Start PostgreSQL and NATS (JetStream) where they are installed but stopped.
 services:
     scripts/services.sh
@@ -31,6 +35,14 @@ services:
 # Benchmark the inbound path against raw JetStream publishes (see docs/benchmarks.md).
 bench-inbound: services
     cargo run --release -q -p bench -- inbound
+
+# Benchmark the Hostaway client stack against plain reqwest, on the simulator.
+bench-client:
+    cargo run --release -q -p bench -- client
+
+# Benchmark the Hostaway client stack against plain reqwest, on the simulator.
+bench-client:
+    cargo run --release -q -p bench -- client
 
 # Format the code.
 fmt:

@@ -14,6 +14,33 @@ use mapping::api::{CalendarInterval, UnifiedWebhookRequest};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
+/// Every log line of this test binary, at debug level.
+fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&buffer);
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_writer(move || LogSink(std::sync::Arc::clone(&sink)))
+            .try_init();
+        buffer
+    })
+    .clone()
+}
+
+struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn fields(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
@@ -454,6 +481,7 @@ async fn unified_webhooks_create_list_update_delete() {
 
 #[tokio::test(start_paused = true)]
 async fn tokens_are_fetched_once_activated_and_never_leak() {
+    let logs = captured_logs();
     let t = SimClient::start(
         SimConfig {
             wrapped_token_response: true,
@@ -481,6 +509,15 @@ async fn tokens_are_fetched_once_activated_and_never_leak() {
     let debug = format!("{:?}", t.client);
     assert!(!debug.contains(connector_tests::sim::SECRET));
     assert!(!debug.contains("sim."), "the token is not in Debug output");
+    t.sim.expire_tokens().await;
+    t.client.list_listings(&t.account, &ListingsQuery::default()).await.unwrap();
+    let tokens: Vec<String> = t.sim.state.lock().await.tokens.keys().cloned().collect();
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("access token fetched"), "the client logs at debug level");
+    assert!(!logs.contains(connector_tests::sim::SECRET), "the client secret reached the logs");
+    for token in tokens {
+        assert!(!logs.contains(&token), "a token reached the logs");
+    }
 }
 
 #[tokio::test(start_paused = true)]

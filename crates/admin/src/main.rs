@@ -5,6 +5,7 @@
 
 #![allow(clippy::print_stdout)]
 
+mod api;
 mod dlq;
 mod output;
 
@@ -88,6 +89,13 @@ enum Command {
     /// The dead-letter queue.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// The Hostaway API for one account (HOSTAWAY_API_URL: the real one or hostaway-sim).
+    Api {
+        #[command(flatten)]
+        hostaway: hostaway_client::HostawayApiArgs,
+        #[command(subcommand)]
+        command: api::ApiCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -277,6 +285,9 @@ async fn main() -> anyhow::Result<()> {
             output::webhooks(&store::webhook_log::list(&pool, *limit).await?)
         }
         Command::Dlq(command) => dlq::run(&cli.nats, &pool, command).await?,
+        Command::Api { hostaway, command } => {
+            api::run(hostaway, &pool, cipher(&cli)?, command).await?
+        }
     }
     Ok(())
 }

@@ -111,7 +111,7 @@ fn histogram() -> Histogram<u64> {
 
 /// Runs `op` in a closed loop on `concurrency` tasks; only ops that start after
 /// the warm-up are counted.
-async fn closed_loop<F, Fut>(
+pub async fn closed_loop<F, Fut>(
     concurrency: usize,
     warmup: Duration,
     duration: Duration,

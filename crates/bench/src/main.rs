@@ -11,6 +11,7 @@
 
 #![allow(clippy::print_stdout, clippy::expect_used)]
 
+mod client;
 mod load;
 mod report;
 
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// The inbound path: gateway, end-to-end latency, ingestor drain.
     Inbound(load::InboundArgs),
+    /// The Hostaway client stack against the simulator, beside plain reqwest.
+    Client(client::ClientArgs),
 }
 
 #[tokio::main]
@@ -44,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().max(Duration::from_secs(0))
             );
         }
+        Command::Client(args) => client::run(&args).await?,
     }
     Ok(())
 }

@@ -13,6 +13,24 @@ pub trait CredentialSource: Send + Sync + std::fmt::Debug {
     fn client_secret<'a>(&'a self, account: &'a AccountId) -> BoxFuture<'a, Option<SecretString>>;
 }
 
+/// Secrets looked up by a function (over a database, a secret manager, …).
+pub struct CredentialFn<F>(pub F);
+
+impl<F> std::fmt::Debug for CredentialFn<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialFn")
+    }
+}
+
+impl<F> CredentialSource for CredentialFn<F>
+where
+    F: Fn(AccountId) -> BoxFuture<'static, Option<SecretString>> + Send + Sync,
+{
+    fn client_secret<'a>(&'a self, account: &'a AccountId) -> BoxFuture<'a, Option<SecretString>> {
+        (self.0)(account.clone())
+    }
+}
+
 /// Secrets held in memory (tests, the simulator, a single account from the
 /// environment).
 #[derive(Default, Clone)]

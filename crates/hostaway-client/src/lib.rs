@@ -25,7 +25,7 @@ pub mod token;
 mod transport;
 
 pub use config::{ClientConfig, HostawayApiArgs, RateLimit};
-pub use credentials::{CredentialSource, StaticCredentials};
+pub use credentials::{CredentialFn, CredentialSource, StaticCredentials};
 pub use error::{ErrorKind, HostawayError};
 pub use metrics::ClientMetrics;
 pub use ops::{

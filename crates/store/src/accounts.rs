@@ -414,6 +414,30 @@ pub async fn api_key(
         .map_err(StoreError::from)
 }
 
+/// The account's current webhook Basic login and password (to register the
+/// connector's unified webhook in Hostaway).
+pub async fn webhook_basic_credentials(
+    pool: &PgPool,
+    cipher: &CredentialCipher,
+    account: &AccountId,
+) -> Result<Option<(String, SecretString)>, StoreError> {
+    let row: Option<(Option<String>, serde_json::Value)> = sqlx::query_as(
+        "SELECT webhook_login, credentials FROM channels WHERE hostaway_account_id = $1",
+    )
+    .bind(account.as_str())
+    .fetch_optional(pool)
+    .await?;
+    let Some((login, value)) = row else {
+        return Err(StoreError::NotFound(format!("account {account}")));
+    };
+    let stored = StoredCredentials::from_json(value)?;
+    let password = stored
+        .encrypted_webhook_password
+        .map(|v| cipher.decrypt(&context(account, WEBHOOK_PASSWORD), &v))
+        .transpose()?;
+    Ok(login.zip(password))
+}
+
 /// Re-encrypts every credential stored under a previous key with the active
 /// one. Returns how many accounts changed.
 pub async fn rewrap_all(pool: &PgPool, cipher: &CredentialCipher) -> Result<usize, StoreError> {
