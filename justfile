@@ -40,10 +40,6 @@ bench-inbound: services
 bench-client:
     cargo run --release -q -p bench -- client
 
-# Benchmark the Hostaway client stack against plain reqwest, on the simulator.
-bench-client:
-    cargo run --release -q -p bench -- client
-
 # Format the code.
 fmt:
     cargo fmt --all

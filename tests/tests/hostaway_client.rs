@@ -16,7 +16,8 @@ use serde_json::{Map, Value, json};
 
 /// Every log line of this test binary, at debug level.
 fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
-    static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> =
+        std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
         let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = std::sync::Arc::clone(&buffer);
@@ -510,11 +511,20 @@ async fn tokens_are_fetched_once_activated_and_never_leak() {
     assert!(!debug.contains(connector_tests::sim::SECRET));
     assert!(!debug.contains("sim."), "the token is not in Debug output");
     t.sim.expire_tokens().await;
-    t.client.list_listings(&t.account, &ListingsQuery::default()).await.unwrap();
+    t.client
+        .list_listings(&t.account, &ListingsQuery::default())
+        .await
+        .unwrap();
     let tokens: Vec<String> = t.sim.state.lock().await.tokens.keys().cloned().collect();
     let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("access token fetched"), "the client logs at debug level");
-    assert!(!logs.contains(connector_tests::sim::SECRET), "the client secret reached the logs");
+    assert!(
+        logs.contains("access token fetched"),
+        "the client logs at debug level"
+    );
+    assert!(
+        !logs.contains(connector_tests::sim::SECRET),
+        "the client secret reached the logs"
+    );
     for token in tokens {
         assert!(!logs.contains(&token), "a token reached the logs");
     }
