@@ -5,6 +5,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         proto_root.join("hostaway/connector/v1/inbound.proto"),
         proto_root.join("hostaway/connector/v1/events.proto"),
+        proto_root.join("hostaway/connector/v1/outbound.proto"),
+        proto_root.join("hostaway/connector/v1/sync.proto"),
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());

@@ -8,13 +8,11 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use store::PgPool;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -24,72 +22,7 @@ use crate::ingest::{self, Inbound, IngestError};
 use crate::metrics::IngestorMetrics;
 use crate::outbox::EventPublisher;
 use retry::{RetryPolicy, full_jitter};
-
-/// Whether PostgreSQL is usable, shared by all workers.
-#[derive(Debug, Default)]
-pub struct DbGate {
-    down: AtomicBool,
-    failures: AtomicU32,
-}
-
-impl DbGate {
-    pub fn is_up(&self) -> bool {
-        !self.down.load(Ordering::Acquire)
-    }
-
-    pub fn mark_down(&self) {
-        self.failures.fetch_add(1, Ordering::AcqRel);
-        self.down.store(true, Ordering::Release);
-    }
-
-    pub fn mark_up(&self) {
-        self.failures.store(0, Ordering::Release);
-        self.down.store(false, Ordering::Release);
-    }
-
-    /// Grows with consecutive failures: 250 ms … 15 s.
-    pub fn retry_delay(&self) -> Duration {
-        let failures = self.failures.load(Ordering::Acquire).clamp(1, 7);
-        (Duration::from_millis(250) * 2u32.pow(failures - 1)).min(Duration::from_secs(15))
-    }
-
-    /// Probes the database until it answers. Returns false if stopped first.
-    pub async fn wait_until_up(&self, pool: &PgPool, stop: &CancellationToken) -> bool {
-        while !self.is_up() {
-            match store::ping(pool).await {
-                Ok(()) => {
-                    tracing::info!("database reachable again; resuming consumption");
-                    self.mark_up();
-                }
-                Err(_) => {
-                    self.failures.fetch_add(1, Ordering::AcqRel);
-                    tokio::select! {
-                        () = stop.cancelled() => return false,
-                        () = tokio::time::sleep(self.retry_delay()) => {}
-                    }
-                }
-            }
-        }
-        true
-    }
-}
-
-/// How long a pull request waits on the server, and how often the server
-/// proves it is alive while doing so: a lost pull is noticed within seconds.
-const PULL_EXPIRES: Duration = Duration::from_secs(30);
-const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
-/// Consecutive pull errors after which the consumer is bound afresh (it may
-/// have been deleted with its stream).
-const MAX_PULL_ERRORS: u32 = 5;
-
-/// Why [`Worker::consume`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    /// Shutdown was requested.
-    Shutdown,
-    /// Pulling kept failing: bind the consumer again.
-    Rebind,
-}
+use service_kit::consume::{DbGate, GateCheck, Stopped, ack, pull_loop};
 
 #[derive(Debug)]
 pub struct Worker {
@@ -111,71 +44,16 @@ impl Worker {
         stop: &CancellationToken,
         tracker: &TaskTracker,
     ) -> Stopped {
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-        let mut failed_pulls = 0u32;
-        loop {
-            let mut messages = match consumer
-                .stream()
-                .max_messages_per_batch(concurrency.max(1) * 2)
-                .expires(PULL_EXPIRES)
-                .heartbeat(PULL_HEARTBEAT)
-                .messages()
-                .await
-            {
-                Ok(messages) => messages,
-                Err(error) => {
-                    failed_pulls += 1;
-                    tracing::warn!(%error, "cannot pull from the webhooks consumer");
-                    if failed_pulls >= MAX_PULL_ERRORS {
-                        return Stopped::Rebind;
-                    }
-                    if sleep_or_stop(stop, Duration::from_secs(1)).await {
-                        return Stopped::Shutdown;
-                    }
-                    continue;
-                }
-            };
-            loop {
-                if !self.gate.is_up() {
-                    self.metrics.database_available.set(0);
-                    if !self.gate.wait_until_up(&self.pool, stop).await {
-                        return Stopped::Shutdown;
-                    }
-                    self.metrics.database_available.set(1);
-                }
-                let permit = tokio::select! {
-                    biased;
-                    () = stop.cancelled() => return Stopped::Shutdown,
-                    permit = Arc::clone(&permits).acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => return Stopped::Shutdown,
-                    },
-                };
-                let next = tokio::select! {
-                    biased;
-                    () = stop.cancelled() => return Stopped::Shutdown,
-                    next = messages.next() => next,
-                };
-                match next {
-                    Some(Ok(message)) => {
-                        failed_pulls = 0;
-                        let worker = Arc::clone(self);
-                        tracker.spawn(async move {
-                            worker.handle(message).await;
-                            drop(permit);
-                        });
-                    }
-                    Some(Err(error)) => {
-                        failed_pulls += 1;
-                        tracing::warn!(%error, "pull error");
-                        if failed_pulls >= MAX_PULL_ERRORS {
-                            return Stopped::Rebind;
-                        }
-                    }
-                    None => break,
-                }
-            }
-        }
+        let gate = GateCheck {
+            gate: Arc::clone(&self.gate),
+            pool: self.pool.clone(),
+            available: Some(self.metrics.database_available.clone()),
+        };
+        pull_loop(consumer, concurrency, &gate, stop, tracker, |message| {
+            let worker = Arc::clone(self);
+            async move { worker.handle(message).await }
+        })
+        .await
     }
 
     async fn handle(&self, message: jetstream::Message) {
@@ -386,19 +264,5 @@ impl Worker {
                 ack(message, AckKind::Nak(Some(self.gate.retry_delay()))).await;
             }
         }
-    }
-}
-
-async fn ack(message: &jetstream::Message, kind: AckKind) {
-    if let Err(error) = message.ack_with(kind).await {
-        // The server redelivers after ack_wait; webhook_log makes that a no-op.
-        tracing::warn!(%error, "acknowledgement not sent");
-    }
-}
-
-async fn sleep_or_stop(stop: &CancellationToken, delay: Duration) -> bool {
-    tokio::select! {
-        () = stop.cancelled() => true,
-        () = tokio::time::sleep(delay) => false,
     }
 }

@@ -3,23 +3,14 @@
 //! in the `dead_letter_queue` table, from where `hostaway-admin dlq replay`
 //! sends it back. Only then is the original acknowledged: nothing is dropped.
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
 use serde_json::json;
+use service_kit::dead_letter::{StreamCopy, publish_copy, truncate};
 use service_kit::nats::Topology;
 use store::PgPool;
 use store::dlq::NewDeadLetter;
 
 use crate::ingest::{Inbound, IngestError};
-
-pub const HEADER_ERROR_KIND: &str = "Hostaway-Error-Kind";
-pub const HEADER_ERROR: &str = "Hostaway-Error";
-pub const HEADER_ATTEMPTS: &str = "Hostaway-Attempts";
-pub const HEADER_WEBHOOK_ID: &str = "Hostaway-Webhook-Id";
-pub const HEADER_ORIGINAL_SUBJECT: &str = "Hostaway-Original-Subject";
-
-/// Error texts are cut to this length in headers and rows.
-const MAX_ERROR_LEN: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct DeadLetterer {
@@ -39,10 +30,6 @@ pub struct Failed<'a> {
     pub attempts: i32,
 }
 
-fn truncate(text: &str) -> String {
-    text.chars().take(MAX_ERROR_LEN).collect()
-}
-
 impl DeadLetterer {
     pub fn new(js: jetstream::Context, pool: PgPool, topology: Topology) -> Self {
         Self { js, pool, topology }
@@ -56,29 +43,17 @@ impl DeadLetterer {
         };
         let account = failed.inbound.map_or("unknown", |i| i.account.as_str());
 
-        let mut headers = HeaderMap::new();
-        headers.insert(HEADER_ERROR_KIND, failed.error.reason());
-        headers.insert(HEADER_ERROR, error.replace(['\r', '\n'], " ").as_str());
-        headers.insert(HEADER_ATTEMPTS, failed.attempts.to_string().as_str());
-        headers.insert(HEADER_WEBHOOK_ID, job_id.as_str());
-        headers.insert(HEADER_ORIGINAL_SUBJECT, failed.subject);
-        // Dead-lettering the same delivery twice (a crash before the ack) is
-        // deduplicated by the stream.
-        let message = PublishMessage::build()
-            .payload(failed.payload.to_vec().into())
-            .headers(headers)
-            .message_id(format!(
-                "dlq-{job_id}-{}",
-                failed.stream_sequence.unwrap_or_default()
-            ));
-        let published = async {
-            self.js
-                .send_publish(self.topology.dlq_subject(account), message)
-                .await?
-                .await
-                .map_err(async_nats::Error::from)
+        let copy = StreamCopy {
+            dlq_subject: self.topology.dlq_subject(account),
+            original_subject: failed.subject,
+            stream_sequence: failed.stream_sequence,
+            job_id: &job_id,
+            payload: failed.payload,
+            attempts: failed.attempts,
+            error_kind: failed.error.reason(),
+            error: &error,
         };
-        if let Err(e) = published.await {
+        if let Err(e) = publish_copy(&self.js, &copy).await {
             return Err(IngestError::Nats(format!("DLQ stream publish failed: {e}")));
         }
 

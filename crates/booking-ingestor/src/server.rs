@@ -13,11 +13,12 @@ use store::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::consumer::{DbGate, Stopped, Worker};
+use crate::consumer::Worker;
 use crate::dead_letter::DeadLetterer;
 use crate::metrics::IngestorMetrics;
 use crate::outbox::{EventPublisher, sweep_loop};
 use retry::RetryPolicy;
+use service_kit::consume::{DbGate, Stopped};
 
 #[derive(Debug, Clone)]
 pub struct IngestorSettings {
@@ -179,55 +180,30 @@ async fn prepare(
     js: &jetstream::Context,
     stop: &CancellationToken,
 ) -> Option<jetstream::consumer::PullConsumer> {
-    let mut delay = Duration::from_millis(200);
-    let mut wait = async |what: &str, error: String| {
-        tracing::warn!(%error, "{what}; retrying");
-        let stopped = tokio::select! {
-            () = stop.cancelled() => true,
-            () = tokio::time::sleep(delay) => false,
-        };
-        delay = (delay * 2).min(Duration::from_secs(5));
-        stopped
+    let name = settings.topology.ingestor_consumer();
+    let config = pull::Config {
+        durable_name: Some(name),
+        filter_subject: settings.topology.webhooks_filter(),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: settings.ack_wait,
+        // Attempts are counted in webhook_log, where a database outage does
+        // not use them up; JetStream never gives up.
+        max_deliver: -1,
+        max_ack_pending: settings.max_ack_pending,
+        deliver_policy: jetstream::consumer::DeliverPolicy::All,
+        ..Default::default()
     };
-    if settings.migrate {
-        while let Err(error) = store::migrate(pool).await {
-            if wait("database migrations not applied", error.to_string()).await {
-                return None;
+    service_kit::consume::bind_until_ready(
+        js,
+        &settings.topology.webhooks_stream(),
+        &config,
+        stop,
+        || async {
+            if settings.migrate {
+                store::migrate(pool).await?;
             }
-        }
-    }
-    loop {
-        let result = async {
-            service_kit::nats::provision(js, &settings.topology, &settings.streams).await?;
-            let stream = js.get_stream(settings.topology.webhooks_stream()).await?;
-            let name = settings.topology.ingestor_consumer();
-            let consumer = stream
-                .get_or_create_consumer(
-                    &name,
-                    pull::Config {
-                        durable_name: Some(name.clone()),
-                        filter_subject: settings.topology.webhooks_filter(),
-                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                        ack_wait: settings.ack_wait,
-                        // Attempts are counted in webhook_log, where a database
-                        // outage does not use them up; JetStream never gives up.
-                        max_deliver: -1,
-                        max_ack_pending: settings.max_ack_pending,
-                        deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            anyhow::Ok(consumer)
-        }
-        .await;
-        match result {
-            Ok(consumer) => return Some(consumer),
-            Err(error) => {
-                if wait("webhooks consumer not ready", error.to_string()).await {
-                    return None;
-                }
-            }
-        }
-    }
+            service_kit::nats::provision(js, &settings.topology, &settings.streams).await
+        },
+    )
+    .await
 }

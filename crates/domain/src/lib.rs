@@ -11,6 +11,7 @@ pub mod money;
 pub mod patch;
 pub mod status;
 pub mod stay;
+pub mod sync;
 pub mod version;
 
 pub use booking::{
@@ -23,6 +24,7 @@ pub use money::{Currency, Money, MoneyError};
 pub use patch::Patch;
 pub use status::{CalendarEffect, ReservationStatus};
 pub use stay::{StayDates, StayError};
+pub use sync::{ChangeStamp, StampError, SyncKind};
 pub use version::{EventRank, Version};
 
 /// The `external_source` of every booking this connector creates.

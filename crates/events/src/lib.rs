@@ -21,6 +21,34 @@ pub fn date(d: NaiveDate) -> pb::Date {
     }
 }
 
+/// The date a `pb::Date` names, if it is a real one.
+pub fn naive_date(d: &pb::Date) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(
+        d.year,
+        u32::try_from(d.month).ok()?,
+        u32::try_from(d.day).ok()?,
+    )
+}
+
+pub fn sync_kind(kind: domain::SyncKind) -> pb::SyncKind {
+    match kind {
+        domain::SyncKind::Availability => pb::SyncKind::Availability,
+        domain::SyncKind::Pricing => pb::SyncKind::Pricing,
+        domain::SyncKind::Listing => pb::SyncKind::Listing,
+        domain::SyncKind::Reservations => pb::SyncKind::Reservations,
+    }
+}
+
+pub fn from_sync_kind(kind: pb::SyncKind) -> Option<domain::SyncKind> {
+    match kind {
+        pb::SyncKind::Unspecified => None,
+        pb::SyncKind::Availability => Some(domain::SyncKind::Availability),
+        pb::SyncKind::Pricing => Some(domain::SyncKind::Pricing),
+        pb::SyncKind::Listing => Some(domain::SyncKind::Listing),
+        pb::SyncKind::Reservations => Some(domain::SyncKind::Reservations),
+    }
+}
+
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: at.timestamp(),

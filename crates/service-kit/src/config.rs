@@ -65,6 +65,16 @@ pub struct NatsArgs {
         allow_negative_numbers = true
     )]
     pub webhooks_max_bytes: i64,
+    /// Bytes of unapplied TVL changes the changes stream holds before
+    /// publishers are refused (-1: bounded only by JetStream's storage).
+    #[arg(
+        id = "nats-changes-max-bytes",
+        long = "nats-changes-max-bytes",
+        env = "NATS_CHANGES_MAX_BYTES",
+        default_value_t = -1,
+        allow_negative_numbers = true
+    )]
+    pub changes_max_bytes: i64,
     /// JetStream's deduplication window for `Nats-Msg-Id`.
     #[arg(
         id = "nats-duplicate-window-secs",
@@ -90,6 +100,7 @@ impl NatsArgs {
             replicas: self.stream_replicas,
             max_age: Duration::from_secs(self.stream_max_age_hours * 3600),
             webhooks_max_bytes: self.webhooks_max_bytes,
+            changes_max_bytes: self.changes_max_bytes,
             duplicate_window: Duration::from_secs(self.duplicate_window_secs),
         }
     }

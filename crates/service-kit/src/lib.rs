@@ -6,10 +6,13 @@
 //! [`shutdown::signal`] fires, then drains within its deadline.
 
 pub mod config;
+pub mod consume;
+pub mod dead_letter;
 pub mod health;
 pub mod metrics;
 pub mod nats;
 pub mod ops;
+pub mod publish;
 pub mod shutdown;
 pub mod telemetry;
 

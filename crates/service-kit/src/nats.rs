@@ -8,6 +8,11 @@
 //! | `{NS}_WEBHOOKS` | `{ns}.webhooks.{account}.{event}` | authenticated webhooks (protobuf `InboundWebhook`) |
 //! | `{NS}_DLQ` | `{ns}.dlq.webhooks.{account}` | webhooks that exhausted their retries |
 //! | `{NS}_EVENTS` | `{ns}.events.{kind}` | events for TVL (`booking.created`, …) |
+//! | `{NS}_CHANGES` | `{ns}.changes.{kind}.{unit}` | TVL's availability, price and listing changes (protobuf, `outbound.proto`) |
+//! | `{NS}_SYNC` | `{ns}.sync.{kind}.{account}[.{listing}[.reconcile]]` | pending sync jobs, at most one per subject (`SyncJob`) |
+//!
+//! The DLQ stream also takes `{ns}.dlq.sync.{kind}.{account}` (failed sync
+//! jobs) and `{ns}.dlq.changes.{kind}` (changes that cannot be applied).
 
 use std::time::Duration;
 
@@ -81,6 +86,62 @@ impl Topology {
     pub fn ingestor_consumer(&self) -> String {
         format!("{}_booking_ingestor", self.namespace)
     }
+
+    pub fn changes_stream(&self) -> String {
+        self.stream_name("CHANGES")
+    }
+
+    /// `kind` is `availability`, `pricing` or `listing`; `unit` a UUID.
+    pub fn change_subject(&self, kind: &str, unit: &str) -> String {
+        format!("{}.changes.{kind}.{unit}", self.namespace)
+    }
+
+    pub fn changes_filter(&self) -> String {
+        format!("{}.changes.>", self.namespace)
+    }
+
+    pub fn changes_consumer(&self) -> String {
+        format!("{}_sync_changes", self.namespace)
+    }
+
+    pub fn sync_stream(&self) -> String {
+        self.stream_name("SYNC")
+    }
+
+    /// The subject of one pending job. Ids are validated identifiers.
+    pub fn sync_subject(
+        &self,
+        kind: &str,
+        account: &str,
+        listing: Option<&str>,
+        reconcile: bool,
+    ) -> String {
+        let mut subject = format!("{}.sync.{kind}.{account}", self.namespace);
+        if let Some(listing) = listing {
+            subject.push('.');
+            subject.push_str(listing);
+        }
+        if reconcile {
+            subject.push_str(".reconcile");
+        }
+        subject
+    }
+
+    pub fn sync_filter(&self, kind: &str) -> String {
+        format!("{}.sync.{kind}.>", self.namespace)
+    }
+
+    pub fn sync_consumer(&self, kind: &str) -> String {
+        format!("{}_sync_{kind}", self.namespace)
+    }
+
+    pub fn dlq_sync_subject(&self, kind: &str, account: &str) -> String {
+        format!("{}.dlq.sync.{kind}.{account}", self.namespace)
+    }
+
+    pub fn dlq_changes_subject(&self, kind: &str) -> String {
+        format!("{}.dlq.changes.{kind}", self.namespace)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +151,9 @@ pub struct StreamSettings {
     pub max_age: Duration,
     /// Size bound of the webhooks work queue (-1: none).
     pub webhooks_max_bytes: i64,
+    /// Size bound of the TVL changes work queue (-1: none). When reached,
+    /// publishers are refused: back-pressure, never loss.
+    pub changes_max_bytes: i64,
     pub duplicate_window: Duration,
 }
 
@@ -99,6 +163,7 @@ impl Default for StreamSettings {
             replicas: 1,
             max_age: Duration::from_secs(7 * 24 * 3600),
             webhooks_max_bytes: -1,
+            changes_max_bytes: -1,
             duplicate_window: Duration::from_secs(120),
         }
     }
@@ -212,8 +277,32 @@ pub async fn provision(
             Duration::ZERO,
         )
     };
+    let changes = stream::Config {
+        retention: stream::RetentionPolicy::WorkQueue,
+        max_bytes: settings.changes_max_bytes,
+        ..base(
+            topology.changes_stream(),
+            topology.changes_filter(),
+            Duration::ZERO,
+        )
+    };
+    // Sync jobs: at most one pending message per subject (per listing and
+    // kind). A second publish is refused while the first waits: that is how
+    // changes fold into the job already queued, which keeps its place in line.
+    let sync = stream::Config {
+        retention: stream::RetentionPolicy::WorkQueue,
+        max_messages_per_subject: 1,
+        discard_new_per_subject: true,
+        ..base(
+            topology.sync_stream(),
+            format!("{}.sync.>", topology.namespace()),
+            Duration::ZERO,
+        )
+    };
     for config in [
         webhooks,
+        changes,
+        sync,
         base(
             topology.dlq_stream(),
             format!("{}.dlq.>", topology.namespace()),
@@ -270,6 +359,8 @@ pub async fn delete_streams(js: &jetstream::Context, topology: &Topology) {
         topology.webhooks_stream(),
         topology.dlq_stream(),
         topology.events_stream(),
+        topology.changes_stream(),
+        topology.sync_stream(),
     ] {
         let _ = js.delete_stream(&name).await;
     }

@@ -7,10 +7,13 @@
 pub mod accounts;
 pub mod bookings;
 pub mod crypto;
+pub mod desired;
 pub mod dlq;
 pub mod error;
 pub mod links;
 pub mod outbox;
+pub mod remote;
+pub mod sync_jobs;
 pub mod webhook_log;
 
 use std::time::Duration;

@@ -33,7 +33,7 @@ use tracing::Instrument;
 use crate::auth::{self, AuthFailure, AuthMethod, Unverified};
 use crate::credentials::CredentialCache;
 use crate::metrics::GatewayMetrics;
-use crate::publish::{PublishFailure, Publisher};
+use service_kit::publish::{PublishFailure, Publisher};
 
 #[derive(Debug, Clone)]
 pub struct AppState {

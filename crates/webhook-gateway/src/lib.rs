@@ -11,7 +11,6 @@ pub mod auth;
 pub mod credentials;
 pub mod handler;
 pub mod metrics;
-pub mod publish;
 pub mod server;
 
 pub use server::{Gateway, GatewayDeps, GatewaySettings, StartError};

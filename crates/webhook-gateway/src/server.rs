@@ -23,7 +23,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::credentials::{AccountAuth, CredentialCache, refresh_loop};
 use crate::handler::{AppState, webhook_with_account, webhook_without_account};
 use crate::metrics::GatewayMetrics;
-use crate::publish::Publisher;
+use service_kit::publish::Publisher;
 
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {

@@ -50,7 +50,7 @@ impl Publisher {
     ) -> Result<Acked, PublishFailure> {
         // While disconnected the client would buffer the message and the ack
         // would never come in time: answer at once instead.
-        if !service_kit::nats::is_connected(&self.client) {
+        if !crate::nats::is_connected(&self.client) {
             return Err(PublishFailure::Disconnected);
         }
         let started = Instant::now();

@@ -1,0 +1,223 @@
+//! Dead letters of the outbound path: changes that break the contract, and
+//! sync jobs that exhausted their attempts or can never succeed. Each is
+//! copied to the DLQ stream and recorded in `dead_letter_queue`, with enough
+//! context to replay: a job is queued again (it reads the newest desired
+//! state then), a change is published again on its subject.
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use serde_json::{Value, json};
+use service_kit::dead_letter::{StreamCopy, publish_copy, truncate};
+use service_kit::nats::Topology;
+use store::PgPool;
+use store::dlq::{DeadLetter, NewDeadLetter};
+use store::sync_jobs::JobKey;
+
+use crate::queue::{self, JobQueue, Mode};
+
+/// `job_name` prefixes in `dead_letter_queue`.
+pub const JOB_PREFIX: &str = "sync:";
+pub const CHANGE_PREFIX: &str = "change:";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    #[error("DLQ stream publish failed: {0}")]
+    Nats(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncDeadLetters {
+    js: jetstream::Context,
+    pool: PgPool,
+    topology: Topology,
+}
+
+/// A failed sync job, with what an operator needs to read.
+#[derive(Debug)]
+pub struct FailedJob<'a> {
+    pub key: &'a JobKey,
+    pub mode: Mode,
+    pub message: &'a jetstream::Message,
+    pub attempts: i32,
+    pub reason: &'a str,
+    pub error: &'a str,
+    /// The unit, the ranges that could not be pushed, the HTTP status…
+    pub context: Value,
+}
+
+impl SyncDeadLetters {
+    pub fn new(js: jetstream::Context, pool: PgPool, topology: Topology) -> Self {
+        Self { js, pool, topology }
+    }
+
+    pub async fn job(&self, failed: FailedJob<'_>) -> Result<(), DeadLetterError> {
+        let job_id = failed.key.id();
+        let error = truncate(failed.error);
+        let stream_sequence = failed.message.info().ok().map(|i| i.stream_sequence);
+        let subject = failed.message.subject.as_str();
+        self.copy(StreamCopy {
+            dlq_subject: self
+                .topology
+                .dlq_sync_subject(failed.key.kind.as_str(), failed.key.account.as_str()),
+            original_subject: subject,
+            stream_sequence,
+            job_id: &job_id,
+            payload: &failed.message.payload,
+            attempts: failed.attempts,
+            error_kind: failed.reason,
+            error: &error,
+        })
+        .await?;
+        let letter = NewDeadLetter {
+            job_id: job_id.clone(),
+            job_name: format!("{JOB_PREFIX}{}", failed.key.kind),
+            data: json!({
+                "accountId": failed.key.account.as_str(),
+                "listingId": failed.key.listing.as_ref().map(|l| l.as_str()),
+                "kind": failed.key.kind.as_str(),
+                "mode": match failed.mode { Mode::Push => "push", Mode::Reconcile => "reconcile" },
+                "subject": subject,
+                "streamSequence": stream_sequence,
+                "context": failed.context,
+            }),
+            payload: failed.message.payload.to_vec(),
+            attempts: failed.attempts,
+            error_kind: failed.reason.to_owned(),
+            error_message: error.clone(),
+            stream_sequence,
+        };
+        let mut conn = self.pool.acquire().await.map_err(store::StoreError::from)?;
+        store::dlq::insert(&mut conn, &letter).await?;
+        tracing::error!(
+            job_id = %job_id,
+            reason = failed.reason,
+            attempts = failed.attempts,
+            error = %error,
+            "sync job moved to the dead-letter queue"
+        );
+        Ok(())
+    }
+
+    /// A change that cannot be applied (it breaks the contract).
+    pub async fn change(
+        &self,
+        message: &jetstream::Message,
+        kind: &str,
+        reason: &str,
+        error: &str,
+    ) -> Result<(), DeadLetterError> {
+        let stream_sequence = message.info().ok().map(|i| i.stream_sequence);
+        let job_id = format!("change-seq-{}", stream_sequence.unwrap_or_default());
+        let error = truncate(error);
+        let subject = message.subject.as_str();
+        self.copy(StreamCopy {
+            dlq_subject: self.topology.dlq_changes_subject(kind),
+            original_subject: subject,
+            stream_sequence,
+            job_id: &job_id,
+            payload: &message.payload,
+            attempts: 1,
+            error_kind: reason,
+            error: &error,
+        })
+        .await?;
+        let letter = NewDeadLetter {
+            job_id: job_id.clone(),
+            job_name: format!("{CHANGE_PREFIX}{kind}"),
+            data: json!({
+                "subject": subject,
+                "streamSequence": stream_sequence,
+                "msgId": message.headers.as_ref()
+                    .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                    .map(|v| truncate(v.as_str())),
+            }),
+            payload: message.payload.to_vec(),
+            attempts: 1,
+            error_kind: reason.to_owned(),
+            error_message: error.clone(),
+            stream_sequence,
+        };
+        let mut conn = self.pool.acquire().await.map_err(store::StoreError::from)?;
+        store::dlq::insert(&mut conn, &letter).await?;
+        tracing::warn!(%error, subject, "change refused; moved to the dead-letter queue");
+        Ok(())
+    }
+
+    async fn copy(&self, copy: StreamCopy<'_>) -> Result<(), DeadLetterError> {
+        publish_copy(&self.js, &copy)
+            .await
+            .map_err(|e| DeadLetterError::Nats(e.to_string()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("dead letter {0} is not a sync job or a change of namespace {1}")]
+    Foreign(uuid::Uuid, String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("JetStream did not take the replay: {0}")]
+    Publish(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replayed {
+    /// Queued again (the replay's number).
+    Sent(i32),
+    AlreadyResolved,
+}
+
+/// Whether this module replays `letter` (the ingestor replays webhooks).
+pub fn owns(letter: &DeadLetter) -> bool {
+    letter.job_name.starts_with(JOB_PREFIX) || letter.job_name.starts_with(CHANGE_PREFIX)
+}
+
+/// Replays a sync job (queued again with its attempts reset: it reads the
+/// newest desired state when it runs; its letter is resolved when a job of
+/// that listing and kind next succeeds) or a change (published again on its
+/// subject with a fresh `Nats-Msg-Id`; its letter is resolved at once).
+pub async fn replay(
+    queue: &JobQueue,
+    js: &jetstream::Context,
+    pool: &PgPool,
+    letter: &DeadLetter,
+) -> Result<Replayed, ReplayError> {
+    if letter.resolved_at.is_some() {
+        return Ok(Replayed::AlreadyResolved);
+    }
+    let topology = queue.topology();
+    let foreign = || ReplayError::Foreign(letter.id, topology.namespace().to_owned());
+    let subject = letter
+        .data
+        .get("subject")
+        .and_then(Value::as_str)
+        .ok_or_else(foreign)?;
+    if letter.job_name.starts_with(JOB_PREFIX) {
+        let job = queue::decode(topology, subject, &letter.payload).map_err(|_| foreign())?;
+        store::sync_jobs::reset_attempts(pool, &job.key).await?;
+        let number = store::dlq::mark_replayed(pool, letter.id).await?;
+        queue
+            .enqueue(&job.key, job.mode)
+            .await
+            .map_err(|e| ReplayError::Publish(e.to_string()))?;
+        return Ok(Replayed::Sent(number));
+    }
+    let changes_prefix = format!("{}.changes.", topology.namespace());
+    if !letter.job_name.starts_with(CHANGE_PREFIX) || !subject.starts_with(&changes_prefix) {
+        return Err(foreign());
+    }
+    let number = store::dlq::mark_replayed(pool, letter.id).await?;
+    let message = PublishMessage::build()
+        .payload(letter.payload.clone().into())
+        .message_id(format!("{}-replay-{}-{number}", letter.job_id, letter.id));
+    js.send_publish(subject.to_owned(), message)
+        .await
+        .map_err(|e| ReplayError::Publish(e.to_string()))?
+        .await
+        .map_err(|e| ReplayError::Publish(e.to_string()))?;
+    // The change is back on its stream: if it fails again it is a new letter.
+    let mut conn = pool.acquire().await.map_err(store::StoreError::from)?;
+    store::dlq::resolve_for_job(&mut conn, &letter.job_id).await?;
+    Ok(Replayed::Sent(number))
+}

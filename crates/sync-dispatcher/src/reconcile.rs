@@ -1,0 +1,275 @@
+//! Reconciliation schedules. Hostaway sends no webhook for calendar or listing
+//! changes, and its reservation webhooks arrive late or not at all, so on the
+//! specification's schedules the dispatcher queues, for every linked listing
+//! (or every account, for reservations), a job that reads Hostaway back and
+//! brings it in line:
+//!
+//! | schedule | default | job |
+//! |---|---|---|
+//! | availability | `*/15 * * * *` | read the calendar, push availability drift |
+//! | pricing | `0 * * * *` | read the calendar, push price drift |
+//! | listings | `0 0 * * *` | read the listing, push detail drift |
+//! | reservations | `*/15 * * * *` | page through reservations changed since the cursor, feed them to ingestion |
+//!
+//! Of many replicas, the one that claims a slot in `reconcile_slots` runs it;
+//! the jobs it queues are shared by all. At scale one slot may cover a slice
+//! of the listings only (`slices`): each listing is then reconciled every
+//! `slices` runs.
+
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+use domain::SyncKind;
+use store::PgPool;
+use store::sync_jobs::JobKey;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::metrics::SyncMetrics;
+use crate::queue::{Enqueued, JobQueue, Mode};
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub kind: SyncKind,
+    pub cron: Cron,
+    pub pattern: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cron schedule for {kind} ({pattern:?}): {problem}")]
+pub struct ScheduleError {
+    pub kind: SyncKind,
+    pub pattern: String,
+    pub problem: String,
+}
+
+impl Schedule {
+    /// Five fields (minute hour day month weekday), or six with seconds first.
+    pub fn parse(kind: SyncKind, pattern: &str) -> Result<Self, ScheduleError> {
+        let parser = CronParser::builder().seconds(Seconds::Optional).build();
+        let cron = parser.parse(pattern.trim()).map_err(|e| ScheduleError {
+            kind,
+            pattern: pattern.to_owned(),
+            problem: e.to_string(),
+        })?;
+        Ok(Self {
+            kind,
+            cron,
+            pattern: pattern.trim().to_owned(),
+        })
+    }
+
+    pub fn next_after(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron.find_next_occurrence(&at, false).ok()
+    }
+}
+
+/// The specification's defaults.
+pub fn default_patterns() -> [(SyncKind, &'static str); 4] {
+    [
+        (SyncKind::Availability, "*/15 * * * *"),
+        (SyncKind::Pricing, "0 * * * *"),
+        (SyncKind::Listing, "0 0 * * *"),
+        (SyncKind::Reservations, "*/15 * * * *"),
+    ]
+}
+
+/// The schedule due first after `at`, and when.
+pub fn next_due(schedules: &[Schedule], at: DateTime<Utc>) -> Option<(usize, DateTime<Utc>)> {
+    schedules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.next_after(at).map(|when| (i, when)))
+        .min_by_key(|(_, when)| *when)
+}
+
+/// What one reconciliation run queued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Queued {
+    pub queued: usize,
+    /// Already waiting: folded.
+    pub folded: usize,
+}
+
+/// Queues a reconciliation job of `kind` for every linked listing (every
+/// account with an API key, for reservations), or for the slice
+/// `slice.0 of slice.1`.
+pub async fn enqueue_all(
+    pool: &PgPool,
+    queue: &JobQueue,
+    kind: SyncKind,
+    slice: Option<(u64, u64)>,
+) -> anyhow::Result<Queued> {
+    let keys: Vec<JobKey> = if kind == SyncKind::Reservations {
+        store::sync_jobs::accounts_with_api_key(pool)
+            .await?
+            .into_iter()
+            .map(|account| JobKey {
+                account,
+                listing: None,
+                kind,
+            })
+            .collect()
+    } else {
+        store::sync_jobs::linked_listings(pool)
+            .await?
+            .into_iter()
+            .map(|(account, listing)| JobKey {
+                account,
+                listing: Some(listing),
+                kind,
+            })
+            .collect()
+    };
+    let mut done = Queued::default();
+    for key in keys {
+        if let Some((index, count)) = slice
+            && count > 1
+            && slice_of(&key, count) != index % count
+        {
+            continue;
+        }
+        match queue.enqueue(&key, Mode::Reconcile).await? {
+            Enqueued::Queued => done.queued += 1,
+            Enqueued::Folded => done.folded += 1,
+        }
+    }
+    Ok(done)
+}
+
+/// A stable slice number of a job's target (FNV-1a of its id).
+fn slice_of(key: &JobKey, count: u64) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in format!("{}:{}", key.account, key.listing_str()).bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash % count
+}
+
+/// Runs the schedules until `stop`: sleeps until the next slot, claims it,
+/// and if this replica won the claim, queues that slot's jobs.
+pub async fn run(
+    schedules: Vec<Schedule>,
+    slices: u64,
+    pool: PgPool,
+    queue: JobQueue,
+    holder: Uuid,
+    metrics: SyncMetrics,
+    stop: CancellationToken,
+) {
+    if schedules.is_empty() {
+        return;
+    }
+    let mut after = Utc::now();
+    loop {
+        let Some((index, due)) = next_due(&schedules, after) else {
+            tracing::warn!("no reconciliation schedule has a next run");
+            return;
+        };
+        let wait = (due - Utc::now()).to_std().unwrap_or_default();
+        if service_kit::consume::sleep_or_stop(&stop, wait).await {
+            return;
+        }
+        after = due;
+        let schedule = &schedules[index];
+        let name = schedule.kind.as_str();
+        let runs = match store::sync_jobs::claim_slot(&pool, name, due, holder).await {
+            Ok(Some(runs)) => runs,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(%error, schedule = name, "cannot claim the reconciliation slot; skipping it");
+                continue;
+            }
+        };
+        let slice = Some((u64::try_from(runs).unwrap_or(0), slices.max(1)));
+        match enqueue_all(&pool, &queue, schedule.kind, slice).await {
+            Ok(done) => {
+                metrics.reconcile_runs.with_label_values(&[name]).inc();
+                tracing::info!(schedule = name, slot = %due, queued = done.queued, folded = done.folded, "reconciliation queued");
+            }
+            Err(error) => {
+                tracing::warn!(%error, schedule = name, "reconciliation run failed; the next slot retries")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use domain::{AccountId, ListingId};
+
+    use super::*;
+
+    fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, h, m, s)
+            .single()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_specification_schedules_fire_when_it_says() {
+        let schedules: Vec<Schedule> = default_patterns()
+            .iter()
+            .map(|(kind, pattern)| Schedule::parse(*kind, pattern).unwrap())
+            .collect();
+        let next = |kind: SyncKind, from| {
+            schedules
+                .iter()
+                .find(|s| s.kind == kind)
+                .unwrap()
+                .next_after(from)
+                .unwrap()
+        };
+        assert_eq!(next(SyncKind::Availability, at(10, 7, 0)), at(10, 15, 0));
+        assert_eq!(
+            next(SyncKind::Availability, at(10, 15, 0)),
+            at(10, 30, 0),
+            "strictly after"
+        );
+        assert_eq!(next(SyncKind::Pricing, at(10, 7, 0)), at(11, 0, 0));
+        assert_eq!(
+            next(SyncKind::Listing, at(10, 7, 0)),
+            Utc.with_ymd_and_hms(2026, 11, 29, 0, 0, 0)
+                .single()
+                .unwrap()
+        );
+        let (first, when) = next_due(&schedules, at(10, 59, 0)).unwrap();
+        assert_eq!(when, at(11, 0, 0));
+        assert!(matches!(
+            schedules[first].kind,
+            SyncKind::Availability | SyncKind::Pricing | SyncKind::Reservations
+        ));
+    }
+
+    #[test]
+    fn seconds_are_optional_and_bad_patterns_are_refused() {
+        let fast = Schedule::parse(SyncKind::Availability, "*/5 * * * * *").unwrap();
+        assert_eq!(fast.next_after(at(10, 0, 1)).unwrap(), at(10, 0, 5));
+        for bad in ["", "every 15 minutes", "61 * * * *", "* * *"] {
+            let error = Schedule::parse(SyncKind::Pricing, bad).unwrap_err();
+            assert_eq!(error.kind, SyncKind::Pricing, "{bad}");
+        }
+    }
+
+    #[test]
+    fn slices_cover_every_listing_once_per_round() {
+        let keys: Vec<JobKey> = (0..200)
+            .map(|n| JobKey {
+                account: AccountId::parse("70001").unwrap(),
+                listing: Some(ListingId::parse(format!("{}", 300_000 + n)).unwrap()),
+                kind: SyncKind::Availability,
+            })
+            .collect();
+        let count = 4;
+        let per_slice: Vec<usize> = (0..count)
+            .map(|s| keys.iter().filter(|k| slice_of(k, count) == s).count())
+            .collect();
+        assert_eq!(per_slice.iter().sum::<usize>(), 200);
+        assert!(
+            per_slice.iter().all(|n| *n > 20),
+            "roughly even: {per_slice:?}"
+        );
+    }
+}

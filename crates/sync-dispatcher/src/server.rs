@@ -1,0 +1,368 @@
+//! Wiring: migrations, stream provisioning, the change consumer, the job
+//! lanes, the reconciliation schedules, readiness, and draining on shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::PullConsumer, consumer::pull};
+use domain::SyncKind;
+use hostaway_client::HostawayClient;
+use service_kit::consume::{DbGate, GateCheck, Stopped, bind_until_ready, pull_loop};
+use service_kit::health::Health;
+use service_kit::metrics::Metrics;
+use service_kit::nats::{StreamSettings, Topology};
+use service_kit::publish::Publisher;
+use store::PgPool;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::changes::ChangeConsumer;
+use crate::dead_letter::SyncDeadLetters;
+use crate::metrics::SyncMetrics;
+use crate::queue::JobQueue;
+use crate::reconcile::Schedule;
+use crate::worker::{JobRunner, WorkerSettings};
+
+/// Which parts run in this process (all by default; a deployment may split
+/// them, and tests start them one by one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub changes: bool,
+    pub jobs: bool,
+    pub reconcile: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        changes: true,
+        jobs: true,
+        reconcile: true,
+    };
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatcherSettings {
+    pub topology: Topology,
+    pub streams: StreamSettings,
+    pub roles: Roles,
+    pub migrate: bool,
+    /// Changes projected at once.
+    pub change_concurrency: usize,
+    /// Jobs run at once (they share the client's rate budget).
+    pub job_concurrency: usize,
+    pub weights: Vec<(SyncKind, u32)>,
+    /// Redelivery of an unacknowledged change (a crashed replica's).
+    pub change_ack_wait: Duration,
+    /// Redelivery of an unacknowledged job; running jobs extend it.
+    pub job_ack_wait: Duration,
+    pub worker: WorkerSettings,
+    pub schedules: Vec<Schedule>,
+    pub reconcile_slices: u64,
+    pub queue_timeout: Duration,
+    pub queue_gauge_interval: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+impl DispatcherSettings {
+    pub fn new(topology: Topology) -> Self {
+        Self {
+            topology,
+            streams: StreamSettings::default(),
+            roles: Roles::ALL,
+            migrate: true,
+            change_concurrency: 8,
+            job_concurrency: 4,
+            weights: crate::lanes::DEFAULT_WEIGHTS.to_vec(),
+            change_ack_wait: Duration::from_secs(30),
+            job_ack_wait: Duration::from_secs(60),
+            worker: WorkerSettings::default(),
+            schedules: crate::reconcile::default_patterns()
+                .iter()
+                .filter_map(|(kind, pattern)| Schedule::parse(*kind, pattern).ok())
+                .collect(),
+            reconcile_slices: 1,
+            queue_timeout: Duration::from_secs(5),
+            queue_gauge_interval: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(25),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatcherDeps {
+    pub nats: async_nats::Client,
+    pub pool: PgPool,
+    pub metrics: Metrics,
+    pub health: Health,
+    pub client: HostawayClient,
+}
+
+#[derive(Debug)]
+pub struct SyncDispatcher {
+    settings: DispatcherSettings,
+    deps: DispatcherDeps,
+    metrics: SyncMetrics,
+    changes_ready: Arc<AtomicBool>,
+    jobs_ready: Arc<AtomicBool>,
+}
+
+impl SyncDispatcher {
+    pub fn new(settings: DispatcherSettings, deps: DispatcherDeps) -> anyhow::Result<Self> {
+        let metrics = SyncMetrics::register(&deps.metrics)?;
+        let nats = deps.nats.clone();
+        deps.health
+            .add("nats", move || service_kit::nats::is_connected(&nats));
+        let changes_ready = Arc::new(AtomicBool::new(false));
+        let jobs_ready = Arc::new(AtomicBool::new(false));
+        if settings.roles.changes {
+            let flag = Arc::clone(&changes_ready);
+            deps.health
+                .add("changes_consumer", move || flag.load(Ordering::Acquire));
+        }
+        if settings.roles.jobs {
+            let flag = Arc::clone(&jobs_ready);
+            deps.health
+                .add("job_consumers", move || flag.load(Ordering::Acquire));
+        }
+        Ok(Self {
+            settings,
+            deps,
+            metrics,
+            changes_ready,
+            jobs_ready,
+        })
+    }
+
+    pub fn metrics(&self) -> &SyncMetrics {
+        &self.metrics
+    }
+
+    /// Runs until `stop`, then drains in-flight work within the deadline.
+    pub async fn run(self, stop: CancellationToken) {
+        let settings = Arc::new(self.settings);
+        let deps = self.deps;
+        let js = jetstream::new(deps.nats.clone());
+        let queue = JobQueue::new(
+            deps.nats.clone(),
+            settings.topology.clone(),
+            settings.queue_timeout,
+        );
+        let dead_letters =
+            SyncDeadLetters::new(js.clone(), deps.pool.clone(), settings.topology.clone());
+        let gate = Arc::new(DbGate::default());
+        let holder = Uuid::new_v4();
+        self.metrics.database_available.set(1);
+        let in_flight = TaskTracker::new();
+        let background = TaskTracker::new();
+
+        if settings.roles.changes {
+            let consumer = Arc::new(ChangeConsumer {
+                pool: deps.pool.clone(),
+                queue: queue.clone(),
+                dead_letters: dead_letters.clone(),
+                metrics: self.metrics.clone(),
+                gate: Arc::clone(&gate),
+            });
+            let gate = GateCheck {
+                gate: Arc::clone(&gate),
+                pool: deps.pool.clone(),
+                available: Some(self.metrics.database_available.clone()),
+            };
+            let config = pull::Config {
+                durable_name: Some(settings.topology.changes_consumer()),
+                filter_subject: settings.topology.changes_filter(),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: settings.change_ack_wait,
+                max_deliver: -1,
+                max_ack_pending: 1024,
+                ..Default::default()
+            };
+            let (settings, js, pool, stop, tracker, ready) = (
+                Arc::clone(&settings),
+                js.clone(),
+                deps.pool.clone(),
+                stop.clone(),
+                in_flight.clone(),
+                Arc::clone(&self.changes_ready),
+            );
+            background.spawn(async move {
+                loop {
+                    let Some(bound) = bind_until_ready(
+                        &js,
+                        &settings.topology.changes_stream(),
+                        &config,
+                        &stop,
+                        || prepare(&settings, &pool, &js),
+                    )
+                    .await
+                    else {
+                        return;
+                    };
+                    ready.store(true, Ordering::Release);
+                    tracing::info!(consumer = %settings.topology.changes_consumer(), "consuming TVL changes");
+                    let stopped = pull_loop(
+                        &bound,
+                        settings.change_concurrency,
+                        &gate,
+                        &stop,
+                        &tracker,
+                        |message| {
+                            let consumer = Arc::clone(&consumer);
+                            async move { consumer.handle(message).await }
+                        },
+                    )
+                    .await;
+                    ready.store(false, Ordering::Release);
+                    if stopped == Stopped::Shutdown {
+                        return;
+                    }
+                }
+            });
+        }
+
+        if settings.roles.jobs {
+            let runner = Arc::new(JobRunner {
+                pool: deps.pool.clone(),
+                client: deps.client.clone(),
+                queue: queue.clone(),
+                dead_letters: dead_letters.clone(),
+                inbound: Publisher::new(deps.nats.clone(), settings.worker.publish_timeout),
+                metrics: self.metrics.clone(),
+                gate: Arc::clone(&gate),
+                settings: settings.worker.clone(),
+                holder,
+            });
+            let (settings, js, pool, stop, tracker, ready, metrics, background_tasks) = (
+                Arc::clone(&settings),
+                js.clone(),
+                deps.pool.clone(),
+                stop.clone(),
+                in_flight.clone(),
+                Arc::clone(&self.jobs_ready),
+                self.metrics.clone(),
+                background.clone(),
+            );
+            background.spawn(async move {
+                loop {
+                    let Some(consumers) = bind_job_consumers(&settings, &pool, &js, &stop).await
+                    else {
+                        return;
+                    };
+                    ready.store(true, Ordering::Release);
+                    let gauge_stop = stop.child_token();
+                    background_tasks.spawn(queue_gauge(
+                        consumers.clone(),
+                        metrics.clone(),
+                        settings.queue_gauge_interval,
+                        gauge_stop.clone(),
+                    ));
+                    tracing::info!(concurrency = settings.job_concurrency, "running sync jobs");
+                    let stopped = crate::lanes::run(
+                        &runner,
+                        &consumers,
+                        &settings.weights,
+                        settings.job_concurrency,
+                        &stop,
+                        &tracker,
+                    )
+                    .await;
+                    gauge_stop.cancel();
+                    ready.store(false, Ordering::Release);
+                    if stopped == Stopped::Shutdown {
+                        return;
+                    }
+                    tracing::warn!("pulling sync jobs keeps failing; binding again");
+                }
+            });
+        }
+
+        if settings.roles.reconcile {
+            background.spawn(crate::reconcile::run(
+                settings.schedules.clone(),
+                settings.reconcile_slices,
+                deps.pool.clone(),
+                queue.clone(),
+                holder,
+                self.metrics.clone(),
+                stop.clone(),
+            ));
+        }
+
+        stop.cancelled().await;
+        tracing::info!("sync dispatcher draining");
+        let drained = service_kit::shutdown::drain_within(settings.shutdown_timeout, async {
+            background.close();
+            background.wait().await;
+            in_flight.close();
+            in_flight.wait().await;
+        })
+        .await;
+        tracing::info!(drained, "sync dispatcher stopped");
+    }
+}
+
+async fn prepare(
+    settings: &DispatcherSettings,
+    pool: &PgPool,
+    js: &jetstream::Context,
+) -> anyhow::Result<()> {
+    if settings.migrate {
+        store::migrate(pool).await?;
+    }
+    service_kit::nats::provision(js, &settings.topology, &settings.streams).await
+}
+
+/// One durable consumer per kind, in priority order.
+async fn bind_job_consumers(
+    settings: &DispatcherSettings,
+    pool: &PgPool,
+    js: &jetstream::Context,
+    stop: &CancellationToken,
+) -> Option<Vec<(SyncKind, PullConsumer)>> {
+    let mut consumers = Vec::new();
+    for kind in SyncKind::ALL {
+        let config = pull::Config {
+            durable_name: Some(settings.topology.sync_consumer(kind.as_str())),
+            filter_subject: settings.topology.sync_filter(kind.as_str()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: settings.job_ack_wait,
+            // Attempts are counted in sync_jobs, where waiting on a lease, an
+            // open circuit or the database does not use them up.
+            max_deliver: -1,
+            max_ack_pending: 1024,
+            ..Default::default()
+        };
+        let consumer =
+            bind_until_ready(js, &settings.topology.sync_stream(), &config, stop, || {
+                prepare(settings, pool, js)
+            })
+            .await?;
+        consumers.push((kind, consumer));
+    }
+    Some(consumers)
+}
+
+/// Keeps `hostaway_sync_queue_length` current: jobs waiting or running.
+async fn queue_gauge(
+    consumers: Vec<(SyncKind, PullConsumer)>,
+    metrics: SyncMetrics,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        for (kind, consumer) in &consumers {
+            if let Ok(info) = consumer.get_info().await {
+                let length = info.num_pending.saturating_add(info.num_ack_pending as u64);
+                metrics
+                    .queue_length
+                    .with_label_values(&[kind.as_str()])
+                    .set(i64::try_from(length).unwrap_or(i64::MAX));
+            }
+        }
+        if service_kit::consume::sleep_or_stop(&stop, every).await {
+            return;
+        }
+    }
+}

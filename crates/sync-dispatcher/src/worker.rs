@@ -1,0 +1,848 @@
+//! Running one sync job.
+//!
+//! A job holds its listing's lease while it runs, so two workers (of any
+//! replica) never push the same listing and kind at once. It reads desired
+//! and known state, plans the fewest ranges, pushes them at most 200 a call,
+//! and records each call's ranges only after Hostaway accepted them. It is
+//! acknowledged after that; then, if the desired state moved while it ran, it
+//! queues itself again.
+//!
+//! | outcome | what happens |
+//! |---|---|
+//! | in line with TVL | acknowledged; open dead letters of the job resolved |
+//! | retryable failure (5xx, network, 429 after the client's own retries) | redelivered with backoff; after `max_attempts`, dead-lettered |
+//! | final failure (validation, not found, auth, currency mismatch…) | dead-lettered at once |
+//! | circuit open | redelivered when the circuit may close; no attempt counted |
+//! | lease busy, database down, desired state still settling | redelivered later; no attempt counted |
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind};
+use chrono::{NaiveDate, NaiveDateTime, Utc};
+use domain::{AccountId, Currency, ListingId, SyncKind, UnitId};
+use hostaway_client::{ErrorKind, HostawayClient, HostawayError, ReservationsQuery};
+use mapping::WebhookEvent;
+use retry::{RetryPolicy, full_jitter};
+use serde_json::{Map, Value, json};
+use service_kit::consume::{DbGate, ack};
+use service_kit::publish::Publisher;
+use store::remote::{ListingRef, ReadDay};
+use store::sync_jobs::JobEnd;
+use store::{PgPool, StoreError};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::dead_letter::{FailedJob, SyncDeadLetters};
+use crate::metrics::SyncMetrics;
+use crate::plan;
+use crate::queue::{self, Job, JobQueue, Mode};
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// A job's hold on its listing; renewed while it runs.
+    pub lease_ttl: Duration,
+    /// How often a running job tells JetStream and the lease it is alive.
+    pub heartbeat: Duration,
+    /// Attempts of a retryable failure before the dead-letter queue, and the
+    /// backoff between them (the client already retried each call).
+    pub retry: RetryPolicy,
+    /// A push waits until its unit's desired state has been still this long…
+    pub settle: Duration,
+    /// …but never longer than this after it was queued.
+    pub max_settle: Duration,
+    /// Reconciliation reuses a calendar read younger than this.
+    pub read_freshness: Duration,
+    /// Reservation polling re-reads this far behind its cursor (clock skew,
+    /// same-second updates).
+    pub poll_overlap: Duration,
+    /// How far back the first poll of an account looks.
+    pub poll_lookback: Duration,
+    pub publish_timeout: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(300),
+            heartbeat: Duration::from_secs(20),
+            retry: RetryPolicy {
+                max_attempts: 5,
+                base: Duration::from_secs(10),
+                cap: Duration::from_secs(600),
+            },
+            settle: Duration::from_secs(2),
+            max_settle: Duration::from_secs(30),
+            read_freshness: Duration::from_secs(300),
+            poll_overlap: Duration::from_secs(600),
+            poll_lookback: Duration::from_secs(24 * 3600),
+            publish_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Days longer than this are read back in several calls.
+const READ_CHUNK_DAYS: i64 = 365;
+/// Reservations per page when polling.
+const POLL_PAGE: u32 = 100;
+/// Hostaway's date-time format.
+const HOSTAWAY_TIME: &str = "%Y-%m-%d %H:%M:%S";
+
+#[derive(Debug)]
+pub struct JobRunner {
+    pub pool: PgPool,
+    pub client: HostawayClient,
+    pub queue: JobQueue,
+    pub dead_letters: SyncDeadLetters,
+    /// Where polled reservations go: the webhooks stream, like a webhook.
+    pub inbound: Publisher,
+    pub metrics: SyncMetrics,
+    pub gate: Arc<DbGate>,
+    pub settings: WorkerSettings,
+    /// This process's identity in leases.
+    pub holder: Uuid,
+}
+
+/// What a finished job did.
+#[derive(Debug, Default)]
+struct Report {
+    calls: u32,
+    ranges: usize,
+    /// The desired revision the job read, to notice changes made meanwhile.
+    revision: Option<(UnitId, i64)>,
+}
+
+#[derive(Debug)]
+enum JobError {
+    /// Try later; not an attempt.
+    Defer {
+        reason: &'static str,
+        delay: Duration,
+    },
+    /// An attempt failed.
+    Failed {
+        reason: String,
+        message: String,
+        retryable: bool,
+        context: Value,
+    },
+    Store(StoreError),
+}
+
+impl From<StoreError> for JobError {
+    fn from(error: StoreError) -> Self {
+        JobError::Store(error)
+    }
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(error: sqlx::Error) -> Self {
+        JobError::Store(error.into())
+    }
+}
+
+impl JobError {
+    fn api(error: HostawayError, context: Value) -> Self {
+        if error.kind == ErrorKind::CircuitOpen {
+            // Parked until the circuit may let a trial through.
+            let wait = error.retry_after.unwrap_or(Duration::from_secs(30));
+            return JobError::Defer {
+                reason: "circuit_open",
+                delay: wait + full_jitter(Duration::from_millis(250), Duration::from_secs(5), 3),
+            };
+        }
+        JobError::Failed {
+            reason: error.kind.as_str().to_owned(),
+            retryable: error.retryable,
+            message: error.to_string(),
+            context: json!({"status": error.status, "detail": context}),
+        }
+    }
+
+    fn business(message: String, context: Value) -> Self {
+        JobError::Failed {
+            reason: ErrorKind::BusinessRule.as_str().to_owned(),
+            message,
+            retryable: false,
+            context,
+        }
+    }
+}
+
+/// The Hostaway calls of one job, counted as they are made.
+struct Calls<'a> {
+    runner: &'a JobRunner,
+    kind: SyncKind,
+    made: u32,
+}
+
+impl Calls<'_> {
+    fn count(&mut self) {
+        self.made += 1;
+        self.runner
+            .metrics
+            .api_calls
+            .with_label_values(&[self.kind.as_str()])
+            .inc();
+    }
+}
+
+impl JobRunner {
+    /// Runs one job message to its end (acknowledged, redelivered later, or
+    /// dead-lettered).
+    pub async fn run(&self, message: jetstream::Message) {
+        let started = Instant::now();
+        let job = match queue::decode(self.queue.topology(), &message.subject, &message.payload) {
+            Ok(job) => job,
+            Err(error) => {
+                // Nothing the connector publishes: keep it for a human.
+                tracing::error!(%error, subject = %message.subject, "malformed sync job");
+                ack(&message, AckKind::Term).await;
+                return;
+            }
+        };
+        let span = tracing::info_span!(
+            "sync_job",
+            job_id = %job.key.id(),
+            sync_type = job.key.kind.as_str(),
+            account_id = %job.key.account,
+            listing_id = job.key.listing.as_ref().map(|l| l.to_string()),
+            mode = ?job.mode,
+        );
+        self.run_job(&message, &job, started).instrument(span).await;
+    }
+
+    async fn run_job(&self, message: &jetstream::Message, job: &Job, started: Instant) {
+        let kind = job.key.kind;
+        let attempts_before = match store::sync_jobs::acquire_lease(
+            &self.pool,
+            &job.key,
+            self.holder,
+            self.settings.lease_ttl,
+        )
+        .await
+        {
+            Ok(Some(attempts)) => attempts,
+            Ok(None) => {
+                self.defer(message, kind, "lease_busy", Duration::from_secs(2))
+                    .await;
+                return;
+            }
+            Err(error) => {
+                self.store_trouble(message, kind, &error).await;
+                return;
+            }
+        };
+        tracing::info!(attempts_before, "sync job started");
+        let work = self.execute(job);
+        tokio::pin!(work);
+        let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
+        heartbeat.tick().await;
+        let result = loop {
+            tokio::select! {
+                result = &mut work => break result,
+                _ = heartbeat.tick() => {
+                    ack(message, AckKind::Progress).await;
+                    match store::sync_jobs::renew_lease(&self.pool, &job.key, self.holder, self.settings.lease_ttl).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!("lease lost while running (expired and taken)"),
+                        Err(error) => tracing::warn!(%error, "cannot renew the lease"),
+                    }
+                }
+            }
+        };
+        self.settle(message, job, result, started).await;
+    }
+
+    async fn settle(
+        &self,
+        message: &jetstream::Message,
+        job: &Job,
+        result: Result<Report, JobError>,
+        started: Instant,
+    ) {
+        let kind = job.key.kind;
+        let kind_label = kind.as_str();
+        match result {
+            Ok(report) => {
+                self.gate.mark_up();
+                let released = store::sync_jobs::release(
+                    &self.pool,
+                    &job.key,
+                    self.holder,
+                    JobEnd::Succeeded,
+                    report.calls,
+                )
+                .await;
+                if let Err(error) = released {
+                    // The lease expires by itself; the work is done.
+                    tracing::warn!(%error, "cannot record the job's success");
+                }
+                if let Ok(mut conn) = self.pool.acquire().await
+                    && let Err(error) = store::dlq::resolve_for_job(&mut conn, &job.key.id()).await
+                {
+                    tracing::warn!(%error, "cannot resolve the job's dead letters");
+                }
+                self.metrics
+                    .jobs
+                    .with_label_values(&[kind_label, "success"])
+                    .inc();
+                self.metrics
+                    .job_duration
+                    .with_label_values(&[kind_label])
+                    .observe(started.elapsed().as_secs_f64());
+                if let Err(error) = message.double_ack().await {
+                    tracing::warn!(%error, "job acknowledgement not confirmed; it may run again (harmlessly)");
+                }
+                tracing::info!(
+                    calls = report.calls,
+                    ranges = report.ranges,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "sync job completed"
+                );
+                self.requeue_if_moved(job, report.revision).await;
+            }
+            Err(JobError::Defer { reason, delay }) => {
+                self.release(job, JobEnd::Released, 0).await;
+                self.defer(message, kind, reason, delay).await;
+            }
+            Err(JobError::Store(error)) => {
+                self.release(job, JobEnd::Released, 0).await;
+                self.store_trouble(message, kind, &error).await;
+            }
+            Err(JobError::Failed {
+                reason,
+                message: text,
+                retryable,
+                context,
+            }) => {
+                self.metrics
+                    .jobs
+                    .with_label_values(&[kind_label, "failure"])
+                    .inc();
+                let attempts = self.release(job, JobEnd::Failed(&text), 0).await;
+                let exhausted =
+                    attempts >= i32::try_from(self.settings.retry.max_attempts).unwrap_or(i32::MAX);
+                if retryable && !exhausted {
+                    let delay = self.settings.retry.delay(attempts.max(1) as u32);
+                    tracing::warn!(reason, error = %text, attempts, retry_in_ms = delay.as_millis() as u64, "sync job failed; will retry");
+                    ack(message, AckKind::Nak(Some(delay))).await;
+                    return;
+                }
+                let failed = FailedJob {
+                    key: &job.key,
+                    mode: job.mode,
+                    message,
+                    attempts,
+                    reason: &reason,
+                    error: &text,
+                    context,
+                };
+                match self.dead_letters.job(failed).await {
+                    Ok(()) => {
+                        self.metrics
+                            .dead_lettered
+                            .with_label_values(&[kind_label, &reason])
+                            .inc();
+                        ack(message, AckKind::Ack).await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot dead-letter the job yet; it stays queued");
+                        ack(message, AckKind::Nak(Some(Duration::from_secs(5)))).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn release(&self, job: &Job, end: JobEnd<'_>, calls: u32) -> i32 {
+        match store::sync_jobs::release(&self.pool, &job.key, self.holder, end, calls).await {
+            Ok(attempts) => attempts,
+            Err(error) => {
+                tracing::warn!(%error, "cannot release the lease; it expires by itself");
+                0
+            }
+        }
+    }
+
+    async fn defer(
+        &self,
+        message: &jetstream::Message,
+        kind: SyncKind,
+        reason: &'static str,
+        delay: Duration,
+    ) {
+        self.metrics
+            .deferred
+            .with_label_values(&[kind.as_str(), reason])
+            .inc();
+        tracing::debug!(
+            reason,
+            delay_ms = delay.as_millis() as u64,
+            "sync job deferred"
+        );
+        ack(message, AckKind::Nak(Some(delay))).await;
+    }
+
+    async fn store_trouble(
+        &self,
+        message: &jetstream::Message,
+        kind: SyncKind,
+        error: &StoreError,
+    ) {
+        let delay = if error.is_transient() {
+            self.gate.mark_down();
+            self.gate.retry_delay()
+        } else {
+            full_jitter(Duration::from_millis(200), Duration::from_secs(5), 3)
+        };
+        tracing::warn!(%error, "database trouble; the job waits");
+        self.defer(message, kind, "database", delay).await;
+    }
+
+    /// Queues the job again if its unit's desired state moved after it read it:
+    /// changes made while it ran found it in flight and folded into nothing.
+    async fn requeue_if_moved(&self, job: &Job, read: Option<(UnitId, i64)>) {
+        let Some((unit, revision)) = read else {
+            return;
+        };
+        let now = async {
+            let mut conn = self.pool.acquire().await?;
+            store::desired::revision(&mut conn, unit, job.key.kind).await
+        };
+        match now.await {
+            Ok((current, _)) if current != revision => {
+                if let Err(error) = self.queue.enqueue(&job.key, Mode::Push).await {
+                    tracing::warn!(%error, "cannot queue the follow-up job; reconciliation will catch up");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot check for changes made meanwhile"),
+        }
+    }
+
+    async fn execute(&self, job: &Job) -> Result<Report, JobError> {
+        let mut calls = Calls {
+            runner: self,
+            kind: job.key.kind,
+            made: 0,
+        };
+        let result = match (&job.key.listing, job.key.kind) {
+            (None, SyncKind::Reservations) => {
+                self.poll_reservations(&job.key.account, &mut calls).await
+            }
+            (Some(listing), SyncKind::Availability | SyncKind::Pricing) => {
+                self.calendar(job, listing, &mut calls).await
+            }
+            (Some(listing), SyncKind::Listing) => self.listing(job, listing, &mut calls).await,
+            _ => Err(JobError::business(
+                "a job of this kind cannot name that target".into(),
+                Value::Null,
+            )),
+        };
+        result.map(|mut report| {
+            report.calls = calls.made;
+            report
+        })
+    }
+
+    async fn unit_of(
+        &self,
+        account: &AccountId,
+        listing: &ListingId,
+    ) -> Result<Option<UnitId>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        store::links::resolve_unit(&mut conn, account, listing).await
+    }
+
+    /// Whether a push should wait for its unit's changes to settle.
+    fn settling(&self, job: &Job, last_change: Option<Duration>) -> Option<Duration> {
+        let quiet = last_change?;
+        let waited = job
+            .requested_at
+            .and_then(|at| (Utc::now() - at).to_std().ok())
+            .unwrap_or_default();
+        (job.mode == Mode::Push
+            && quiet < self.settings.settle
+            && waited < self.settings.max_settle)
+            .then(|| self.settings.settle - quiet)
+    }
+
+    async fn calendar(
+        &self,
+        job: &Job,
+        listing: &ListingId,
+        calls: &mut Calls<'_>,
+    ) -> Result<Report, JobError> {
+        let account = &job.key.account;
+        let Some(unit) = self.unit_of(account, listing).await? else {
+            tracing::info!("listing is not linked to a unit; nothing to push");
+            return Ok(Report::default());
+        };
+        let at = ListingRef {
+            account: account.as_str(),
+            listing: listing.as_str(),
+        };
+        let mut conn = self.pool.acquire().await?;
+        let (revision, last_change) =
+            store::desired::revision(&mut conn, unit, job.key.kind).await?;
+        if let Some(delay) = self.settling(job, last_change) {
+            return Err(JobError::Defer {
+                reason: "settling",
+                delay,
+            });
+        }
+        drop(conn);
+        let from = Utc::now().date_naive() - chrono::Duration::days(1);
+        let currency = self.currency(job, listing, calls).await?;
+        if job.mode == Mode::Reconcile {
+            self.read_calendar(account, listing, unit, from, currency, calls)
+                .await?;
+        }
+        let mut conn = self.pool.acquire().await?;
+        let days = store::desired::calendar(&mut conn, unit, at.account, at.listing, from).await?;
+        drop(conn);
+        let (intervals, pushed, dirty): (Vec<_>, Vec<_>, usize) = match job.key.kind {
+            SyncKind::Availability => {
+                let planned = plan::availability_days(&days);
+                let dirty = planned.iter().filter(|d| d.dirty).count();
+                let (i, p) = plan::runs(&planned)
+                    .iter()
+                    .map(plan::availability_interval)
+                    .unzip();
+                (i, p, dirty)
+            }
+            _ => {
+                let currency = currency.ok_or_else(|| {
+                    JobError::business(
+                        "Hostaway did not say the listing's currency".into(),
+                        json!({"unitId": unit.to_string()}),
+                    )
+                })?;
+                let planned = plan::pricing_days(&days, currency).map_err(|e| {
+                    JobError::business(e.to_string(), json!({"unitId": unit.to_string()}))
+                })?;
+                let dirty = planned.iter().filter(|d| d.dirty).count();
+                let (i, p) = plan::runs(&planned)
+                    .iter()
+                    .map(|run| plan::pricing_interval(run, currency))
+                    .unzip();
+                (i, p, dirty)
+            }
+        };
+        if job.mode == Mode::Reconcile && dirty > 0 {
+            self.metrics
+                .drift
+                .with_label_values(&[job.key.kind.as_str()])
+                .inc_by(dirty as u64);
+            tracing::info!(days = dirty, "reconciliation found drift");
+        }
+        for (chunk, recorded) in intervals
+            .chunks(hostaway_client::MAX_CALENDAR_INTERVALS)
+            .zip(pushed.chunks(hostaway_client::MAX_CALENDAR_INTERVALS))
+        {
+            calls.count();
+            self.client
+                .update_calendar_intervals(account, listing, chunk)
+                .await
+                .map_err(|e| {
+                    JobError::api(
+                        e,
+                        json!({
+                            "unitId": unit.to_string(),
+                            "ranges": chunk.len(),
+                            "firstDay": chunk.first().map(|i| i.start_date.to_string()),
+                            "lastDay": chunk.last().map(|i| i.end_date.to_string()),
+                        }),
+                    )
+                })?;
+            store::remote::record_pushed(&self.pool, at, recorded).await?;
+            self.metrics
+                .ranges_pushed
+                .with_label_values(&[job.key.kind.as_str()])
+                .inc_by(chunk.len() as u64);
+        }
+        Ok(Report {
+            calls: 0,
+            ranges: intervals.len(),
+            revision: Some((unit, revision)),
+        })
+    }
+
+    /// The listing's currency: known, or read once (pricing needs it; a
+    /// calendar read converts prices with it).
+    async fn currency(
+        &self,
+        job: &Job,
+        listing: &ListingId,
+        calls: &mut Calls<'_>,
+    ) -> Result<Option<Currency>, JobError> {
+        let at = ListingRef {
+            account: job.key.account.as_str(),
+            listing: listing.as_str(),
+        };
+        let facts = store::remote::facts(&self.pool, at).await?;
+        if facts.currency.is_some()
+            || (job.key.kind == SyncKind::Availability && job.mode == Mode::Push)
+        {
+            return Ok(facts.currency);
+        }
+        calls.count();
+        let read = self
+            .client
+            .get_listing(&job.key.account, listing)
+            .await
+            .map_err(|e| JobError::api(e, json!({"reading": "listing"})))?;
+        store::remote::record_read_listing(&self.pool, at, read.currency, &[]).await?;
+        Ok(read.currency)
+    }
+
+    /// Reads Hostaway's calendar for the unit's desired horizon (unless read
+    /// recently) and records it as what Hostaway has.
+    async fn read_calendar(
+        &self,
+        account: &AccountId,
+        listing: &ListingId,
+        unit: UnitId,
+        from: NaiveDate,
+        currency: Option<Currency>,
+        calls: &mut Calls<'_>,
+    ) -> Result<(), JobError> {
+        let at = ListingRef {
+            account: account.as_str(),
+            listing: listing.as_str(),
+        };
+        if store::remote::facts(&self.pool, at)
+            .await?
+            .calendar_read_within(self.settings.read_freshness)
+        {
+            return Ok(());
+        }
+        let mut conn = self.pool.acquire().await?;
+        let last = store::desired::last_day(&mut conn, unit, from).await?;
+        drop(conn);
+        let Some(last) = last else {
+            return Ok(());
+        };
+        let mut start = from;
+        while start <= last {
+            let end = (start + chrono::Duration::days(READ_CHUNK_DAYS - 1)).min(last);
+            calls.count();
+            let days = self
+                .client
+                .get_calendar(account, listing, start, end)
+                .await
+                .map_err(|e| JobError::api(e, json!({"reading": "calendar", "from": start.to_string(), "to": end.to_string()})))?;
+            let read: Vec<ReadDay> = days
+                .iter()
+                .map(|d| ReadDay {
+                    day: d.date,
+                    available: d.is_available,
+                    min_stay: d.minimum_stay.and_then(|n| i32::try_from(n).ok()),
+                    max_stay: d.maximum_stay.and_then(|n| i32::try_from(n).ok()),
+                    price_minor: currency
+                        .zip(d.price.as_deref())
+                        .and_then(|(c, p)| plan::price_to_minor(p, c)),
+                    reserved: d.status.as_deref().is_some_and(is_guest_held),
+                })
+                .collect();
+            store::remote::record_read_calendar(&self.pool, at, &read).await?;
+            start = end + chrono::Duration::days(1);
+        }
+        Ok(())
+    }
+
+    async fn listing(
+        &self,
+        job: &Job,
+        listing: &ListingId,
+        calls: &mut Calls<'_>,
+    ) -> Result<Report, JobError> {
+        let account = &job.key.account;
+        let Some(unit) = self.unit_of(account, listing).await? else {
+            tracing::info!("listing is not linked to a unit; nothing to push");
+            return Ok(Report::default());
+        };
+        let at = ListingRef {
+            account: account.as_str(),
+            listing: listing.as_str(),
+        };
+        let mut conn = self.pool.acquire().await?;
+        let (revision, last_change) =
+            store::desired::revision(&mut conn, unit, SyncKind::Listing).await?;
+        if let Some(delay) = self.settling(job, last_change) {
+            return Err(JobError::Defer {
+                reason: "settling",
+                delay,
+            });
+        }
+        let desired = store::desired::listing(&mut conn, unit, at.account, at.listing).await?;
+        drop(conn);
+        if job.mode == Mode::Reconcile {
+            calls.count();
+            let read = self
+                .client
+                .get_listing(account, listing)
+                .await
+                .map_err(|e| JobError::api(e, json!({"reading": "listing"})))?;
+            let shown: Vec<(String, Option<Value>)> = desired
+                .iter()
+                .map(|f| (f.field.clone(), read.raw.get(&f.field).cloned()))
+                .collect();
+            store::remote::record_read_listing(&self.pool, at, read.currency, &shown).await?;
+        }
+        let mut conn = self.pool.acquire().await?;
+        let fields = store::desired::listing(&mut conn, unit, at.account, at.listing).await?;
+        drop(conn);
+        let drift = plan::listing_drift(&fields);
+        if drift.is_empty() {
+            return Ok(Report {
+                revision: Some((unit, revision)),
+                ..Report::default()
+            });
+        }
+        if job.mode == Mode::Reconcile {
+            self.metrics
+                .drift
+                .with_label_values(&["listing"])
+                .inc_by(drift.len() as u64);
+        }
+        let body: Map<String, Value> = drift.iter().cloned().collect();
+        calls.count();
+        self.client
+            .update_listing(account, listing, &body)
+            .await
+            .map_err(|e| JobError::api(e, json!({"unitId": unit.to_string(), "fields": drift.iter().map(|(f, _)| f).collect::<Vec<_>>()})))?;
+        store::remote::record_pushed_listing(&self.pool, at, &drift).await?;
+        self.metrics
+            .ranges_pushed
+            .with_label_values(&["listing"])
+            .inc();
+        Ok(Report {
+            calls: 0,
+            ranges: 1,
+            revision: Some((unit, revision)),
+        })
+    }
+
+    /// Pages through the account's reservations changed since the cursor and
+    /// feeds each to the ingestor exactly as a webhook would be: the same
+    /// stream, the same deduplication, the same ordering rule.
+    async fn poll_reservations(
+        &self,
+        account: &AccountId,
+        calls: &mut Calls<'_>,
+    ) -> Result<Report, JobError> {
+        let cursor = store::sync_jobs::poll_cursor(&self.pool, account).await?;
+        let since = cursor
+            .as_deref()
+            .and_then(|c| NaiveDateTime::parse_from_str(c, HOSTAWAY_TIME).ok())
+            .map(|c| c - chrono::Duration::from_std(self.settings.poll_overlap).unwrap_or_default())
+            .unwrap_or_else(|| {
+                Utc::now().naive_utc()
+                    - chrono::Duration::from_std(self.settings.poll_lookback).unwrap_or_default()
+            });
+        let mut query = ReservationsQuery {
+            limit: Some(POLL_PAGE),
+            latest_activity_start: Some(since.format(HOSTAWAY_TIME).to_string()),
+            sort_order: Some("updatedOn".into()),
+            ..ReservationsQuery::default()
+        };
+        let mut newest = cursor.clone();
+        let mut seen = 0u64;
+        loop {
+            calls.count();
+            let page = self
+                .client
+                .list_reservations(account, &query)
+                .await
+                .map_err(|e| {
+                    JobError::api(
+                        e,
+                        json!({"reading": "reservations", "since": query.latest_activity_start}),
+                    )
+                })?;
+            let Some(last_id) = page.last().and_then(|r| text(r.get("id"))) else {
+                break;
+            };
+            for reservation in &page {
+                self.feed(account, reservation).await?;
+                seen += 1;
+                if let Some(updated) = text(reservation.get("updatedOn"))
+                    && newest.as_deref().is_none_or(|n| updated.as_str() > n)
+                {
+                    newest = Some(updated);
+                }
+            }
+            if query.after_id.as_deref() == Some(last_id.as_str())
+                || page.len() < POLL_PAGE as usize
+            {
+                break;
+            }
+            query.after_id = Some(last_id);
+        }
+        self.metrics.reservations_polled.inc_by(seen);
+        if let Some(newest) = newest {
+            store::sync_jobs::advance_poll_cursor(&self.pool, account, &newest, seen).await?;
+        }
+        tracing::info!(reservations = seen, "reservations polled");
+        Ok(Report {
+            calls: 0,
+            ranges: 0,
+            revision: None,
+        })
+    }
+
+    async fn feed(
+        &self,
+        account: &AccountId,
+        reservation: &Map<String, Value>,
+    ) -> Result<(), JobError> {
+        use events::Message as _;
+        let event = WebhookEvent::ReservationUpdated;
+        let body = json!({
+            "object": "reservation",
+            "event": event.as_str(),
+            "accountId": account.as_str(),
+            "data": reservation,
+        });
+        let webhook_id = mapping::webhook_id(account, event, None, reservation);
+        let message = events::pb::InboundWebhook {
+            webhook_id: webhook_id.clone(),
+            account_id: account.to_string(),
+            event: event.as_str().to_owned(),
+            received_at: Some(events::timestamp(Utc::now())),
+            raw_body: body.to_string().into_bytes(),
+            source: events::pb::Source::Reconciliation as i32,
+            request_id: format!("poll-{}", self.holder),
+        };
+        let subject = self
+            .queue
+            .topology()
+            .webhook_subject(account.as_str(), event.subject_token());
+        self.inbound
+            .publish(subject, &webhook_id, message.encode_to_vec().into())
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "cannot feed a polled reservation; the poll runs again later");
+                JobError::Defer {
+                    reason: "nats",
+                    delay: Duration::from_secs(5),
+                }
+            })?;
+        Ok(())
+    }
+}
+
+/// Statuses of a night a guest holds (Hostaway's, deprecated ones included).
+fn is_guest_held(status: &str) -> bool {
+    matches!(status, "reserved" | "pending" | "mreserved" | "conflicted")
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
