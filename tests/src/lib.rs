@@ -13,6 +13,7 @@
 
 pub mod env;
 pub mod fixtures;
+pub mod outbound;
 pub mod payloads;
 pub mod proxy;
 pub mod services;

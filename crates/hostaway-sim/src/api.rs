@@ -423,10 +423,13 @@ fn parse_date(value: Option<&Value>) -> Option<NaiveDate> {
         .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
 }
 
-fn day_json(id: u64, date: NaiveDate, day: &Day) -> Value {
+/// A day as Hostaway shows it: a night a guest holds is reserved and not
+/// available, whatever its own setting.
+pub(crate) fn day_json(id: u64, date: NaiveDate, day: &Day, reserved: bool) -> Value {
+    let available = day.is_available && !reserved;
     json!({
-        "id": id, "date": date.to_string(), "isAvailable": u8::from(day.is_available), "isProcessed": 1,
-        "status": if day.is_available { "available" } else { "blocked" },
+        "id": id, "date": date.to_string(), "isAvailable": u8::from(available), "isProcessed": 1,
+        "status": if reserved { "reserved" } else if available { "available" } else { "blocked" },
         "price": day.price, "minimumStay": day.minimum_stay, "maximumStay": day.maximum_stay,
         "closedOnArrival": day.closed_on_arrival.map(u8::from), "closedOnDeparture": day.closed_on_departure.map(u8::from),
         "note": day.note, "countAvailableUnits": null, "availableUnitsToSell": null, "countPendingUnits": null,
@@ -469,14 +472,14 @@ async fn get_calendar(
         .filter_map(|date| {
             state
                 .day(&account, id, date)
-                .map(|day| day_json(id, date, &day))
+                .map(|day| day_json(id, date, &day, state.reserved(&account, id, date)))
         })
         .collect();
     success(Value::Array(days))
 }
 
 /// One interval of a calendar write, validated.
-struct IntervalChange {
+pub(crate) struct IntervalChange {
     start: NaiveDate,
     end: NaiveDate,
     available: Option<bool>,
@@ -488,7 +491,7 @@ struct IntervalChange {
     note: Option<String>,
 }
 
-fn parse_interval(interval: &Map<String, Value>) -> Result<IntervalChange, String> {
+pub(crate) fn parse_interval(interval: &Map<String, Value>) -> Result<IntervalChange, String> {
     let (Some(start), Some(end)) = (
         parse_date(interval.get("startDate")),
         parse_date(interval.get("endDate")),
@@ -544,7 +547,7 @@ fn parse_interval(interval: &Map<String, Value>) -> Result<IntervalChange, Strin
 }
 
 /// Writes the days of `change`; returns them as Hostaway shows them.
-fn apply_interval(
+pub(crate) fn apply_interval(
     state: &mut SimState,
     account: &str,
     listing: u64,
@@ -576,7 +579,12 @@ fn apply_interval(
         if change.note.is_some() {
             day.note = change.note.clone();
         }
-        affected.push(day_json(listing, date, &day));
+        affected.push(day_json(
+            listing,
+            date,
+            &day,
+            state.reserved(account, listing, date),
+        ));
         if let Some(acct) = state.accounts.get_mut(account) {
             acct.calendars.entry(listing).or_default().insert(date, day);
         }

@@ -34,7 +34,10 @@ pub(crate) fn router(shared: Shared) -> Router {
             "/_sim/accounts/{account}/reservations/{id}/cancel",
             post(cancel_reservation),
         )
-        .route("/_sim/listings/{id}/calendar", get(calendar))
+        .route(
+            "/_sim/listings/{id}/calendar",
+            get(calendar).put(edit_calendar),
+        )
         .route("/_sim/requests", get(requests))
         .route("/_sim/deliveries", get(deliveries))
         .route("/_sim/faults", put(set_faults).get(get_faults))
@@ -146,18 +149,30 @@ async fn calendar(
         )
             .into_response();
     };
-    let days: Vec<Value> = shared
-        .state
-        .lock()
-        .await
+    let state = shared.state.lock().await;
+    let account = state.listing_account(id).unwrap_or_default().to_owned();
+    let days: Vec<Value> = state
         .calendar(id, start, end)
         .into_iter()
         .map(|(date, day)| {
             json!({"date": date.to_string(), "isAvailable": day.is_available, "price": day.price,
-                                  "minimumStay": day.minimum_stay, "maximumStay": day.maximum_stay})
+                   "minimumStay": day.minimum_stay, "maximumStay": day.maximum_stay,
+                   "reserved": state.reserved(&account, id, date)})
         })
         .collect();
     Json(Value::Array(days)).into_response()
+}
+
+/// Days changed in Hostaway by hand (drift for reconciliation to find).
+async fn edit_calendar(
+    State(shared): State<Shared>,
+    Path(id): Path<u64>,
+    Json(interval): Json<Map<String, Value>>,
+) -> Response {
+    match sim(&shared).edit_calendar(id, &interval).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response(),
+    }
 }
 
 async fn requests(

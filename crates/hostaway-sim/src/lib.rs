@@ -167,6 +167,24 @@ impl Sim {
         self.state.lock().await.add_listing(account, fields)
     }
 
+    /// Changes days of a listing behind the connector's back, as a manager
+    /// editing the calendar in Hostaway would (no request is recorded).
+    /// `interval` is a `calendarIntervals` item.
+    pub async fn edit_calendar(
+        &self,
+        listing: u64,
+        interval: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), String> {
+        let change = api::parse_interval(interval)?;
+        let mut state = self.state.lock().await;
+        let account = state
+            .listing_account(listing)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no listing {listing}"))?;
+        api::apply_interval(&mut state, &account, listing, &change);
+        Ok(())
+    }
+
     /// Every request so far (of one account, with `Some`).
     pub async fn requests(&self, account: Option<&str>) -> Vec<RequestRecord> {
         self.state.lock().await.requests_of(account)

@@ -171,6 +171,25 @@ impl SimState {
         }))
     }
 
+    /// Whether a guest holds the night: a reservation on the listing that is
+    /// not cancelled covers it (arrival included, departure not).
+    pub fn reserved(&self, account: &str, listing: u64, date: NaiveDate) -> bool {
+        let Some(acct) = self.accounts.get(account) else {
+            return false;
+        };
+        let day = date.to_string();
+        acct.reservations.values().any(|r| {
+            let text = |key: &str| r.get(key).and_then(Value::as_str).unwrap_or_default();
+            r.get("listingMapId").and_then(Value::as_u64) == Some(listing)
+                && !matches!(
+                    text("status"),
+                    "cancelled" | "canceled" | "declined" | "expired" | "inquiry"
+                )
+                && text("arrivalDate") <= day.as_str()
+                && day.as_str() < text("departureDate")
+        })
+    }
+
     /// The calendar of `[start, end]` (tests and the demo read convergence here).
     pub fn calendar(
         &self,

@@ -1,0 +1,518 @@
+//! The outbound path under test: a simulator with accounts and listings, the
+//! same accounts and links in the connector, the sync dispatcher on a runtime
+//! of its own (so a test can kill it), TVL changes published on JetStream, and
+//! a model of what TVL wants to compare Hostaway's calendars with.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::message::PublishMessage;
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::{AccountId, UnitId};
+use events::Message as _;
+use events::pb;
+use hostaway_client::{ClientConfig, ClientMetrics, HostawayClient, RateLimit};
+use hostaway_sim::{Sim, SimConfig};
+use secrecy::SecretString;
+use serde_json::json;
+use service_kit::health::Health;
+use service_kit::metrics::Metrics;
+use store::accounts::NewAccount;
+use sync_dispatcher::{DispatcherDeps, DispatcherSettings, Roles, SyncDispatcher};
+use tokio_util::sync::CancellationToken;
+
+use crate::TestEnv;
+use crate::services::metric_value;
+
+/// A Hostaway listing linked to a TVL unit, on both sides.
+#[derive(Debug, Clone)]
+pub struct Linked {
+    pub account: String,
+    pub listing: u64,
+    pub unit: UnitId,
+}
+
+#[derive(Debug)]
+pub struct OutboundWorld {
+    pub env: TestEnv,
+    pub sim: Sim,
+    pub listings: Vec<Linked>,
+}
+
+pub fn secret_of(account: &str) -> String {
+    format!("sim-secret-{account}")
+}
+
+impl OutboundWorld {
+    /// `accounts`: each account id with its number of listings.
+    pub async fn new(sim_config: SimConfig, accounts: &[(&str, usize)]) -> Self {
+        let env = TestEnv::new().await;
+        let sim = Sim::start("127.0.0.1:0".parse().expect("addr"), sim_config)
+            .await
+            .expect("simulator starts");
+        let mut listings = Vec::new();
+        for (account, count) in accounts {
+            sim.add_account(account, &secret_of(account)).await;
+            env.add_account(NewAccount {
+                account: AccountId::parse(*account).expect("account id"),
+                display_name: None,
+                api_key: Some(SecretString::from(secret_of(account))),
+                webhook_login: None,
+                webhook_password: None,
+                webhook_secret: None,
+            })
+            .await;
+            for _ in 0..*count {
+                let listing = sim
+                    .add_listing(account, serde_json::Map::new())
+                    .await
+                    .expect("listing added");
+                let unit = env.link(account, &listing.to_string()).await;
+                listings.push(Linked {
+                    account: (*account).to_owned(),
+                    listing,
+                    unit,
+                });
+            }
+        }
+        Self { env, sim, listings }
+    }
+
+    /// Settings with test-sized timings; `roles` picks the parts to run.
+    pub fn settings(&self, roles: Roles) -> DispatcherSettings {
+        let mut settings = DispatcherSettings::new(self.env.topology.clone());
+        settings.roles = roles;
+        settings.migrate = false;
+        settings.job_concurrency = 4;
+        settings.change_ack_wait = Duration::from_secs(5);
+        settings.job_ack_wait = Duration::from_secs(5);
+        settings.schedules = Vec::new();
+        settings.queue_gauge_interval = Duration::from_millis(200);
+        settings.shutdown_timeout = Duration::from_secs(5);
+        let worker = &mut settings.worker;
+        worker.lease_ttl = Duration::from_secs(4);
+        worker.heartbeat = Duration::from_secs(1);
+        worker.retry.max_attempts = 3;
+        worker.retry.base = Duration::from_millis(100);
+        worker.retry.cap = Duration::from_millis(500);
+        worker.settle = Duration::from_millis(200);
+        worker.max_settle = Duration::from_secs(2);
+        worker.read_freshness = Duration::ZERO;
+        settings
+    }
+
+    /// The client the dispatcher gets: the simulator, Hostaway's limits,
+    /// short retries.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig {
+            base_url: self.sim.base_url(),
+            timeout: Some(Duration::from_secs(5)),
+            account_limit: RateLimit::HOSTAWAY_ACCOUNT,
+            ip_limit: RateLimit::HOSTAWAY_IP,
+            ..ClientConfig::default()
+        };
+        config.retry.max_attempts = 3;
+        config.retry.base = Duration::from_millis(50);
+        config.retry.cap = Duration::from_millis(300);
+        config
+    }
+
+    pub fn start_dispatcher(&self, roles: Roles) -> IsolatedDispatcher {
+        self.start_dispatcher_with(roles, |_, _| {})
+    }
+
+    /// Starts the dispatcher on a runtime of its own, so that
+    /// [`IsolatedDispatcher::kill`] can stop it the way a crash would.
+    pub fn start_dispatcher_with(
+        &self,
+        roles: Roles,
+        configure: impl FnOnce(&mut DispatcherSettings, &mut ClientConfig),
+    ) -> IsolatedDispatcher {
+        let mut settings = self.settings(roles);
+        let mut client_config = self.client_config();
+        configure(&mut settings, &mut client_config);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("dispatcher runtime");
+        let stop = CancellationToken::new();
+        let metrics = Metrics::new();
+        let health = Health::new();
+        let nats_url = self.env.service_nats_url();
+        let database_url = self.env.service_database_url();
+        let cipher = Arc::clone(&self.env.cipher);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let client_metrics = ClientMetrics::register(metrics.registry()).expect("client metrics");
+        let (run_stop, run_metrics, run_health) = (stop.clone(), metrics.clone(), health.clone());
+        runtime.spawn(async move {
+            let nats = service_kit::nats::connect(&nats_url, None, "test-dispatcher")
+                .await
+                .expect("dispatcher NATS client");
+            let pool = store::connect_lazy(
+                &database_url,
+                &store::PoolSettings {
+                    max_connections: 16,
+                    acquire_timeout: Duration::from_secs(2),
+                    lock_timeout: Some(Duration::from_secs(15)),
+                    statement_timeout: Some(Duration::from_secs(60)),
+                },
+            )
+            .expect("dispatcher pool");
+            let client = HostawayClient::new(
+                client_config,
+                sync_dispatcher::credentials::from_database(pool.clone(), cipher),
+                client_metrics,
+            )
+            .expect("client");
+            let dispatcher = SyncDispatcher::new(
+                settings,
+                DispatcherDeps {
+                    nats,
+                    pool,
+                    metrics: run_metrics,
+                    health: run_health,
+                    client,
+                },
+            )
+            .expect("dispatcher");
+            dispatcher.run(run_stop).await;
+            let _ = done_tx.send(());
+        });
+        IsolatedDispatcher {
+            runtime: Some(runtime),
+            stop,
+            done: Some(done_rx),
+            metrics,
+            health,
+        }
+    }
+
+    /// Publishes a change as a TVL service would (`Nats-Msg-Id = change_id`).
+    pub async fn publish(&self, kind: &str, unit: UnitId, change_id: &str, payload: Vec<u8>) {
+        let subject = self.env.topology.change_subject(kind, &unit.to_string());
+        self.env
+            .js
+            .send_publish(
+                subject,
+                PublishMessage::build()
+                    .payload(payload.into())
+                    .message_id(change_id),
+            )
+            .await
+            .expect("change published")
+            .await
+            .expect("change acknowledged");
+    }
+
+    pub async fn publish_availability(&self, change: &Availability) {
+        self.publish(
+            "availability",
+            change.unit,
+            &change.change_id,
+            change.encode(),
+        )
+        .await;
+    }
+
+    pub async fn publish_price(&self, change: &Price) {
+        self.publish("pricing", change.unit, &change.change_id, change.encode())
+            .await;
+    }
+
+    /// Waits until the change consumer has taken every published change.
+    pub async fn changes_consumed(&self) {
+        let name = self.env.topology.changes_consumer();
+        crate::eventually("every change to be projected", crate::DEADLINE, || async {
+            let stream = self
+                .env
+                .js
+                .get_stream(self.env.topology.changes_stream())
+                .await
+                .ok()?;
+            let consumer: async_nats::jetstream::consumer::PullConsumer =
+                stream.get_consumer(&name).await.ok()?;
+            let info = consumer.get_info().await.ok()?;
+            (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+        })
+        .await;
+    }
+
+    /// Requests the simulator received for one listing's calendar writes.
+    pub async fn calendar_writes(&self, listing: u64) -> usize {
+        let path = format!("/v1/listings/{listing}/calendarIntervals");
+        self.sim
+            .requests(None)
+            .await
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path == path && r.status == 200)
+            .count()
+    }
+
+    /// Days of a listing where the simulator differs from `model`.
+    pub async fn differences(&self, listing: &Linked, model: &Model) -> Vec<String> {
+        let Some(days) = model.units.get(&listing.unit) else {
+            return Vec::new();
+        };
+        let (Some(first), Some(last)) = (days.keys().next(), days.keys().last()) else {
+            return Vec::new();
+        };
+        let state = self.sim.state.lock().await;
+        let mut out = Vec::new();
+        for (date, day) in state.calendar(listing.listing, *first, *last) {
+            let Some(want) = days.get(&date) else {
+                continue;
+            };
+            let mismatch = want.available.is_some_and(|a| a.value != day.is_available)
+                || want
+                    .min_stay
+                    .is_some_and(|m| i64::from(m.value) != day.minimum_stay)
+                || want
+                    .price_minor
+                    .is_some_and(|p| (p.value as f64 / 100.0 - day.price).abs() > 1e-9);
+            if mismatch {
+                out.push(format!("{date}: want {want:?}, Hostaway has {day:?}"));
+            }
+        }
+        out
+    }
+
+    /// Waits until every listing's calendar on the simulator matches `model`.
+    pub async fn converged(&self, model: &Model, deadline: Duration) {
+        crate::eventually("Hostaway's calendars to match TVL", deadline, || async {
+            for listing in &self.listings {
+                if !self.differences(listing, model).await.is_empty() {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await;
+    }
+}
+
+#[derive(Debug)]
+pub struct IsolatedDispatcher {
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: CancellationToken,
+    done: Option<tokio::sync::oneshot::Receiver<()>>,
+    pub metrics: Metrics,
+    pub health: Health,
+}
+
+impl IsolatedDispatcher {
+    /// Like `kill -9`: every task is dropped where it stands.
+    pub fn kill(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+
+    /// Like SIGTERM: stop taking work, drain, exit.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(done) = self.done.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), done).await;
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+
+    pub fn metric(&self, name: &str) -> f64 {
+        metric_value(&self.metrics, name)
+    }
+
+    pub async fn ready(&self) {
+        crate::eventually("the dispatcher to be ready", crate::DEADLINE, || async {
+            self.health.is_ready().then_some(())
+        })
+        .await;
+    }
+}
+
+impl Drop for IsolatedDispatcher {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A value with the stamp that set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamped<T> {
+    pub value: T,
+    pub stamp: (i64, u64, u64),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WantedDay {
+    pub available: Option<Stamped<bool>>,
+    pub min_stay: Option<Stamped<u32>>,
+    pub price_minor: Option<Stamped<i64>>,
+}
+
+/// What TVL wants, computed the way the contract says: per unit, day and
+/// field, the change with the greatest (occurred_at, version, change_id).
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    pub units: BTreeMap<UnitId, BTreeMap<NaiveDate, WantedDay>>,
+}
+
+fn newer<T>(slot: &mut Option<Stamped<T>>, candidate: Stamped<T>) {
+    if slot.as_ref().is_none_or(|s| s.stamp < candidate.stamp) {
+        *slot = Some(candidate);
+    }
+}
+
+impl Model {
+    pub fn apply_availability(&mut self, change: &Availability) {
+        let days = self.units.entry(change.unit).or_default();
+        for date in change.start.iter_days().take_while(|d| *d <= change.end) {
+            let day = days.entry(date).or_default();
+            if let Some(value) = change.available {
+                newer(
+                    &mut day.available,
+                    Stamped {
+                        value,
+                        stamp: change.stamp(),
+                    },
+                );
+            }
+            if let Some(value) = change.min_stay {
+                newer(
+                    &mut day.min_stay,
+                    Stamped {
+                        value,
+                        stamp: change.stamp(),
+                    },
+                );
+            }
+        }
+    }
+
+    pub fn apply_price(&mut self, change: &Price) {
+        let days = self.units.entry(change.unit).or_default();
+        for date in change.start.iter_days().take_while(|d| *d <= change.end) {
+            newer(
+                &mut days.entry(date).or_default().price_minor,
+                Stamped {
+                    value: change.price_minor,
+                    stamp: change.stamp(),
+                },
+            );
+        }
+    }
+}
+
+/// An availability change as a test writes it.
+#[derive(Debug, Clone)]
+pub struct Availability {
+    pub change_id: String,
+    /// Numeric part of the id: the model's tie-breaker (ids are zero-padded).
+    pub seq: u64,
+    pub unit: UnitId,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub available: Option<bool>,
+    pub min_stay: Option<u32>,
+    pub occurred_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+fn header(change_id: &str, unit: UnitId, at: DateTime<Utc>, version: u64) -> pb::ChangeHeader {
+    pb::ChangeHeader {
+        change_id: change_id.to_owned(),
+        unit_id: unit.to_string(),
+        occurred_at: Some(events::timestamp(at)),
+        version,
+        source: "test".into(),
+    }
+}
+
+fn range(start: NaiveDate, end: NaiveDate) -> Option<pb::DateRange> {
+    Some(pb::DateRange {
+        start: Some(events::date(start)),
+        end: Some(events::date(end)),
+    })
+}
+
+impl Availability {
+    pub fn stamp(&self) -> (i64, u64, u64) {
+        (self.occurred_at.timestamp_micros(), self.version, self.seq)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        pb::AvailabilityChange {
+            header: Some(header(
+                &self.change_id,
+                self.unit,
+                self.occurred_at,
+                self.version,
+            )),
+            dates: range(self.start, self.end),
+            available: self.available,
+            min_stay: self.min_stay,
+            max_stay: None,
+        }
+        .encode_to_vec()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Price {
+    pub change_id: String,
+    pub seq: u64,
+    pub unit: UnitId,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub price_minor: i64,
+    pub currency: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl Price {
+    pub fn stamp(&self) -> (i64, u64, u64) {
+        (self.occurred_at.timestamp_micros(), 0, self.seq)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        pb::PriceChange {
+            header: Some(header(&self.change_id, self.unit, self.occurred_at, 0)),
+            dates: range(self.start, self.end),
+            nightly_price: Some(pb::Money {
+                minor_units: self.price_minor,
+                currency: self.currency.clone(),
+            }),
+        }
+        .encode_to_vec()
+    }
+}
+
+/// A change id whose byte order is its number's order (the model relies on it).
+pub fn change_id(seq: u64) -> String {
+    format!("chg-{seq:012}")
+}
+
+/// Days from today, as dates the connector pushes (it skips the past).
+pub fn day(offset: i64) -> NaiveDate {
+    Utc::now().date_naive() + chrono::Duration::days(offset)
+}
+
+/// A calendarIntervals item, for editing the simulator by hand.
+pub fn interval(
+    start: NaiveDate,
+    end: NaiveDate,
+    fields: serde_json::Value,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut map = json!({"startDate": start.to_string(), "endDate": end.to_string()});
+    if let (Some(map), serde_json::Value::Object(extra)) = (map.as_object_mut(), fields) {
+        map.extend(extra);
+    }
+    match map {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}

@@ -1,0 +1,400 @@
+//! Outbound sync end to end: TVL changes on real JetStream, the projection in
+//! real PostgreSQL, the sync dispatcher pushing to the Hostaway simulator.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use chrono::Utc;
+use connector_tests::outbound::{
+    Availability, Model, OutboundWorld, Price, change_id, day, interval,
+};
+use hostaway_sim::SimConfig;
+use serde_json::json;
+use sync_dispatcher::Roles;
+use sync_dispatcher::plan::{self, PlannedDay};
+
+const CHANGES_ONLY: Roles = Roles {
+    changes: true,
+    jobs: false,
+    reconcile: false,
+};
+const JOBS_ONLY: Roles = Roles {
+    changes: false,
+    jobs: true,
+    reconcile: false,
+};
+
+/// The fewest calls that can bring Hostaway from knowing nothing to `model`:
+/// maximal runs of equal wanted values per kind, 200 a call.
+fn lower_bound(model: &Model, unit: domain::UnitId) -> usize {
+    let Some(days) = model.units.get(&unit) else {
+        return 0;
+    };
+    let availability: Vec<PlannedDay<(Option<bool>, Option<u32>)>> = days
+        .iter()
+        .filter(|(_, d)| d.available.is_some() || d.min_stay.is_some())
+        .map(|(date, d)| PlannedDay {
+            day: *date,
+            want: (d.available.map(|a| a.value), d.min_stay.map(|m| m.value)),
+            dirty: true,
+        })
+        .collect();
+    let pricing: Vec<PlannedDay<i64>> = days
+        .iter()
+        .filter_map(|(date, d)| {
+            d.price_minor.map(|p| PlannedDay {
+                day: *date,
+                want: p.value,
+                dirty: true,
+            })
+        })
+        .collect();
+    plan::calls_for(plan::runs(&availability).len()) + plan::calls_for(plan::runs(&pricing).len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_changes_to_one_listing_end_in_the_fewest_calls_and_the_newest_values() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71001", 1)]).await;
+    let listing = world.listings[0].clone();
+    let changes = world.start_dispatcher(CHANGES_ONLY);
+    changes.ready().await;
+
+    let mut rng = fastrand::Rng::with_seed(7);
+    let base = Utc::now() - chrono::Duration::minutes(30);
+    let mut model = Model::default();
+    let mut availability = Vec::new();
+    let mut prices = Vec::new();
+    for seq in 0..400u64 {
+        let start = rng.i64(1..60);
+        let end = (start + rng.i64(0..10)).min(60);
+        let occurred_at = base + chrono::Duration::seconds(rng.i64(0..600));
+        if seq % 4 == 3 {
+            prices.push(Price {
+                change_id: change_id(seq),
+                seq,
+                unit: listing.unit,
+                start: day(start),
+                end: day(end),
+                price_minor: [12_000, 15_000, 17_550][rng.usize(0..3)],
+                currency: "USD".into(),
+                occurred_at,
+            });
+        } else {
+            availability.push(Availability {
+                change_id: change_id(seq),
+                seq,
+                unit: listing.unit,
+                start: day(start),
+                end: day(end),
+                available: rng.bool().then(|| rng.bool()),
+                min_stay: if rng.bool() {
+                    Some(rng.u32(1..4))
+                } else {
+                    None
+                },
+                occurred_at,
+                version: 0,
+            });
+        }
+    }
+    availability.retain(|a| a.available.is_some() || a.min_stay.is_some());
+    // Out of order (occurred_at is random), and some published twice: once
+    // within JetStream's duplicate window, once as a redelivery would be.
+    rng.shuffle(&mut availability);
+    for change in &availability {
+        model.apply_availability(change);
+        world.publish_availability(change).await;
+    }
+    for change in &prices {
+        model.apply_price(change);
+        world.publish_price(change).await;
+    }
+    for change in availability.iter().take(40) {
+        world.publish_availability(change).await;
+        world
+            .publish(
+                "availability",
+                change.unit,
+                &format!("{}-again", change.change_id),
+                change.encode(),
+            )
+            .await;
+    }
+    world.changes_consumed().await;
+    assert!(
+        changes.metric("hostaway_sync_changes_total") >= (availability.len() + prices.len()) as f64,
+        "every change was consumed"
+    );
+
+    // The burst has been folded into one job per kind: run them now.
+    let jobs = world.start_dispatcher(JOBS_ONLY);
+    world.converged(&model, Duration::from_secs(60)).await;
+    let minimum = lower_bound(&model, listing.unit);
+    connector_tests::eventually("the jobs to finish", Duration::from_secs(30), || async {
+        (jobs.metric("hostaway_sync_jobs_total") >= 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        world.calendar_writes(listing.listing).await,
+        minimum,
+        "{} changes became the fewest calendar writes possible",
+        availability.len() + prices.len() + 80
+    );
+    assert!(minimum <= 2, "60 days fit in one call per kind");
+    assert!(world.sim.max_requests_in_window(None).await <= 15);
+    jobs.stop().await;
+    changes.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_change_arriving_late_never_undoes_a_newer_one() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71002", 1)]).await;
+    let listing = world.listings[0].clone();
+    let dispatcher = world.start_dispatcher(Roles::ALL);
+    dispatcher.ready().await;
+    let now = Utc::now();
+    let newer = Availability {
+        change_id: change_id(2),
+        seq: 2,
+        unit: listing.unit,
+        start: day(3),
+        end: day(9),
+        available: Some(false),
+        min_stay: None,
+        occurred_at: now,
+        version: 0,
+    };
+    let older = Availability {
+        change_id: change_id(1),
+        available: Some(true),
+        min_stay: Some(2),
+        seq: 1,
+        occurred_at: now - chrono::Duration::seconds(30),
+        ..newer.clone()
+    };
+    let mut model = Model::default();
+    model.apply_availability(&newer);
+    world.publish_availability(&newer).await;
+    world.converged(&model, Duration::from_secs(30)).await;
+    model.apply_availability(&older);
+    world.publish_availability(&older).await;
+    world.changes_consumed().await;
+    world.converged(&model, Duration::from_secs(30)).await;
+    let sim = world.sim.state.lock().await;
+    let day5 = &sim.calendar(listing.listing, day(5), day(5))[0].1;
+    assert!(!day5.is_available, "the newer 'blocked' stands");
+    assert_eq!(
+        day5.minimum_stay, 2,
+        "the older change's other field still applies"
+    );
+    drop(sim);
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71003", 1)]).await;
+    let listing = world.listings[0].clone();
+    let dispatcher = world.start_dispatcher(Roles::ALL);
+    dispatcher.ready().await;
+
+    // Not protobuf; a change naming another unit than its subject.
+    world
+        .publish(
+            "availability",
+            listing.unit,
+            "garbage-1",
+            b"\xff\xfe not protobuf".to_vec(),
+        )
+        .await;
+    let other_unit = domain::UnitId::from_uuid(uuid::Uuid::now_v7());
+    let mismatched = Availability {
+        change_id: change_id(1),
+        seq: 1,
+        unit: other_unit,
+        start: day(1),
+        end: day(3),
+        available: Some(false),
+        min_stay: None,
+        occurred_at: Utc::now(),
+        version: 0,
+    };
+    let body = mismatched.encode();
+    world
+        .publish("availability", listing.unit, "mismatch-1", body)
+        .await;
+    // A price in a currency the listing does not use: valid for the contract,
+    // refused when pushed (Hostaway does not convert).
+    let euros = Price {
+        change_id: change_id(2),
+        seq: 2,
+        unit: listing.unit,
+        start: day(1),
+        end: day(3),
+        price_minor: 9_900,
+        currency: "EUR".into(),
+        occurred_at: Utc::now(),
+    };
+    world.publish_price(&euros).await;
+
+    connector_tests::eventually("three dead letters", Duration::from_secs(30), || async {
+        (world
+            .env
+            .count("SELECT count(*) FROM dead_letter_queue")
+            .await
+            == 3)
+            .then_some(())
+    })
+    .await;
+    let names: Vec<(String, String)> = sqlx::query_as(
+        "SELECT job_name, error->>'kind' FROM dead_letter_queue ORDER BY job_name, error->>'kind'",
+    )
+    .fetch_all(&world.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        names,
+        [
+            ("change:availability".into(), "contract".into()),
+            ("change:availability".into(), "contract".into()),
+            ("sync:pricing".into(), "business_rule_error".into()),
+        ]
+    );
+    assert_eq!(
+        world
+            .env
+            .count("SELECT count(*) FROM desired_calendar WHERE available IS NOT NULL")
+            .await,
+        0,
+        "refused changes project nothing"
+    );
+    assert_eq!(
+        world.calendar_writes(listing.listing).await,
+        0,
+        "nothing was pushed"
+    );
+    assert!(world.env.stream_len(&world.env.topology.dlq_stream()).await >= 3);
+
+    // A newer price in the listing's currency supersedes: the job succeeds and
+    // its dead letter is resolved.
+    let dollars = Price {
+        change_id: change_id(3),
+        seq: 3,
+        currency: "USD".into(),
+        occurred_at: Utc::now() + chrono::Duration::seconds(1),
+        ..euros.clone()
+    };
+    world.publish_price(&dollars).await;
+    let mut model = Model::default();
+    model.apply_price(&dollars);
+    world.converged(&model, Duration::from_secs(30)).await;
+    connector_tests::eventually("the pricing letter to be resolved", Duration::from_secs(30), || async {
+        (world
+            .env
+            .count("SELECT count(*) FROM dead_letter_queue WHERE job_name = 'sync:pricing' AND resolved_at IS NULL")
+            .await
+            == 0)
+            .then_some(())
+    })
+    .await;
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_reads_hostaway_back_and_pushes_only_the_drift() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71004", 1)]).await;
+    let listing = world.listings[0].clone();
+    let dispatcher = world.start_dispatcher(Roles {
+        reconcile: false,
+        ..Roles::ALL
+    });
+    dispatcher.ready().await;
+    let now = Utc::now();
+    let block = Availability {
+        change_id: change_id(1),
+        seq: 1,
+        unit: listing.unit,
+        start: day(1),
+        end: day(20),
+        available: Some(true),
+        min_stay: Some(2),
+        occurred_at: now,
+        version: 0,
+    };
+    let price = Price {
+        change_id: change_id(2),
+        seq: 2,
+        unit: listing.unit,
+        start: day(1),
+        end: day(20),
+        price_minor: 20_000,
+        currency: "USD".into(),
+        occurred_at: now,
+    };
+    let mut model = Model::default();
+    model.apply_availability(&block);
+    model.apply_price(&price);
+    world.publish_availability(&block).await;
+    world.publish_price(&price).await;
+    world.converged(&model, Duration::from_secs(30)).await;
+    connector_tests::eventually("both jobs done", Duration::from_secs(30), || async {
+        (dispatcher.metric("hostaway_sync_jobs_total") >= 2.0).then_some(())
+    })
+    .await;
+
+    // A manager edits Hostaway by hand: Hostaway sends no webhook for that.
+    world
+        .sim
+        .edit_calendar(
+            listing.listing,
+            &interval(day(5), day(7), json!({"isAvailable": 0})),
+        )
+        .await
+        .unwrap();
+    world
+        .sim
+        .edit_calendar(
+            listing.listing,
+            &interval(day(12), day(12), json!({"price": 99})),
+        )
+        .await
+        .unwrap();
+    assert!(!world.differences(&listing, &model).await.is_empty());
+    let writes_before = world.calendar_writes(listing.listing).await;
+    let ranges_before = dispatcher.metric("hostaway_sync_ranges_pushed_total");
+    let jobs_before = dispatcher.metric("hostaway_sync_jobs_total");
+
+    let queue = sync_dispatcher::queue::JobQueue::new(
+        world.env.nats.clone(),
+        world.env.topology.clone(),
+        Duration::from_secs(5),
+    );
+    for kind in [domain::SyncKind::Availability, domain::SyncKind::Pricing] {
+        let queued = sync_dispatcher::reconcile::enqueue_all(&world.env.pool, &queue, kind, None)
+            .await
+            .unwrap();
+        assert_eq!(queued.queued, 1);
+    }
+    world.converged(&model, Duration::from_secs(30)).await;
+    connector_tests::eventually(
+        "the reconciliation jobs to finish",
+        Duration::from_secs(30),
+        || async {
+            (dispatcher.metric("hostaway_sync_jobs_total") >= jobs_before + 2.0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        world.calendar_writes(listing.listing).await - writes_before,
+        2,
+        "one write per kind"
+    );
+    assert_eq!(
+        dispatcher.metric("hostaway_sync_ranges_pushed_total") - ranges_before,
+        2.0,
+        "only the drifted ranges were pushed: days 5-7, and day 12's price"
+    );
+    assert_eq!(dispatcher.metric("hostaway_reconcile_drift_total"), 4.0);
+    dispatcher.stop().await;
+}
