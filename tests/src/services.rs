@@ -276,18 +276,35 @@ impl Drop for IsolatedIngestor {
 
 /// The sum of every series of a metric family (0 when absent).
 pub fn metric_value(metrics: &Metrics, name: &str) -> f64 {
+    metric_sum(metrics.registry(), name, None)
+}
+
+/// The sum of the series of a metric family carrying `label`.
+pub fn metric_labelled(metrics: &Metrics, name: &str, label: (&str, &str)) -> f64 {
+    metric_sum(metrics.registry(), name, Some(label))
+}
+
+/// The sum of a metric family's series (those with `label`, if given); a
+/// histogram counts its samples. 0 when absent.
+pub fn metric_sum(registry: &prometheus::Registry, name: &str, label: Option<(&str, &str)>) -> f64 {
     use prometheus::proto::MetricType;
-    metrics
-        .registry()
+    registry
         .gather()
         .iter()
         .filter(|family| family.name() == name)
         .flat_map(|family| {
             let kind = family.get_field_type();
-            family.get_metric().iter().map(move |m| match kind {
-                MetricType::COUNTER => m.get_counter().get_value(),
-                MetricType::GAUGE => m.get_gauge().get_value(),
-                _ => m.get_histogram().get_sample_count() as f64,
+            family.get_metric().iter().filter_map(move |m| {
+                let matches = label.is_none_or(|(key, value)| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == key && l.value() == value)
+                });
+                matches.then(|| match kind {
+                    MetricType::COUNTER => m.get_counter().get_value(),
+                    MetricType::GAUGE => m.get_gauge().get_value(),
+                    _ => m.get_histogram().get_sample_count() as f64,
+                })
             })
         })
         .sum()

@@ -49,26 +49,6 @@ impl SimClient {
 
     /// The sum of a metric family's series (0 when absent).
     pub fn metric(&self, name: &str, label: Option<(&str, &str)>) -> f64 {
-        use prometheus::proto::MetricType;
-        self.registry
-            .gather()
-            .iter()
-            .filter(|family| family.name() == name)
-            .flat_map(|family| {
-                let kind = family.get_field_type();
-                family.get_metric().iter().filter_map(move |m| {
-                    let matches = label.is_none_or(|(key, value)| {
-                        m.get_label()
-                            .iter()
-                            .any(|l| l.name() == key && l.value() == value)
-                    });
-                    matches.then(|| match kind {
-                        MetricType::COUNTER => m.get_counter().get_value(),
-                        MetricType::GAUGE => m.get_gauge().get_value(),
-                        _ => m.get_histogram().get_sample_count() as f64,
-                    })
-                })
-            })
-            .sum()
+        crate::services::metric_sum(&self.registry, name, label)
     }
 }

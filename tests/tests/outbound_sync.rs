@@ -398,3 +398,414 @@ async fn reconciliation_reads_hostaway_back_and_pushes_only_the_drift() {
     assert_eq!(dispatcher.metric("hostaway_reconcile_drift_total"), 4.0);
     dispatcher.stop().await;
 }
+
+/// A burst over several listings and accounts, for the fault tests.
+async fn burst(world: &OutboundWorld, per_listing: u64, seed: u64) -> Model {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut model = Model::default();
+    let base = Utc::now() - chrono::Duration::minutes(5);
+    let mut seq = seed * 1_000_000;
+    for listing in &world.listings {
+        for _ in 0..per_listing {
+            seq += 1;
+            let start = rng.i64(1..40);
+            let change = Availability {
+                change_id: change_id(seq),
+                seq,
+                unit: listing.unit,
+                start: day(start),
+                end: day(start + rng.i64(0..5)),
+                available: Some(rng.bool()),
+                min_stay: None,
+                occurred_at: base + chrono::Duration::seconds(rng.i64(0..240)),
+                version: 0,
+            };
+            model.apply_availability(&change);
+            world.publish_availability(&change).await;
+        }
+    }
+    model
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_5xx_and_a_429_storm_it_converges_and_never_exceeds_the_limits() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71005", 3), ("71006", 3)]).await;
+    world.sim.set_faults(hostaway_sim::Faults::errors(0.3));
+    let dispatcher = world.start_dispatcher_with(Roles::ALL, |settings, _| {
+        settings.worker.retry.max_attempts = 20;
+    });
+    dispatcher.ready().await;
+    let model = burst(&world, 15, 1).await;
+    // A storm of 429s in the middle of it.
+    connector_tests::eventually("some jobs to fail", Duration::from_secs(30), || async {
+        (world.sim.requests(None).await.len() > 10).then_some(())
+    })
+    .await;
+    world.sim.set_faults(hostaway_sim::Faults {
+        error_rate: 0.3,
+        ..hostaway_sim::Faults::storm(Duration::from_secs(3))
+    });
+    let more = burst(&world, 5, 2).await;
+    let mut model = model;
+    for (unit, days) in more.units {
+        let into = model.units.entry(unit).or_default();
+        for (date, wanted) in days {
+            let slot = into.entry(date).or_default();
+            if slot
+                .available
+                .is_none_or(|s| wanted.available.is_some_and(|w| w.stamp > s.stamp))
+            {
+                slot.available = wanted.available;
+            }
+        }
+    }
+    world.converged(&model, Duration::from_secs(120)).await;
+    let statuses: Vec<u16> = world
+        .sim
+        .requests(None)
+        .await
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert!(statuses.iter().any(|s| *s >= 500), "5xx were injected");
+    assert!(statuses.contains(&429), "a 429 storm was injected");
+    for account in ["71005", "71006"] {
+        assert!(
+            world.sim.max_requests_in_window(Some(account)).await <= 20,
+            "account {account} within 20/10 s"
+        );
+    }
+    assert!(
+        world.sim.max_requests_in_window(None).await <= 15,
+        "the egress IP within 15/10 s"
+    );
+    assert_eq!(
+        world
+            .env
+            .count("SELECT count(*) FROM dead_letter_queue")
+            .await,
+        0,
+        "nothing was given up"
+    );
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_circuit_parks_the_account_and_resumes_it() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71007", 3)]).await;
+    world.sim.set_faults(hostaway_sim::Faults::errors(1.0));
+    let dispatcher = world.start_dispatcher_with(Roles::ALL, |settings, client| {
+        settings.worker.retry.max_attempts = 50;
+        client.breaker.failure_threshold = 3;
+        client.breaker.reset_timeout = Duration::from_secs(2);
+    });
+    dispatcher.ready().await;
+    let model = burst(&world, 4, 3).await;
+    connector_tests::eventually(
+        "jobs to be parked by the open circuit",
+        Duration::from_secs(30),
+        || async {
+            (dispatcher.metric("hostaway_sync_jobs_deferred_total") > 0.0
+                && connector_tests::services::metric_labelled(
+                    &dispatcher.metrics,
+                    "hostaway_sync_jobs_deferred_total",
+                    ("reason", "circuit_open"),
+                ) > 0.0)
+                .then_some(())
+        },
+    )
+    .await;
+    // While open, the account's jobs wait without calling Hostaway: requests
+    // only trickle (one trial per reset period).
+    let before = world.sim.requests(Some("71007")).await.len();
+    connector_tests::eventually("more jobs parked", Duration::from_secs(10), || async {
+        (connector_tests::services::metric_labelled(
+            &dispatcher.metrics,
+            "hostaway_sync_jobs_deferred_total",
+            ("reason", "circuit_open"),
+        ) >= 3.0)
+            .then_some(())
+    })
+    .await;
+    let during = world.sim.requests(Some("71007")).await.len() - before;
+    assert!(
+        during <= 6,
+        "an open circuit sends (almost) nothing: {during} requests"
+    );
+    world.sim.set_faults(hostaway_sim::Faults::default());
+    world.converged(&model, Duration::from_secs(60)).await;
+    assert_eq!(
+        world
+            .env
+            .count("SELECT count(*) FROM dead_letter_queue")
+            .await,
+        0,
+        "parked, not dropped"
+    );
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_killed_mid_job_loses_no_change() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71008", 3)]).await;
+    // Slow answers: the kill lands while a push is in flight.
+    world.sim.set_faults(hostaway_sim::Faults {
+        latency_ms: 1500,
+        ..hostaway_sim::Faults::default()
+    });
+    let first = world.start_dispatcher(Roles::ALL);
+    first.ready().await;
+    let mut model = burst(&world, 10, 4).await;
+    connector_tests::eventually(
+        "a job holding its lease",
+        Duration::from_secs(30),
+        || async {
+            (world
+                .env
+                .count("SELECT count(*) FROM sync_jobs WHERE lease_until > now()")
+                .await
+                > 0)
+            .then_some(())
+        },
+    )
+    .await;
+    first.kill();
+    // Changes keep coming while no dispatcher runs.
+    let later = burst(&world, 5, 5).await;
+    for (unit, days) in later.units {
+        let into = model.units.entry(unit).or_default();
+        for (date, wanted) in days {
+            let slot = into.entry(date).or_default();
+            if slot
+                .available
+                .is_none_or(|s| wanted.available.is_some_and(|w| w.stamp > s.stamp))
+            {
+                slot.available = wanted.available;
+            }
+        }
+    }
+    world.sim.set_faults(hostaway_sim::Faults::default());
+    let second = world.start_dispatcher(Roles::ALL);
+    world.converged(&model, Duration::from_secs(60)).await;
+    assert_eq!(
+        world
+            .env
+            .count("SELECT count(*) FROM dead_letter_queue")
+            .await,
+        0
+    );
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_whose_webhook_never_came_appears_through_polling() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71009", 1)]).await;
+    let listing = world.listings[0].clone();
+    let ingestor = world.env.start_ingestor();
+    let dispatcher = world.start_dispatcher(Roles::ALL);
+    dispatcher.ready().await;
+    // No webhook target: Hostaway never delivers this one.
+    let mut fields = serde_json::Map::new();
+    fields.insert("arrivalDate".into(), json!(day(10).to_string()));
+    fields.insert("departureDate".into(), json!(day(13).to_string()));
+    let id = world
+        .sim
+        .create_reservation("71009", listing.listing, fields)
+        .await
+        .unwrap();
+    assert!(world.sim.deliveries().await.is_empty());
+
+    let queue = sync_dispatcher::queue::JobQueue::new(
+        world.env.nats.clone(),
+        world.env.topology.clone(),
+        Duration::from_secs(5),
+    );
+    let poll = || async {
+        sync_dispatcher::reconcile::enqueue_all(
+            &world.env.pool,
+            &queue,
+            domain::SyncKind::Reservations,
+            None,
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(poll().await.queued, 1);
+    let booking = connector_tests::eventually(
+        "the missed reservation as a booking",
+        Duration::from_secs(30),
+        || async {
+            world
+                .env
+                .bookings()
+                .await
+                .into_iter()
+                .find(|b| b.external_id == id.to_string())
+        },
+    )
+    .await;
+    assert_eq!(booking.unit_id, listing.unit.as_uuid());
+    assert_eq!(world.env.blocks().await.len(), 1, "its nights are blocked");
+    assert!(
+        world
+            .env
+            .count("SELECT count(*) FROM reservation_poll_cursors")
+            .await
+            == 1,
+        "the cursor moved"
+    );
+
+    // Polling again finds it again (the overlap) and changes nothing.
+    let polled = dispatcher.metric("hostaway_reservations_polled_total");
+    assert_eq!(poll().await.queued, 1);
+    connector_tests::eventually("the second poll", Duration::from_secs(30), || async {
+        (dispatcher.metric("hostaway_reservations_polled_total") > polled).then_some(())
+    })
+    .await;
+    ingestor.stop().await;
+    assert_eq!(world.env.bookings().await.len(), 1, "no duplicate booking");
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_waiting_absorbs_further_changes_to_its_listing() {
+    use domain::{AccountId, ListingId, SyncKind};
+    use store::sync_jobs::JobKey;
+    use sync_dispatcher::queue::{Enqueued, JobQueue, Mode};
+    let world = OutboundWorld::new(SimConfig::default(), &[("71010", 2)]).await;
+    let queue = JobQueue::new(
+        world.env.nats.clone(),
+        world.env.topology.clone(),
+        Duration::from_secs(5),
+    );
+    let key = |listing: &str, kind| JobKey {
+        account: AccountId::parse("71010").unwrap(),
+        listing: Some(ListingId::parse(listing).unwrap()),
+        kind,
+    };
+    let first = key(
+        &world.listings[0].listing.to_string(),
+        SyncKind::Availability,
+    );
+    assert_eq!(
+        queue.enqueue(&first, Mode::Push).await.unwrap(),
+        Enqueued::Queued
+    );
+    assert_eq!(
+        queue.enqueue(&first, Mode::Push).await.unwrap(),
+        Enqueued::Folded
+    );
+    assert_eq!(
+        queue.enqueue(&first, Mode::Push).await.unwrap(),
+        Enqueued::Folded
+    );
+    // Another mode, kind or listing is another job.
+    assert_eq!(
+        queue.enqueue(&first, Mode::Reconcile).await.unwrap(),
+        Enqueued::Queued
+    );
+    let pricing = key(&world.listings[0].listing.to_string(), SyncKind::Pricing);
+    assert_eq!(
+        queue.enqueue(&pricing, Mode::Push).await.unwrap(),
+        Enqueued::Queued
+    );
+    let second = key(
+        &world.listings[1].listing.to_string(),
+        SyncKind::Availability,
+    );
+    assert_eq!(
+        queue.enqueue(&second, Mode::Push).await.unwrap(),
+        Enqueued::Queued
+    );
+    assert_eq!(
+        world
+            .env
+            .stream_len(&world.env.topology.sync_stream())
+            .await,
+        4
+    );
+
+    // Once the waiting job has run (and been acknowledged), a change queues anew.
+    let dispatcher = world.start_dispatcher(JOBS_ONLY);
+    connector_tests::eventually("the queue to drain", Duration::from_secs(30), || async {
+        (world
+            .env
+            .stream_len(&world.env.topology.sync_stream())
+            .await
+            == 0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        queue.enqueue(&first, Mode::Push).await.unwrap(),
+        Enqueued::Queued
+    );
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn availability_goes_first_and_pricing_is_not_starved() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71011", 8)]).await;
+    let changes = world.start_dispatcher(CHANGES_ONLY);
+    changes.ready().await;
+    let now = Utc::now() - chrono::Duration::minutes(1);
+    for (n, listing) in world.listings.iter().enumerate() {
+        let seq = n as u64 * 2;
+        world
+            .publish_price(&Price {
+                change_id: change_id(seq),
+                seq,
+                unit: listing.unit,
+                start: day(1),
+                end: day(5),
+                price_minor: 18_000,
+                currency: "USD".into(),
+                occurred_at: now,
+            })
+            .await;
+        world
+            .publish_availability(&Availability {
+                change_id: change_id(seq + 1),
+                seq: seq + 1,
+                unit: listing.unit,
+                start: day(1),
+                end: day(5),
+                available: Some(false),
+                min_stay: None,
+                occurred_at: now,
+                version: 0,
+            })
+            .await;
+    }
+    world.changes_consumed().await;
+    // One worker, so the order of completion is the order of dispatch.
+    let jobs = world.start_dispatcher_with(JOBS_ONLY, |settings, _| settings.job_concurrency = 1);
+    connector_tests::eventually("all 16 jobs", Duration::from_secs(90), || async {
+        (world
+            .env
+            .count("SELECT count(*) FROM sync_jobs WHERE last_success_at IS NOT NULL")
+            .await
+            == 16)
+            .then_some(())
+    })
+    .await;
+    let order: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM sync_jobs ORDER BY last_success_at")
+            .fetch_all(&world.env.pool)
+            .await
+            .unwrap();
+    let first_four = order
+        .iter()
+        .take(4)
+        .filter(|k| *k == "availability")
+        .count();
+    assert!(first_four >= 3, "availability first: {order:?}");
+    let last_availability = order.iter().rposition(|k| k == "availability").unwrap();
+    let first_pricing = order.iter().position(|k| k == "pricing").unwrap();
+    assert!(
+        first_pricing < last_availability,
+        "pricing is served while availability still waits: {order:?}"
+    );
+    jobs.stop().await;
+    changes.stop().await;
+}
