@@ -24,7 +24,7 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Run the Hostaway simulator on 127.0.0.1:8090 (account 70001, secret `sim-secret`, listings 300101-300103).
+# Run the Hostaway simulator on 127.0.0.1:8090 (account 70001, secret `sim-secret`, listings 300101-300103 and 300199).
 sim *ARGS:
     cargo run -q -p hostaway-sim -- --seed demo {{ARGS}}
 

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# `just demo`: the inbound path end to end on this machine.
+# `just demo`: the connector end to end on this machine, both ways.
 #
 # Builds the binaries, creates a fresh demo database and NATS namespace, adds a
-# Hostaway account with two listings linked to TVL units, starts the webhook
-# gateway and the booking ingestor, then posts what Hostaway sends on a busy
-# day (a reservation created, repeated, cancelled and then updated late; a
-# legacy webhook; the specification's HMAC-signed shape; a double booking; a
-# guest message; a listing nobody linked yet; a ping, an unknown event and a
-# forgery) and prints the bookings, blocks, conflicts and dead letters that
-# result. Set DEMO_KEEP=1 to leave the services running.
+# Hostaway account with listings linked to TVL units, and starts the webhook
+# gateway, the booking ingestor, the Hostaway simulator and the sync
+# dispatcher.
+#
+# Inbound: posts what Hostaway sends on a busy day (a reservation created,
+# repeated, cancelled and then updated late; a legacy webhook; the
+# specification's HMAC-signed shape; a double booking; a guest message; a
+# listing nobody linked yet; a ping, an unknown event and a forgery) and prints
+# the bookings, blocks, conflicts and dead letters that result.
+#
+# Outbound: publishes a burst of TVL availability and price changes, waits for
+# the simulator's calendars to match TVL, and prints the API calls made beside
+# the fewest possible; then edits a calendar behind the connector's back and
+# lets reconciliation heal it, and creates a reservation whose webhook never
+# comes and lets polling find it. Set DEMO_KEEP=1 to leave the services running.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +26,8 @@ BIN="$TARGET_DIR/debug"
 WORK="$ROOT/.demo"
 PORT="${DEMO_PORT:-18080}"
 GW="http://127.0.0.1:$PORT"
+SIM_PORT="${DEMO_SIM_PORT:-18090}"
+SIM="http://127.0.0.1:$SIM_PORT"
 
 export DATABASE_URL="${DEMO_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hostaway_demo}"
 export NATS_URL="${DEMO_NATS_URL:-nats://127.0.0.1:4222}"
@@ -30,6 +40,7 @@ ACCOUNT=70001
 LOGIN=hostaway-demo
 export DEMO_WEBHOOK_PASSWORD="demo-password-$RANDOM$RANDOM"
 export DEMO_HMAC_SECRET="demo-hmac-$RANDOM$RANDOM"
+export DEMO_API_SECRET="demo-api-$RANDOM$RANDOM"
 UNIT_MAIN=0190f5a0-0000-7000-8000-00000000a001
 UNIT_GARDEN=0190f5a0-0000-7000-8000-00000000a002
 
@@ -37,7 +48,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 admin() { "$BIN/hostaway-admin" "$@"; }
 
 step "Building the connector"
-cargo build -q -p webhook-gateway -p booking-ingestor -p admin
+cargo build -q -p webhook-gateway -p booking-ingestor -p sync-dispatcher -p hostaway-sim -p admin
 mkdir -p "$WORK"
 
 step "Fresh database ($DATABASE_URL) and NATS namespace ($NATS_NAMESPACE)"
@@ -50,32 +61,44 @@ export CONNECTOR_CREDENTIALS_KEY
 
 step "A Hostaway account (Basic for its unified webhook, plus an HMAC secret) and its listings"
 admin accounts add --account-id "$ACCOUNT" --name "Demo Rentals" --webhook-login "$LOGIN" \
-  --webhook-password-env DEMO_WEBHOOK_PASSWORD --webhook-secret-env DEMO_HMAC_SECRET
+  --webhook-password-env DEMO_WEBHOOK_PASSWORD --webhook-secret-env DEMO_HMAC_SECRET \
+  --api-key-env DEMO_API_SECRET
 admin links add --account-id "$ACCOUNT" --listing-id 300101 --unit-id "$UNIT_MAIN"
 admin links add --account-id "$ACCOUNT" --listing-id 300102 --unit-id "$UNIT_GARDEN"
 admin links add --account-id "$ACCOUNT" --listing-id 300103 --unit-id "$UNIT_MAIN"
 admin accounts list
 
-step "Starting the webhook gateway (:$PORT) and the booking ingestor"
+step "Starting the webhook gateway (:$PORT), the booking ingestor, the Hostaway simulator (:$SIM_PORT) and the sync dispatcher"
 GATEWAY_LISTEN="127.0.0.1:$PORT" OPS_LISTEN=127.0.0.1:19101 "$BIN/webhook-gateway" >"$WORK/gateway.log" 2>&1 &
 GATEWAY_PID=$!
 OPS_LISTEN=127.0.0.1:19102 "$BIN/booking-ingestor" >"$WORK/ingestor.log" 2>&1 &
 INGESTOR_PID=$!
+SIM_DEMO_SECRET="$DEMO_API_SECRET" "$BIN/hostaway-sim" --listen "127.0.0.1:$SIM_PORT" --seed demo >"$WORK/sim.log" 2>&1 &
+SIM_PID=$!
+# Reconciliation runs on demand below (hostaway-admin sync reconcile) rather
+# than on its cron schedules, so the demo shows each step in turn.
+HOSTAWAY_API_URL="$SIM/v1" OPS_LISTEN=127.0.0.1:19103 SYNC_SETTLE_MS=1500 \
+  SYNC_SCHEDULE_AVAILABILITY=off SYNC_SCHEDULE_PRICING=off SYNC_SCHEDULE_LISTINGS=off SYNC_SCHEDULE_RESERVATIONS=off \
+  "$BIN/sync-dispatcher" >"$WORK/dispatcher.log" 2>&1 &
+DISPATCHER_PID=$!
+PIDS="$GATEWAY_PID $INGESTOR_PID $SIM_PID $DISPATCHER_PID"
 cleanup() {
   if [ "${DEMO_KEEP:-0}" != 1 ]; then
-    kill -TERM "$GATEWAY_PID" "$INGESTOR_PID" 2>/dev/null || true
-    wait "$GATEWAY_PID" "$INGESTOR_PID" 2>/dev/null || true
+    # shellcheck disable=SC2086
+    kill -TERM $PIDS 2>/dev/null || true
+    # shellcheck disable=SC2086
+    wait $PIDS 2>/dev/null || true
   fi
 }
 trap cleanup EXIT
-for ops in 19101 19102; do
+for ops in 19101 19102 19103; do
   for _ in $(seq 1 100); do
     curl -sf "http://127.0.0.1:$ops/readyz" >/dev/null && break
     sleep 0.2
   done
   curl -sf "http://127.0.0.1:$ops/readyz" >/dev/null || { echo "service on ops port $ops not ready; see $WORK/*.log"; exit 1; }
 done
-echo "both ready (logs in $WORK/)"
+echo "all ready (logs in $WORK/)"
 
 post() { # label, body file, curl options…
   local label=$1 file=$2
@@ -161,10 +184,65 @@ step "Metrics (excerpt)"
 curl -sf http://127.0.0.1:19101/metrics | grep -E '^hostaway_webhooks_(received|rejected)_total' || true
 curl -sf http://127.0.0.1:19102/metrics | grep -E '^hostaway_(webhooks_processed_total|ingest_outcomes_total|double_bookings_total|dlq_messages_total)' || true
 
+# ---------------------------------------------------------------- outbound
+day() { date -u -d "+$1 days" +%F; }
+calendar_writes() { curl -sf "$SIM/_sim/requests" | grep -o '"path":"/v1/listings/[0-9]*/calendarIntervals"' | wc -l; }
+api_calls() { curl -sf "$SIM/_sim/requests" | grep -o '"path":"[^"]*"' | wc -l; }
+in_line() { admin sync status | tail -n 1 | grep -Eq '^([0-9]+)/\1 listing'; }
+wait_until() { # seconds, what, command…
+  local seconds=$1 what=$2
+  shift 2
+  for _ in $(seq 1 $((seconds * 5))); do
+    "$@" && return 0
+    sleep 0.2
+  done
+  echo "timed out waiting for $what; see $WORK/dispatcher.log"
+  exit 1
+}
+
+step "Outbound: a burst of TVL changes (availability and prices over 90 days, 2 units, 4 Hostaway listings)"
+admin changes burst --count 1500 --days 90 --seed 7
+wait_until 180 "Hostaway's calendars to match TVL" in_line
+admin sync status
+echo
+printf '  Hostaway API calls: %s in all; %s calendar writes, where the fewest possible is the MIN CALLS total above
+' \
+  "$(api_calls)" "$(calendar_writes)"
+echo "  (the rest: one token, and one listing read per listing for the currency its prices are in)"
+step "The simulator's calendar of listing 300101, next 7 days (what Airbnb would now show)"
+curl -sf "$SIM/_sim/listings/300101/calendar?startDate=$(day 1)&endDate=$(day 7)" | sed 's/},{/},\n {/g'
+echo
+
+step "Drift: a manager changes listing 300101 in Hostaway by hand (Hostaway sends no webhook for that)"
+curl -sf -X PUT -H 'content-type: application/json' "$SIM/_sim/listings/300101/calendar" \
+  -d "{\"startDate\":\"$(day 3)\",\"endDate\":\"$(day 5)\",\"minimumStay\":9,\"price\":999}"
+before=$(calendar_writes)
+admin sync reconcile availability
+admin sync reconcile pricing
+drift_pushed() { [ "$(calendar_writes)" -ge "$((before + 2))" ]; }
+wait_until 60 "reconciliation to push the drift back" drift_pushed
+echo "  listing 300101, days 3-5, after reconciliation:"
+curl -sf "$SIM/_sim/listings/300101/calendar?startDate=$(day 3)&endDate=$(day 5)" | sed 's/},{/},\n {/g'
+echo
+curl -sf http://127.0.0.1:19103/metrics | grep -E '^hostaway_(reconcile_drift_total|sync_ranges_pushed_total)' || true
+
+step "A reservation whose webhook never comes (Hostaway loses some), found by polling"
+RES_ID=$(curl -sf -X POST -H 'content-type: application/json' "$SIM/_sim/accounts/$ACCOUNT/reservations" \
+  -d "{\"listingMapId\":300102,\"arrivalDate\":\"$(day 20)\",\"departureDate\":\"$(day 23)\",\"guestName\":\"Polly Polled\"}" \
+  | grep -o '[0-9][0-9]*')
+echo "  reservation $RES_ID created in Hostaway; no webhook sent"
+admin sync reconcile reservations
+polled_booking() { [ "$(psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM bookings WHERE external_id = '$RES_ID'")" = 1 ]; }
+wait_until 60 "the polled reservation to become a booking" polled_booking
+admin bookings | grep -E "^RESERVATION|Polly" || true
+step "Outbound metrics (excerpt)"
+curl -sf http://127.0.0.1:19103/metrics | grep -E '^hostaway_(sync_jobs_total|sync_changes_total|api_requests_total|reservations_polled_total)' || true
+
 if [ "${DEMO_KEEP:-0}" = 1 ]; then
   trap - EXIT
   echo
-  echo "Services left running: gateway $GW (pid $GATEWAY_PID), ingestor (pid $INGESTOR_PID)."
+  echo "Services left running: gateway $GW (pid $GATEWAY_PID), ingestor (pid $INGESTOR_PID),"
+  echo "simulator $SIM (pid $SIM_PID), dispatcher (pid $DISPATCHER_PID)."
 else
   step "Stopping (SIGTERM: stop taking work, drain, exit)"
 fi

@@ -19,6 +19,7 @@ use serde_json::json;
 use service_kit::health::Health;
 use service_kit::metrics::Metrics;
 use store::accounts::NewAccount;
+use sync_dispatcher::contract::{dates, header};
 use sync_dispatcher::{DispatcherDeps, DispatcherSettings, Roles, SyncDispatcher};
 use tokio_util::sync::CancellationToken;
 
@@ -422,23 +423,6 @@ pub struct Availability {
     pub version: u64,
 }
 
-fn header(change_id: &str, unit: UnitId, at: DateTime<Utc>, version: u64) -> pb::ChangeHeader {
-    pb::ChangeHeader {
-        change_id: change_id.to_owned(),
-        unit_id: unit.to_string(),
-        occurred_at: Some(events::timestamp(at)),
-        version,
-        source: "test".into(),
-    }
-}
-
-fn range(start: NaiveDate, end: NaiveDate) -> Option<pb::DateRange> {
-    Some(pb::DateRange {
-        start: Some(events::date(start)),
-        end: Some(events::date(end)),
-    })
-}
-
 impl Availability {
     pub fn stamp(&self) -> (i64, u64, u64) {
         (self.occurred_at.timestamp_micros(), self.version, self.seq)
@@ -451,8 +435,9 @@ impl Availability {
                 self.unit,
                 self.occurred_at,
                 self.version,
+                "test",
             )),
-            dates: range(self.start, self.end),
+            dates: dates(self.start, self.end),
             available: self.available,
             min_stay: self.min_stay,
             max_stay: None,
@@ -480,8 +465,14 @@ impl Price {
 
     pub fn encode(&self) -> Vec<u8> {
         pb::PriceChange {
-            header: Some(header(&self.change_id, self.unit, self.occurred_at, 0)),
-            dates: range(self.start, self.end),
+            header: Some(header(
+                &self.change_id,
+                self.unit,
+                self.occurred_at,
+                0,
+                "test",
+            )),
+            dates: dates(self.start, self.end),
             nightly_price: Some(pb::Money {
                 minor_units: self.price_minor,
                 currency: self.currency.clone(),

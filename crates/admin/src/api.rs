@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use domain::AccountId;
-use hostaway_client::{CredentialFn, HostawayApiArgs, HostawayClient};
+use hostaway_client::{HostawayApiArgs, HostawayClient};
 use mapping::api::UnifiedWebhookRequest;
 use store::PgPool;
 use store::crypto::CredentialCipher;
@@ -43,20 +43,10 @@ fn client(
     pool: &PgPool,
     cipher: Arc<CredentialCipher>,
 ) -> anyhow::Result<HostawayClient> {
-    let pool = pool.clone();
-    let credentials = CredentialFn(move |account: AccountId| {
-        let (pool, cipher) = (pool.clone(), Arc::clone(&cipher));
-        Box::pin(async move {
-            store::accounts::api_key(&pool, &cipher, &account)
-                .await
-                .ok()
-                .flatten()
-        }) as futures::future::BoxFuture<'static, _>
-    });
     let metrics = hostaway_client::ClientMetrics::register(&prometheus::Registry::new())?;
     Ok(HostawayClient::new(
         api.config(),
-        Arc::new(credentials),
+        sync_dispatcher::credentials::from_database(pool.clone(), cipher),
         metrics,
     )?)
 }

@@ -1,5 +1,6 @@
 //! `hostaway-admin dlq`: inspect and replay dead letters (the replay itself is
-//! `booking_ingestor::dead_letter::replay`).
+//! `booking_ingestor::dead_letter::replay` for webhooks and
+//! `sync_dispatcher::dead_letter::replay` for sync jobs and changes).
 
 use anyhow::{Context, bail};
 use async_nats::jetstream;
@@ -8,6 +9,8 @@ use clap::Subcommand;
 use events::{Message as _, pb};
 use service_kit::config::NatsArgs;
 use store::PgPool;
+use sync_dispatcher::dead_letter::Replayed as SyncReplayed;
+use sync_dispatcher::queue::JobQueue;
 use uuid::Uuid;
 
 #[derive(Debug, Subcommand)]
@@ -34,8 +37,8 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
         DlqCommand::List { all, limit } => {
             let letters = store::dlq::list(pool, *all, *limit).await?;
             println!(
-                "{:<36}  {:<19}  {:<32}  {:<8}  {:<20}  STATE",
-                "ID", "FAILED AT (UTC)", "WEBHOOK", "ATTEMPTS", "ERROR KIND"
+                "{:<36}  {:<19}  {:<24}  {:<32}  {:<8}  {:<20}  STATE",
+                "ID", "FAILED AT (UTC)", "JOB", "JOB ID", "ATTEMPTS", "ERROR KIND"
             );
             for l in letters {
                 let kind = l.error.get("kind").and_then(|k| k.as_str()).unwrap_or("-");
@@ -47,9 +50,10 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
                     "open".to_owned()
                 };
                 println!(
-                    "{:<36}  {:<19}  {:<32}  {:<8}  {:<20}  {state}",
+                    "{:<36}  {:<19}  {:<24}  {:<32}  {:<8}  {:<20}  {state}",
                     l.id,
                     l.failed_at.format("%Y-%m-%d %H:%M:%S"),
+                    l.job_name,
                     l.job_id,
                     l.attempts,
                     kind
@@ -89,21 +93,33 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
                 _ => bail!("give a dead letter id, or --all"),
             };
             let client = nats.connect("hostaway-admin").await?;
-            let js = jetstream::new(client);
+            let js = jetstream::new(client.clone());
             let topology = nats.topology()?;
+            let queue = JobQueue::new(client, topology.clone(), std::time::Duration::from_secs(5));
             let mut replayed = 0;
             for letter in letters {
-                match booking_ingestor::dead_letter::replay(&js, &topology, pool, &letter).await? {
-                    Replayed::Sent(n) => {
+                let sent = if sync_dispatcher::dead_letter::owns(&letter) {
+                    match sync_dispatcher::dead_letter::replay(&queue, &js, pool, &letter).await? {
+                        SyncReplayed::Sent(n) => Some(n),
+                        SyncReplayed::AlreadyResolved => None,
+                    }
+                } else {
+                    match booking_ingestor::dead_letter::replay(&js, &topology, pool, &letter)
+                        .await?
+                    {
+                        Replayed::Sent(n) => Some(n),
+                        Replayed::AlreadyResolved => None,
+                    }
+                };
+                match sent {
+                    Some(n) => {
                         println!(
-                            "{}: replayed (webhook {}, replay #{n})",
-                            letter.id, letter.job_id
+                            "{}: replayed ({} {}, replay #{n})",
+                            letter.id, letter.job_name, letter.job_id
                         );
                         replayed += 1;
                     }
-                    Replayed::AlreadyResolved => {
-                        println!("{}: already resolved, skipped", letter.id)
-                    }
+                    None => println!("{}: already resolved, skipped", letter.id),
                 }
             }
             println!("{replayed} dead letter(s) replayed");

@@ -7,6 +7,7 @@
 
 mod api;
 mod dlq;
+mod outbound;
 mod output;
 
 use std::io::Read;
@@ -89,6 +90,12 @@ enum Command {
     /// The dead-letter queue.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Publish a TVL change by hand (availability, price, listing details).
+    #[command(subcommand)]
+    Changes(outbound::ChangesCommand),
+    /// Outbound sync: status, jobs, reconciliation now.
+    #[command(subcommand)]
+    Sync(outbound::SyncCommand),
     /// The Hostaway API for one account (HOSTAWAY_API_URL: the real one or hostaway-sim).
     Api {
         #[command(flatten)]
@@ -285,6 +292,8 @@ async fn main() -> anyhow::Result<()> {
             output::webhooks(&store::webhook_log::list(&pool, *limit).await?)
         }
         Command::Dlq(command) => dlq::run(&cli.nats, &pool, command).await?,
+        Command::Changes(command) => outbound::changes(&cli.nats, &pool, command).await?,
+        Command::Sync(command) => outbound::sync(&cli.nats, &pool, command).await?,
         Command::Api { hostaway, command } => {
             api::run(hostaway, &pool, cipher(&cli)?, command).await?
         }

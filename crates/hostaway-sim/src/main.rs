@@ -14,7 +14,8 @@ struct Args {
     #[arg(long, env = "SIM_LISTEN", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
     /// Seed accounts and listings: `demo` adds account 70001 (secret
-    /// `SIM_DEMO_SECRET`, default `sim-secret`) with listings 300101-300103.
+    /// `SIM_DEMO_SECRET`, default `sim-secret`) with listings 300101-300103
+    /// and 300199.
     #[arg(long, env = "SIM_SEED")]
     seed: Option<String>,
     #[arg(
@@ -57,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
             (300_101, "Harbour flat"),
             (300_102, "Garden cottage"),
             (300_103, "Harbour flat (Vrbo copy)"),
+            (300_199, "Garden cottage (Booking.com copy)"),
         ] {
             let mut fields = Map::new();
             fields.insert("id".into(), json!(id));

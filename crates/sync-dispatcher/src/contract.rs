@@ -399,6 +399,40 @@ fn listing(m: &pb::ListingDetailsChange, header: Header) -> Result<Change, Contr
     }))
 }
 
+/// The header of a change published now by `source` (a fresh UUIDv7 id).
+pub fn new_header(unit: UnitId, source: &str) -> pb::ChangeHeader {
+    header(
+        &uuid::Uuid::now_v7().to_string(),
+        unit,
+        Utc::now(),
+        0,
+        source,
+    )
+}
+
+pub fn header(
+    change_id: &str,
+    unit: UnitId,
+    occurred_at: DateTime<Utc>,
+    version: u64,
+    source: &str,
+) -> pb::ChangeHeader {
+    pb::ChangeHeader {
+        change_id: change_id.to_owned(),
+        unit_id: unit.to_string(),
+        occurred_at: Some(events::timestamp(occurred_at)),
+        version,
+        source: source.to_owned(),
+    }
+}
+
+pub fn dates(start: NaiveDate, end: NaiveDate) -> Option<pb::DateRange> {
+    Some(pb::DateRange {
+        start: Some(events::date(start)),
+        end: Some(events::date(end)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;

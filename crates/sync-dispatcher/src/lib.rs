@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod plan;
 pub mod queue;
 pub mod reconcile;
+pub mod report;
 pub mod server;
 pub mod worker;
 

@@ -1,0 +1,341 @@
+//! `hostaway-admin changes`: publish a TVL change by hand, exactly as a TVL
+//! service would (validated against the contract first: a change the
+//! dispatcher would refuse is refused here, and nothing is published).
+//!
+//! `hostaway-admin sync`: where outbound sync stands, its jobs, and
+//! reconciliation on demand.
+
+use anyhow::{Context, bail};
+use async_nats::jetstream::{self, message::PublishMessage};
+use chrono::{NaiveDate, Utc};
+use clap::Subcommand;
+use domain::{Currency, Money, UnitId};
+use events::{Message as _, pb};
+use service_kit::config::NatsArgs;
+use service_kit::nats::Topology;
+use store::PgPool;
+use sync_dispatcher::contract;
+use sync_dispatcher::queue::JobQueue;
+
+const SOURCE: &str = "hostaway-admin";
+
+#[derive(Debug, Subcommand)]
+pub enum ChangesCommand {
+    /// Nights bookable or not, and their stay rules, for days FROM..=TO.
+    Availability {
+        #[arg(long)]
+        unit_id: UnitId,
+        #[arg(long)]
+        from: NaiveDate,
+        #[arg(long)]
+        to: NaiveDate,
+        #[arg(long)]
+        available: Option<bool>,
+        #[arg(long)]
+        min_stay: Option<u32>,
+        #[arg(long)]
+        max_stay: Option<u32>,
+    },
+    /// The nightly price of days FROM..=TO (in the listing's currency).
+    Price {
+        #[arg(long)]
+        unit_id: UnitId,
+        #[arg(long)]
+        from: NaiveDate,
+        #[arg(long)]
+        to: NaiveDate,
+        /// A decimal amount, e.g. 149.50.
+        #[arg(long)]
+        price: String,
+        #[arg(long)]
+        currency: String,
+    },
+    /// Listing details.
+    Listing {
+        #[arg(long)]
+        unit_id: UnitId,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        person_capacity: Option<u32>,
+        #[arg(long)]
+        bedrooms: Option<u32>,
+        #[arg(long)]
+        bathrooms: Option<u32>,
+        #[arg(long)]
+        check_in_hour: Option<u32>,
+        #[arg(long)]
+        check_out_hour: Option<u32>,
+    },
+    /// A random burst of availability and price changes over every linked
+    /// unit, days 1..=DAYS from today (the demo's).
+    Burst {
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value_t = 60)]
+        days: i64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The currency of the prices (the listings').
+        #[arg(long, default_value = "USD")]
+        currency: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Per linked listing: days wanted, days still to push, the fewest writes
+    /// that carry it all, and the calls made.
+    Status,
+    /// The sync jobs: attempts, last error, calls.
+    Jobs,
+    /// Queue a reconciliation now (availability, pricing, listings or reservations).
+    Reconcile { kind: String },
+}
+
+struct Publisher {
+    js: jetstream::Context,
+    topology: Topology,
+}
+
+impl Publisher {
+    async fn connect(nats: &NatsArgs) -> anyhow::Result<Self> {
+        let client = nats.connect("hostaway-admin").await?;
+        Ok(Self {
+            js: jetstream::new(client),
+            topology: nats.topology()?,
+        })
+    }
+
+    /// Validates the change as the dispatcher will, then publishes it.
+    async fn publish(
+        &self,
+        kind: &str,
+        unit: UnitId,
+        change_id: &str,
+        payload: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let subject = self.topology.change_subject(kind, &unit.to_string());
+        contract::decode(self.topology.namespace(), &subject, &payload, Utc::now())
+            .context("the change breaks the contract; nothing was published")?;
+        self.js
+            .send_publish(
+                subject,
+                PublishMessage::build()
+                    .payload(payload.into())
+                    .message_id(change_id),
+            )
+            .await?
+            .await
+            .context("JetStream did not take the change")?;
+        Ok(())
+    }
+}
+
+pub async fn changes(
+    nats: &NatsArgs,
+    pool: &PgPool,
+    command: &ChangesCommand,
+) -> anyhow::Result<()> {
+    let publisher = Publisher::connect(nats).await?;
+    match command {
+        ChangesCommand::Availability {
+            unit_id,
+            from,
+            to,
+            available,
+            min_stay,
+            max_stay,
+        } => {
+            let header = contract::new_header(*unit_id, SOURCE);
+            let id = header.change_id.clone();
+            let message = pb::AvailabilityChange {
+                header: Some(header),
+                dates: contract::dates(*from, *to),
+                available: *available,
+                min_stay: *min_stay,
+                max_stay: *max_stay,
+            };
+            publisher
+                .publish("availability", *unit_id, &id, message.encode_to_vec())
+                .await?;
+            println!("availability change {id} published");
+        }
+        ChangesCommand::Price {
+            unit_id,
+            from,
+            to,
+            price,
+            currency,
+        } => {
+            let currency = Currency::parse(currency.trim()).context("--currency")?;
+            let money = Money::from_decimal(price.trim(), currency).context("--price")?;
+            let header = contract::new_header(*unit_id, SOURCE);
+            let id = header.change_id.clone();
+            let message = pb::PriceChange {
+                header: Some(header),
+                dates: contract::dates(*from, *to),
+                nightly_price: Some(events::money(money)),
+            };
+            publisher
+                .publish("pricing", *unit_id, &id, message.encode_to_vec())
+                .await?;
+            println!("price change {id} published");
+        }
+        ChangesCommand::Listing {
+            unit_id,
+            name,
+            description,
+            person_capacity,
+            bedrooms,
+            bathrooms,
+            check_in_hour,
+            check_out_hour,
+        } => {
+            let header = contract::new_header(*unit_id, SOURCE);
+            let id = header.change_id.clone();
+            let message = pb::ListingDetailsChange {
+                header: Some(header),
+                name: name.clone(),
+                description: description.clone(),
+                person_capacity: *person_capacity,
+                bedrooms: *bedrooms,
+                bathrooms: *bathrooms,
+                check_in_hour_start: *check_in_hour,
+                check_out_hour: *check_out_hour,
+                ..Default::default()
+            };
+            publisher
+                .publish("listing", *unit_id, &id, message.encode_to_vec())
+                .await?;
+            println!("listing change {id} published");
+        }
+        ChangesCommand::Burst {
+            count,
+            days,
+            seed,
+            currency,
+        } => {
+            let currency = Currency::parse(currency.trim()).context("--currency")?;
+            let units: Vec<UnitId> = {
+                let mut units: Vec<UnitId> = store::links::list(pool, None)
+                    .await?
+                    .into_iter()
+                    .map(|l| l.unit)
+                    .collect();
+                units.sort();
+                units.dedup();
+                units
+            };
+            if units.is_empty() {
+                bail!("no linked unit: link listings first (hostaway-admin links add)");
+            }
+            let mut rng = fastrand::Rng::with_seed(*seed);
+            let today = Utc::now().date_naive();
+            let days = (*days).clamp(1, contract::MAX_RANGE_DAYS - 1);
+            for n in 0..*count {
+                let unit = units[rng.usize(0..units.len())];
+                let start = today + chrono::Duration::days(rng.i64(1..=days));
+                let end = (start + chrono::Duration::days(rng.i64(0..7)))
+                    .min(today + chrono::Duration::days(days));
+                let header = contract::new_header(unit, SOURCE);
+                let id = header.change_id.clone();
+                if n % 3 == 2 {
+                    let price = Money::from_minor_units(rng.i64(90..=250) * 100, currency)?;
+                    let message = pb::PriceChange {
+                        header: Some(header),
+                        dates: contract::dates(start, end),
+                        nightly_price: Some(events::money(price)),
+                    };
+                    publisher
+                        .publish("pricing", unit, &id, message.encode_to_vec())
+                        .await?;
+                } else {
+                    let message = pb::AvailabilityChange {
+                        header: Some(header),
+                        dates: contract::dates(start, end),
+                        available: Some(rng.u8(0..4) != 0),
+                        min_stay: Some(rng.u32(1..=3)),
+                        max_stay: None,
+                    };
+                    publisher
+                        .publish("availability", unit, &id, message.encode_to_vec())
+                        .await?;
+                }
+            }
+            println!("{count} changes published over {} unit(s)", units.len());
+        }
+    }
+    Ok(())
+}
+
+pub async fn sync(nats: &NatsArgs, pool: &PgPool, command: &SyncCommand) -> anyhow::Result<()> {
+    match command {
+        SyncCommand::Status => {
+            let listings = sync_dispatcher::report::status(pool).await?;
+            println!(
+                "{:<10}  {:<10}  {:>6}  {:>13}  {:>11}  {:>12}  {:>9}  {:>5}",
+                "ACCOUNT",
+                "LISTING",
+                "DAYS",
+                "PENDING AVAIL",
+                "PENDING $",
+                "RUNS (A/$)",
+                "MIN CALLS",
+                "CALLS"
+            );
+            for s in &listings {
+                println!(
+                    "{:<10}  {:<10}  {:>6}  {:>13}  {:>11}  {:>12}  {:>9}  {:>5}",
+                    s.account.as_str(),
+                    s.listing.as_str(),
+                    s.desired_days,
+                    s.pending_availability,
+                    s.pending_pricing,
+                    format!("{}/{}", s.runs.0, s.runs.1),
+                    s.minimum_writes,
+                    s.calls
+                );
+            }
+            let in_line = listings.iter().filter(|s| s.in_line()).count();
+            println!(
+                "{in_line}/{} listing(s) in line with TVL; fewest calendar writes for all: {}; calls made: {}",
+                listings.len(),
+                listings.iter().map(|s| s.minimum_writes).sum::<usize>(),
+                listings.iter().map(|s| s.calls).sum::<i64>()
+            );
+        }
+        SyncCommand::Jobs => {
+            println!(
+                "{:<14}  {:<10}  {:<10}  {:>8}  {:>6}  {:<6}  LAST ERROR",
+                "KIND", "ACCOUNT", "LISTING", "ATTEMPTS", "CALLS", "LEASED"
+            );
+            for job in store::sync_jobs::list(pool).await? {
+                println!(
+                    "{:<14}  {:<10}  {:<10}  {:>8}  {:>6}  {:<6}  {}",
+                    job.key.kind.as_str(),
+                    job.key.account.as_str(),
+                    job.key.listing_str(),
+                    job.attempts,
+                    job.calls,
+                    if job.leased { "yes" } else { "no" },
+                    job.last_error.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        SyncCommand::Reconcile { kind } => {
+            let kind = sync_dispatcher::report::parse_kind(kind.trim())
+                .context("kind: availability, pricing, listings or reservations")?;
+            let client = nats.connect("hostaway-admin").await?;
+            let queue = JobQueue::new(client, nats.topology()?, std::time::Duration::from_secs(5));
+            let done = sync_dispatcher::reconcile::enqueue_all(pool, &queue, kind, None).await?;
+            println!(
+                "{} reconciliation: {} job(s) queued, {} already waiting",
+                kind, done.queued, done.folded
+            );
+        }
+    }
+    Ok(())
+}
