@@ -40,6 +40,10 @@ bench-inbound: services
 bench-client:
     cargo run --release -q -p bench -- client
 
+# Push a burst of 10,000 TVL changes at Hostaway's real limits; calls and time beside their lower bounds.
+bench-outbound *ARGS: services
+    cargo run --release -q -p bench -- outbound {{ARGS}}
+
 # Format the code.
 fmt:
     cargo fmt --all

@@ -208,7 +208,7 @@ echo
 printf '  Hostaway API calls: %s in all; %s calendar writes, where the fewest possible is the MIN CALLS total above
 ' \
   "$(api_calls)" "$(calendar_writes)"
-echo "  (the rest: one token, and one listing read per listing for the currency its prices are in)"
+echo "  (the rest: one token, and one read of the account's listings to learn the currency of their prices)"
 step "The simulator's calendar of listing 300101, next 7 days (what Airbnb would now show)"
 curl -sf "$SIM/_sim/listings/300101/calendar?startDate=$(day 1)&endDate=$(day 7)" | sed 's/},{/},\n {/g'
 echo

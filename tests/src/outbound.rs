@@ -48,7 +48,11 @@ pub fn secret_of(account: &str) -> String {
 impl OutboundWorld {
     /// `accounts`: each account id with its number of listings.
     pub async fn new(sim_config: SimConfig, accounts: &[(&str, usize)]) -> Self {
-        let env = TestEnv::new().await;
+        Self::with_env(TestEnv::new().await, sim_config, accounts).await
+    }
+
+    /// The same world in `env` (a benchmark's, connected directly).
+    pub async fn with_env(env: TestEnv, sim_config: SimConfig, accounts: &[(&str, usize)]) -> Self {
         let sim = Sim::start("127.0.0.1:0".parse().expect("addr"), sim_config)
             .await
             .expect("simulator starts");
@@ -369,6 +373,37 @@ fn newer<T>(slot: &mut Option<Stamped<T>>, candidate: Stamped<T>) {
 }
 
 impl Model {
+    /// The fewest calendar writes that bring a Hostaway knowing nothing of
+    /// TVL's calendar to this one: maximal runs of equal wanted values per
+    /// kind, 200 a call.
+    pub fn minimum_writes(&self, unit: UnitId) -> usize {
+        use sync_dispatcher::plan::{self, PlannedDay};
+        let Some(days) = self.units.get(&unit) else {
+            return 0;
+        };
+        let availability: Vec<PlannedDay<(Option<bool>, Option<u32>)>> = days
+            .iter()
+            .filter(|(_, d)| d.available.is_some() || d.min_stay.is_some())
+            .map(|(date, d)| PlannedDay {
+                day: *date,
+                want: (d.available.map(|a| a.value), d.min_stay.map(|m| m.value)),
+                dirty: true,
+            })
+            .collect();
+        let pricing: Vec<PlannedDay<i64>> = days
+            .iter()
+            .filter_map(|(date, d)| {
+                d.price_minor.map(|p| PlannedDay {
+                    day: *date,
+                    want: p.value,
+                    dirty: true,
+                })
+            })
+            .collect();
+        plan::calls_for(plan::runs(&availability).len())
+            + plan::calls_for(plan::runs(&pricing).len())
+    }
+
     pub fn apply_availability(&mut self, change: &Availability) {
         let days = self.units.entry(change.unit).or_default();
         for date in change.start.iter_days().take_while(|d| *d <= change.end) {

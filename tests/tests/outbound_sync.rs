@@ -12,7 +12,6 @@ use connector_tests::outbound::{
 use hostaway_sim::SimConfig;
 use serde_json::json;
 use sync_dispatcher::Roles;
-use sync_dispatcher::plan::{self, PlannedDay};
 
 const CHANGES_ONLY: Roles = Roles {
     changes: true,
@@ -24,34 +23,6 @@ const JOBS_ONLY: Roles = Roles {
     jobs: true,
     reconcile: false,
 };
-
-/// The fewest calls that can bring Hostaway from knowing nothing to `model`:
-/// maximal runs of equal wanted values per kind, 200 a call.
-fn lower_bound(model: &Model, unit: domain::UnitId) -> usize {
-    let Some(days) = model.units.get(&unit) else {
-        return 0;
-    };
-    let availability: Vec<PlannedDay<(Option<bool>, Option<u32>)>> = days
-        .iter()
-        .filter(|(_, d)| d.available.is_some() || d.min_stay.is_some())
-        .map(|(date, d)| PlannedDay {
-            day: *date,
-            want: (d.available.map(|a| a.value), d.min_stay.map(|m| m.value)),
-            dirty: true,
-        })
-        .collect();
-    let pricing: Vec<PlannedDay<i64>> = days
-        .iter()
-        .filter_map(|(date, d)| {
-            d.price_minor.map(|p| PlannedDay {
-                day: *date,
-                want: p.value,
-                dirty: true,
-            })
-        })
-        .collect();
-    plan::calls_for(plan::runs(&availability).len()) + plan::calls_for(plan::runs(&pricing).len())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_changes_to_one_listing_end_in_the_fewest_calls_and_the_newest_values() {
@@ -130,7 +101,7 @@ async fn many_changes_to_one_listing_end_in_the_fewest_calls_and_the_newest_valu
     // The burst has been folded into one job per kind: run them now.
     let jobs = world.start_dispatcher(JOBS_ONLY);
     world.converged(&model, Duration::from_secs(60)).await;
-    let minimum = lower_bound(&model, listing.unit);
+    let minimum = model.minimum_writes(listing.unit);
     connector_tests::eventually("the jobs to finish", Duration::from_secs(30), || async {
         (jobs.metric("hostaway_sync_jobs_total") >= 2.0).then_some(())
     })

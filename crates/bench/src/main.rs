@@ -13,6 +13,7 @@
 
 mod client;
 mod load;
+mod outbound;
 mod report;
 
 use std::time::Duration;
@@ -32,6 +33,8 @@ enum Command {
     Inbound(load::InboundArgs),
     /// The Hostaway client stack against the simulator, beside plain reqwest.
     Client(client::ClientArgs),
+    /// A burst of TVL changes pushed at Hostaway's real limits, beside the lower bounds.
+    Outbound(outbound::OutboundArgs),
 }
 
 #[tokio::main]
@@ -48,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Client(args) => client::run(&args).await?,
+        Command::Outbound(args) => outbound::run(&args).await?,
     }
     Ok(())
 }

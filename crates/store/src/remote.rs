@@ -201,6 +201,31 @@ pub async fn record_read_listing(
     Ok(())
 }
 
+/// Notes the currency of many listings of an account at once (one page of
+/// `GET /listings` tells it for a hundred).
+pub async fn record_currencies(
+    pool: &PgPool,
+    account: &str,
+    currencies: &[(String, Currency)],
+) -> Result<(), StoreError> {
+    let (listings, codes): (Vec<&str>, Vec<&str>) = currencies
+        .iter()
+        .map(|(listing, currency)| (listing.as_str(), currency.as_str()))
+        .unzip();
+    sqlx::query(
+        "INSERT INTO remote_listings (hostaway_account_id, hostaway_listing_id, currency, listing_read_at)
+         SELECT $1, l, c, now() FROM unnest($2::text[], $3::text[]) AS t(l, c)
+         ON CONFLICT (hostaway_account_id, hostaway_listing_id)
+         DO UPDATE SET currency = excluded.currency, listing_read_at = now()",
+    )
+    .bind(account)
+    .bind(listings)
+    .bind(codes)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Records listing fields Hostaway accepted.
 pub async fn record_pushed_listing(
     pool: &PgPool,

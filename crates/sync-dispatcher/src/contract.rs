@@ -499,7 +499,8 @@ mod tests {
 
     #[test]
     fn broken_availability_changes_name_the_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut pb::AvailabilityChange)>)> = vec![
+        type Edit = Box<dyn Fn(&mut pb::AvailabilityChange)>;
+        let cases: Vec<(&str, Edit)> = vec![
             ("header", Box::new(|m| m.header = None)),
             (
                 "header.change_id",

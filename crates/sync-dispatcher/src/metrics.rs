@@ -34,7 +34,7 @@ pub struct SyncMetrics {
 impl SyncMetrics {
     pub fn register(metrics: &Metrics) -> anyhow::Result<Self> {
         let counter = |name: &str, help: &str, labels: &[&str]| -> anyhow::Result<IntCounterVec> {
-            Ok(metrics.register(IntCounterVec::new(Opts::new(name, help), labels)?)?)
+            metrics.register(IntCounterVec::new(Opts::new(name, help), labels)?)
         };
         Ok(Self {
             jobs: counter(

@@ -36,41 +36,51 @@ impl<V> Run<V> {
     }
 }
 
+/// Consecutive days wanting the same values, and the span of its dirty days.
+struct Segment<'a, V> {
+    last: NaiveDate,
+    values: &'a V,
+    dirty: Option<(NaiveDate, NaiveDate)>,
+}
+
+impl<V: Clone> Segment<'_, V> {
+    fn into_run(self) -> Option<Run<V>> {
+        self.dirty.map(|(start, end)| Run {
+            start,
+            end,
+            values: self.values.clone(),
+        })
+    }
+}
+
 /// The fewest runs covering every dirty day with its wanted values. `days`
 /// must be in date order, one entry per date.
 pub fn runs<V: PartialEq + Clone>(days: &[PlannedDay<V>]) -> Vec<Run<V>> {
     let mut out = Vec::new();
-    // The open segment: its last day, its values, and its dirty span.
-    let mut segment: Option<(NaiveDate, &V, Option<(NaiveDate, NaiveDate)>)> = None;
-    let close = |segment: Option<(NaiveDate, &V, Option<(NaiveDate, NaiveDate)>)>,
-                 out: &mut Vec<Run<V>>| {
-        if let Some((_, values, Some((start, end)))) = segment {
-            out.push(Run {
-                start,
-                end,
-                values: values.clone(),
+    let mut open: Option<Segment<'_, V>> = None;
+    for day in days {
+        let continues = open
+            .as_ref()
+            .is_some_and(|s| s.last.succ_opt() == Some(day.day) && *s.values == day.want);
+        if !continues {
+            out.extend(open.take().and_then(Segment::into_run));
+            open = Some(Segment {
+                last: day.day,
+                values: &day.want,
+                dirty: None,
             });
         }
-    };
-    for day in days {
-        let continues = segment.as_ref().is_some_and(|(last, values, _)| {
-            last.succ_opt() == Some(day.day) && **values == day.want
-        });
-        if !continues {
-            close(segment.take(), &mut out);
-            segment = Some((day.day, &day.want, None));
-        }
-        if let Some((last, _, span)) = segment.as_mut() {
-            *last = day.day;
+        if let Some(segment) = open.as_mut() {
+            segment.last = day.day;
             if day.dirty {
-                *span = Some(match span {
-                    Some((start, _)) => (*start, day.day),
+                segment.dirty = Some(match segment.dirty {
+                    Some((start, _)) => (start, day.day),
                     None => (day.day, day.day),
                 });
             }
         }
     }
-    close(segment, &mut out);
+    out.extend(open.and_then(Segment::into_run));
     out
 }
 

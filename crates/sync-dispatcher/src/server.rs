@@ -233,6 +233,7 @@ impl SyncDispatcher {
                 gate: Arc::clone(&gate),
                 settings: settings.worker.clone(),
                 holder,
+                listing_reads: Default::default(),
             });
             let (settings, js, pool, stop, tracker, ready, metrics, background_tasks) = (
                 Arc::clone(&settings),

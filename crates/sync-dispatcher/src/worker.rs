@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, AckKind};
 use chrono::{NaiveDate, NaiveDateTime, Utc};
 use domain::{AccountId, Currency, ListingId, SyncKind, UnitId};
-use hostaway_client::{ErrorKind, HostawayClient, HostawayError, ReservationsQuery};
+use hostaway_client::{ErrorKind, HostawayClient, HostawayError, ListingsQuery, ReservationsQuery};
 use mapping::WebhookEvent;
 use retry::{RetryPolicy, full_jitter};
 use serde_json::{Map, Value, json};
@@ -101,6 +101,21 @@ pub struct JobRunner {
     pub settings: WorkerSettings,
     /// This process's identity in leases.
     pub holder: Uuid,
+    pub listing_reads: AccountGates,
+}
+
+/// One async lock per account, for work no two jobs of an account should
+/// repeat at once.
+#[derive(Debug, Default)]
+pub struct AccountGates(
+    std::sync::Mutex<std::collections::HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>,
+);
+
+impl AccountGates {
+    pub fn gate(&self, account: &AccountId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(gates.entry(account.clone()).or_default())
+    }
 }
 
 /// What a finished job did.
@@ -587,14 +602,58 @@ impl JobRunner {
         {
             return Ok(facts.currency);
         }
-        calls.count();
-        let read = self
-            .client
-            .get_listing(&job.key.account, listing)
-            .await
-            .map_err(|e| JobError::api(e, json!({"reading": "listing"})))?;
-        store::remote::record_read_listing(&self.pool, at, read.currency, &[]).await?;
-        Ok(read.currency)
+        // One pass over the account's listings (a hundred a page) learns the
+        // currency of all of them; concurrent jobs of the account wait for it
+        // rather than repeat it.
+        let gate = self.listing_reads.gate(&job.key.account);
+        let _reading = gate.lock().await;
+        let facts = store::remote::facts(&self.pool, at).await?;
+        if facts.currency.is_some() {
+            return Ok(facts.currency);
+        }
+        let mut query = ListingsQuery::default();
+        let mut found = None;
+        loop {
+            calls.count();
+            let page = self
+                .client
+                .list_listings(&job.key.account, &query)
+                .await
+                .map_err(|e| JobError::api(e, json!({"reading": "listings"})))?;
+            let currencies: Vec<(String, Currency)> = page
+                .items
+                .iter()
+                .filter_map(|l| l.currency.map(|c| (l.id.to_string(), c)))
+                .collect();
+            store::remote::record_currencies(&self.pool, at.account, &currencies).await?;
+            if let Some(ours) = page.items.iter().find(|l| &l.id == listing) {
+                found = Some(ours.currency);
+            }
+            let received = page.items.len();
+            if received < query.limit as usize
+                || page
+                    .count
+                    .is_some_and(|count| u64::from(query.offset) + received as u64 >= count)
+            {
+                break;
+            }
+            query.offset += query.limit;
+        }
+        match found {
+            Some(currency) => Ok(currency),
+            // Not among the account's listings: asked directly, Hostaway says
+            // why (a 404 is final, and dead-letters the job).
+            None => {
+                calls.count();
+                let read = self
+                    .client
+                    .get_listing(&job.key.account, listing)
+                    .await
+                    .map_err(|e| JobError::api(e, json!({"reading": "listing"})))?;
+                store::remote::record_read_listing(&self.pool, at, read.currency, &[]).await?;
+                Ok(read.currency)
+            }
+        }
     }
 
     /// Reads Hostaway's calendar for the unit's desired horizon (unless read

@@ -1,0 +1,196 @@
+//! `just bench-outbound`: a burst of TVL changes over many listings in several
+//! accounts, pushed to the simulator at Hostaway's real limits (20 requests
+//! per 10 s per account, 15 per 10 s per egress IP). Reported beside the
+//! lower bounds measured from the same burst:
+//!
+//! - calendar writes made, against the fewest possible (maximal runs of equal
+//!   values per listing and kind, 200 ranges a call);
+//! - all API calls, against that plus the reads that cannot be avoided (a
+//!   token per account, a page of listings per account for the currencies);
+//! - time to converge, against all calls ÷ the egress IP's budget (1.5 calls
+//!   a second): the time the calls alone must take;
+//! - 429s received, and the most requests in any 10 s window.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use connector_tests::TestEnv;
+use connector_tests::outbound::{Availability, Model, OutboundWorld, Price, change_id, day};
+use hostaway_client::ClientConfig;
+use hostaway_sim::SimConfig;
+use sync_dispatcher::Roles;
+use sync_dispatcher::worker::WorkerSettings;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutboundArgs {
+    #[arg(long, default_value_t = 10_000)]
+    pub changes: u64,
+    #[arg(long, default_value_t = 3)]
+    pub accounts: usize,
+    #[arg(long, default_value_t = 34)]
+    pub listings_per_account: usize,
+    /// Days ahead the changes cover.
+    #[arg(long, default_value_t = 180)]
+    pub days: i64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Give up waiting for convergence after this long.
+    #[arg(long, default_value_t = 1800)]
+    pub timeout_secs: u64,
+}
+
+pub async fn run(args: &OutboundArgs) -> anyhow::Result<()> {
+    let accounts: Vec<String> = (0..args.accounts)
+        .map(|n| format!("{}", 72_001 + n))
+        .collect();
+    let layout: Vec<(&str, usize)> = accounts
+        .iter()
+        .map(|a| (a.as_str(), args.listings_per_account))
+        .collect();
+    eprintln!(
+        "[1/4] {} accounts × {} listings on the simulator (Hostaway's limits), linked in a fresh database",
+        args.accounts, args.listings_per_account
+    );
+    let world =
+        OutboundWorld::with_env(TestEnv::new_direct().await, SimConfig::default(), &layout).await;
+    let dispatcher = world.start_dispatcher_with(
+        Roles {
+            reconcile: false,
+            ..Roles::ALL
+        },
+        |settings, client| {
+            // Production timings, not the tests'.
+            settings.worker = WorkerSettings::default();
+            settings.change_ack_wait = Duration::from_secs(30);
+            settings.job_ack_wait = Duration::from_secs(60);
+            client.retry = ClientConfig::default().retry;
+        },
+    );
+    dispatcher.ready().await;
+
+    eprintln!("[2/4] publishing {} changes", args.changes);
+    let mut rng = fastrand::Rng::with_seed(args.seed);
+    let mut model = Model::default();
+    let base = Utc::now() - chrono::Duration::minutes(10);
+    let started = Instant::now();
+    for seq in 0..args.changes {
+        let listing = &world.listings[rng.usize(0..world.listings.len())];
+        let start = rng.i64(1..=args.days);
+        let end = (start + rng.i64(0..14)).min(args.days);
+        let occurred_at = base + chrono::Duration::milliseconds(rng.i64(0..600_000));
+        if seq % 3 == 2 {
+            let change = Price {
+                change_id: change_id(seq),
+                seq,
+                unit: listing.unit,
+                start: day(start),
+                end: day(end),
+                price_minor: rng.i64(80..=260) * 100,
+                currency: "USD".into(),
+                occurred_at,
+            };
+            model.apply_price(&change);
+            world.publish_price(&change).await;
+        } else {
+            let change = Availability {
+                change_id: change_id(seq),
+                seq,
+                unit: listing.unit,
+                start: day(start),
+                end: day(end),
+                available: Some(rng.u8(0..4) != 0),
+                min_stay: Some(rng.u32(1..=3)),
+                occurred_at,
+                version: 0,
+            };
+            model.apply_availability(&change);
+            world.publish_availability(&change).await;
+        }
+    }
+    let published = started.elapsed();
+    world.changes_consumed().await;
+    let projected = started.elapsed();
+
+    eprintln!("[3/4] waiting for Hostaway's calendars to match TVL (calls at 1.5 a second)");
+    let deadline = Duration::from_secs(args.timeout_secs);
+    loop {
+        let status = sync_dispatcher::report::status(&world.env.pool).await?;
+        if status.iter().all(|s| s.in_line()) {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < deadline,
+            "no convergence within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let converged = started.elapsed();
+
+    eprintln!("[4/4] checking every calendar against TVL's");
+    let mut wrong = 0;
+    for listing in &world.listings {
+        wrong += world.differences(listing, &model).await.len();
+    }
+    let requests = world.sim.requests(None).await;
+    let count =
+        |f: &dyn Fn(&hostaway_sim::RequestRecord) -> bool| requests.iter().filter(|r| f(r)).count();
+    let writes =
+        count(&|r| r.method == "PUT" && r.path.ends_with("/calendarIntervals") && r.status == 200);
+    let too_many = count(&|r| r.status == 429);
+    let tokens = count(&|r| r.path.ends_with("/accessTokens"));
+    let listing_pages = count(&|r| r.method == "GET" && r.path == "/v1/listings");
+    let total = requests.len();
+    let minimum_writes: usize = world
+        .listings
+        .iter()
+        .map(|l| model.minimum_writes(l.unit))
+        .sum();
+    let pages_needed = args.accounts * args.listings_per_account.div_ceil(100);
+    let minimum_calls = minimum_writes + args.accounts + pages_needed;
+    let budget_per_sec = 15.0 / 10.0;
+    let ideal = Duration::from_secs_f64(total as f64 / budget_per_sec);
+    let max_ip = world.sim.max_requests_in_window(None).await;
+    let mut max_account = 0;
+    for account in &accounts {
+        max_account = max_account.max(world.sim.max_requests_in_window(Some(account)).await);
+    }
+    dispatcher.stop().await;
+
+    println!(
+        "\n## bench-outbound ({} changes, {} listings in {} accounts, {} days)\n",
+        args.changes,
+        world.listings.len(),
+        args.accounts,
+        args.days
+    );
+    println!("| measure | value | lower bound | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| calendar writes (`calendarIntervals`) | {writes} | {minimum_writes} (maximal runs, 200 a call) | {:.2} |",
+        writes as f64 / minimum_writes.max(1) as f64
+    );
+    println!(
+        "| API calls in all | {total} ({tokens} token, {listing_pages} listing pages) | {minimum_calls} (+ {} tokens, {pages_needed} pages) | {:.2} |",
+        args.accounts,
+        total as f64 / minimum_calls.max(1) as f64
+    );
+    println!(
+        "| time to converge | {:.1} s | {:.1} s (calls ÷ 1.5/s) | {:.2} |",
+        converged.as_secs_f64(),
+        ideal.as_secs_f64(),
+        converged.as_secs_f64() / ideal.as_secs_f64().max(0.001)
+    );
+    println!("| 429 answers | {too_many} | 0 | |");
+    println!(
+        "| most requests in 10 s | IP {max_ip} (limit 15), account {max_account} (limit 20) | | |"
+    );
+    println!(
+        "| changes published, projected | {:.1} s, {:.1} s ({:.0} changes/s projected) | | |",
+        published.as_secs_f64(),
+        projected.as_secs_f64(),
+        args.changes as f64 / projected.as_secs_f64().max(0.001)
+    );
+    println!("| days differing from TVL at the end | {wrong} | 0 | |");
+    anyhow::ensure!(wrong == 0, "{wrong} days differ from TVL");
+    Ok(())
+}
