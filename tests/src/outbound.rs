@@ -21,10 +21,9 @@ use service_kit::metrics::Metrics;
 use store::accounts::NewAccount;
 use sync_dispatcher::contract::{dates, header};
 use sync_dispatcher::{DispatcherDeps, DispatcherSettings, Roles, SyncDispatcher};
-use tokio_util::sync::CancellationToken;
 
 use crate::TestEnv;
-use crate::services::metric_value;
+use crate::services::Isolated;
 
 /// A Hostaway listing linked to a TVL unit, on both sides.
 #[derive(Debug, Clone)]
@@ -137,21 +136,14 @@ impl OutboundWorld {
         let mut settings = self.settings(roles);
         let mut client_config = self.client_config();
         configure(&mut settings, &mut client_config);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("dispatcher runtime");
-        let stop = CancellationToken::new();
         let metrics = Metrics::new();
         let health = Health::new();
         let nats_url = self.env.service_nats_url();
         let database_url = self.env.service_database_url();
         let cipher = Arc::clone(&self.env.cipher);
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let client_metrics = ClientMetrics::register(metrics.registry()).expect("client metrics");
-        let (run_stop, run_metrics, run_health) = (stop.clone(), metrics.clone(), health.clone());
-        runtime.spawn(async move {
+        let (run_metrics, run_health) = (metrics.clone(), health.clone());
+        Isolated::spawn(metrics, health, move |stop| async move {
             let nats = service_kit::nats::connect(&nats_url, None, "test-dispatcher")
                 .await
                 .expect("dispatcher NATS client");
@@ -182,16 +174,8 @@ impl OutboundWorld {
                 },
             )
             .expect("dispatcher");
-            dispatcher.run(run_stop).await;
-            let _ = done_tx.send(());
-        });
-        IsolatedDispatcher {
-            runtime: Some(runtime),
-            stop,
-            done: Some(done_rx),
-            metrics,
-            health,
-        }
+            dispatcher.run(stop).await;
+        })
     }
 
     /// Publishes a change as a TVL service would (`Nats-Msg-Id = change_id`).
@@ -297,53 +281,7 @@ impl OutboundWorld {
     }
 }
 
-#[derive(Debug)]
-pub struct IsolatedDispatcher {
-    runtime: Option<tokio::runtime::Runtime>,
-    stop: CancellationToken,
-    done: Option<tokio::sync::oneshot::Receiver<()>>,
-    pub metrics: Metrics,
-    pub health: Health,
-}
-
-impl IsolatedDispatcher {
-    /// Like `kill -9`: every task is dropped where it stands.
-    pub fn kill(mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-
-    /// Like SIGTERM: stop taking work, drain, exit.
-    pub async fn stop(mut self) {
-        self.stop.cancel();
-        if let Some(done) = self.done.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), done).await;
-        }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-
-    pub fn metric(&self, name: &str) -> f64 {
-        metric_value(&self.metrics, name)
-    }
-
-    pub async fn ready(&self) {
-        crate::eventually("the dispatcher to be ready", crate::DEADLINE, || async {
-            self.health.is_ready().then_some(())
-        })
-        .await;
-    }
-}
-
-impl Drop for IsolatedDispatcher {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
+pub type IsolatedDispatcher = Isolated;
 
 /// A value with the stamp that set it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,6 +363,25 @@ impl Model {
                         stamp: change.stamp(),
                     },
                 );
+            }
+        }
+    }
+
+    /// What TVL wants after the changes of both models.
+    pub fn merge(&mut self, other: Model) {
+        for (unit, days) in other.units {
+            let into = self.units.entry(unit).or_default();
+            for (date, wanted) in days {
+                let slot = into.entry(date).or_default();
+                if let Some(v) = wanted.available {
+                    newer(&mut slot.available, v);
+                }
+                if let Some(v) = wanted.min_stay {
+                    newer(&mut slot.min_stay, v);
+                }
+                if let Some(v) = wanted.price_minor {
+                    newer(&mut slot.price_minor, v);
+                }
             }
         }
     }

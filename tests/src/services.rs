@@ -182,21 +182,12 @@ impl TestEnv {
     ) -> IsolatedIngestor {
         let mut settings = self.ingestor_settings();
         configure(&mut settings);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("ingestor runtime");
-        let stop = CancellationToken::new();
         let metrics = Metrics::new();
         let health = Health::new();
         let nats_url = self.service_nats_url();
         let database_url = self.service_database_url();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let run_stop = stop.clone();
-        let run_metrics = metrics.clone();
-        let run_health = health.clone();
-        runtime.spawn(async move {
+        let (run_metrics, run_health) = (metrics.clone(), health.clone());
+        Isolated::spawn(metrics, health, move |stop| async move {
             let nats = service_kit::nats::connect(&nats_url, None, "test-ingestor")
                 .await
                 .expect("ingestor NATS client");
@@ -220,21 +211,15 @@ impl TestEnv {
                 },
             )
             .expect("ingestor");
-            ingestor.run(run_stop).await;
-            let _ = done_tx.send(());
-        });
-        IsolatedIngestor {
-            runtime: Some(runtime),
-            stop,
-            done: Some(done_rx),
-            metrics,
-            health,
-        }
+            ingestor.run(stop).await;
+        })
     }
 }
 
+/// A service on a tokio runtime of its own, so that [`Isolated::kill`] can
+/// stop it the way a crash would: mid-transaction, mid-call, without acks.
 #[derive(Debug)]
-pub struct IsolatedIngestor {
+pub struct Isolated {
     runtime: Option<tokio::runtime::Runtime>,
     stop: CancellationToken,
     done: Option<tokio::sync::oneshot::Receiver<()>>,
@@ -242,7 +227,36 @@ pub struct IsolatedIngestor {
     pub health: Health,
 }
 
-impl IsolatedIngestor {
+pub type IsolatedIngestor = Isolated;
+
+impl Isolated {
+    /// Runs `run(stop)` on a fresh two-thread runtime.
+    pub fn spawn<F, Fut>(metrics: Metrics, health: Health, run: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("service runtime");
+        let stop = CancellationToken::new();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let run_stop = stop.clone();
+        runtime.spawn(async move {
+            run(run_stop).await;
+            let _ = done_tx.send(());
+        });
+        Self {
+            runtime: Some(runtime),
+            stop,
+            done: Some(done_rx),
+            metrics,
+            health,
+        }
+    }
+
     /// Like `kill -9`: every task is dropped where it stands.
     pub fn kill(mut self) {
         if let Some(runtime) = self.runtime.take() {
@@ -264,9 +278,16 @@ impl IsolatedIngestor {
     pub fn metric(&self, name: &str) -> f64 {
         metric_value(&self.metrics, name)
     }
+
+    pub async fn ready(&self) {
+        eventually("the service to be ready", DEADLINE, || async {
+            self.health.is_ready().then_some(())
+        })
+        .await;
+    }
 }
 
-impl Drop for IsolatedIngestor {
+impl Drop for Isolated {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();

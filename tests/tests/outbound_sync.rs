@@ -416,20 +416,8 @@ async fn under_5xx_and_a_429_storm_it_converges_and_never_exceeds_the_limits() {
         error_rate: 0.3,
         ..hostaway_sim::Faults::storm(Duration::from_secs(3))
     });
-    let more = burst(&world, 5, 2).await;
     let mut model = model;
-    for (unit, days) in more.units {
-        let into = model.units.entry(unit).or_default();
-        for (date, wanted) in days {
-            let slot = into.entry(date).or_default();
-            if slot
-                .available
-                .is_none_or(|s| wanted.available.is_some_and(|w| w.stamp > s.stamp))
-            {
-                slot.available = wanted.available;
-            }
-        }
-    }
+    model.merge(burst(&world, 5, 2).await);
     world.converged(&model, Duration::from_secs(120)).await;
     let statuses: Vec<u16> = world
         .sim
@@ -542,19 +530,7 @@ async fn a_dispatcher_killed_mid_job_loses_no_change() {
     .await;
     first.kill();
     // Changes keep coming while no dispatcher runs.
-    let later = burst(&world, 5, 5).await;
-    for (unit, days) in later.units {
-        let into = model.units.entry(unit).or_default();
-        for (date, wanted) in days {
-            let slot = into.entry(date).or_default();
-            if slot
-                .available
-                .is_none_or(|s| wanted.available.is_some_and(|w| w.stamp > s.stamp))
-            {
-                slot.available = wanted.available;
-            }
-        }
-    }
+    model.merge(burst(&world, 5, 5).await);
     world.sim.set_faults(hostaway_sim::Faults::default());
     let second = world.start_dispatcher(Roles::ALL);
     world.converged(&model, Duration::from_secs(60)).await;

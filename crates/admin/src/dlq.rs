@@ -4,12 +4,11 @@
 
 use anyhow::{Context, bail};
 use async_nats::jetstream;
-use booking_ingestor::dead_letter::Replayed;
 use clap::Subcommand;
 use events::{Message as _, pb};
 use service_kit::config::NatsArgs;
+use service_kit::dead_letter::Replayed;
 use store::PgPool;
-use sync_dispatcher::dead_letter::Replayed as SyncReplayed;
 use sync_dispatcher::queue::JobQueue;
 use uuid::Uuid;
 
@@ -98,28 +97,22 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
             let queue = JobQueue::new(client, topology.clone(), std::time::Duration::from_secs(5));
             let mut replayed = 0;
             for letter in letters {
-                let sent = if sync_dispatcher::dead_letter::owns(&letter) {
-                    match sync_dispatcher::dead_letter::replay(&queue, &js, pool, &letter).await? {
-                        SyncReplayed::Sent(n) => Some(n),
-                        SyncReplayed::AlreadyResolved => None,
-                    }
+                let outcome = if sync_dispatcher::dead_letter::owns(&letter) {
+                    sync_dispatcher::dead_letter::replay(&queue, &js, pool, &letter).await?
                 } else {
-                    match booking_ingestor::dead_letter::replay(&js, &topology, pool, &letter)
-                        .await?
-                    {
-                        Replayed::Sent(n) => Some(n),
-                        Replayed::AlreadyResolved => None,
-                    }
+                    booking_ingestor::dead_letter::replay(&js, &topology, pool, &letter).await?
                 };
-                match sent {
-                    Some(n) => {
+                match outcome {
+                    Replayed::Sent(n) => {
                         println!(
                             "{}: replayed ({} {}, replay #{n})",
                             letter.id, letter.job_name, letter.job_id
                         );
                         replayed += 1;
                     }
-                    None => println!("{}: already resolved, skipped", letter.id),
+                    Replayed::AlreadyResolved => {
+                        println!("{}: already resolved, skipped", letter.id)
+                    }
                 }
             }
             println!("{replayed} dead letter(s) replayed");

@@ -109,6 +109,48 @@ impl Publisher {
         })
     }
 
+    /// Publishes an availability change made now; returns its id.
+    async fn availability(
+        &self,
+        unit: UnitId,
+        (from, to): (NaiveDate, NaiveDate),
+        available: Option<bool>,
+        min_stay: Option<u32>,
+        max_stay: Option<u32>,
+    ) -> anyhow::Result<String> {
+        let header = contract::new_header(unit, SOURCE);
+        let id = header.change_id.clone();
+        let message = pb::AvailabilityChange {
+            header: Some(header),
+            dates: contract::dates(from, to),
+            available,
+            min_stay,
+            max_stay,
+        };
+        self.publish("availability", unit, &id, message.encode_to_vec())
+            .await?;
+        Ok(id)
+    }
+
+    /// Publishes a price change made now; returns its id.
+    async fn price(
+        &self,
+        unit: UnitId,
+        (from, to): (NaiveDate, NaiveDate),
+        price: Money,
+    ) -> anyhow::Result<String> {
+        let header = contract::new_header(unit, SOURCE);
+        let id = header.change_id.clone();
+        let message = pb::PriceChange {
+            header: Some(header),
+            dates: contract::dates(from, to),
+            nightly_price: Some(events::money(price)),
+        };
+        self.publish("pricing", unit, &id, message.encode_to_vec())
+            .await?;
+        Ok(id)
+    }
+
     /// Validates the change as the dispatcher will, then publishes it.
     async fn publish(
         &self,
@@ -149,17 +191,8 @@ pub async fn changes(
             min_stay,
             max_stay,
         } => {
-            let header = contract::new_header(*unit_id, SOURCE);
-            let id = header.change_id.clone();
-            let message = pb::AvailabilityChange {
-                header: Some(header),
-                dates: contract::dates(*from, *to),
-                available: *available,
-                min_stay: *min_stay,
-                max_stay: *max_stay,
-            };
-            publisher
-                .publish("availability", *unit_id, &id, message.encode_to_vec())
+            let id = publisher
+                .availability(*unit_id, (*from, *to), *available, *min_stay, *max_stay)
                 .await?;
             println!("availability change {id} published");
         }
@@ -172,16 +205,7 @@ pub async fn changes(
         } => {
             let currency = Currency::parse(currency.trim()).context("--currency")?;
             let money = Money::from_decimal(price.trim(), currency).context("--price")?;
-            let header = contract::new_header(*unit_id, SOURCE);
-            let id = header.change_id.clone();
-            let message = pb::PriceChange {
-                header: Some(header),
-                dates: contract::dates(*from, *to),
-                nightly_price: Some(events::money(money)),
-            };
-            publisher
-                .publish("pricing", *unit_id, &id, message.encode_to_vec())
-                .await?;
+            let id = publisher.price(*unit_id, (*from, *to), money).await?;
             println!("price change {id} published");
         }
         ChangesCommand::Listing {
@@ -240,28 +264,14 @@ pub async fn changes(
                 let start = today + chrono::Duration::days(rng.i64(1..=days));
                 let end = (start + chrono::Duration::days(rng.i64(0..7)))
                     .min(today + chrono::Duration::days(days));
-                let header = contract::new_header(unit, SOURCE);
-                let id = header.change_id.clone();
                 if n % 3 == 2 {
                     let price = Money::from_minor_units(rng.i64(90..=250) * 100, currency)?;
-                    let message = pb::PriceChange {
-                        header: Some(header),
-                        dates: contract::dates(start, end),
-                        nightly_price: Some(events::money(price)),
-                    };
-                    publisher
-                        .publish("pricing", unit, &id, message.encode_to_vec())
-                        .await?;
+                    publisher.price(unit, (start, end), price).await?;
                 } else {
-                    let message = pb::AvailabilityChange {
-                        header: Some(header),
-                        dates: contract::dates(start, end),
-                        available: Some(rng.u8(0..4) != 0),
-                        min_stay: Some(rng.u32(1..=3)),
-                        max_stay: None,
-                    };
+                    let available = Some(rng.u8(0..4) != 0);
+                    let min_stay = Some(rng.u32(1..=3));
                     publisher
-                        .publish("availability", unit, &id, message.encode_to_vec())
+                        .availability(unit, (start, end), available, min_stay, None)
                         .await?;
                 }
             }

@@ -3,9 +3,10 @@
 //! in the `dead_letter_queue` table, from where `hostaway-admin dlq replay`
 //! sends it back. Only then is the original acknowledged: nothing is dropped.
 
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream;
 use serde_json::json;
-use service_kit::dead_letter::{StreamCopy, publish_copy, truncate};
+pub use service_kit::dead_letter::{ReplayError, Replayed};
+use service_kit::dead_letter::{StreamCopy, publish_copy, republish, truncate};
 use service_kit::nats::Topology;
 use store::PgPool;
 use store::dlq::NewDeadLetter;
@@ -95,24 +96,6 @@ impl DeadLetterer {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    #[error("dead letter {0} has no webhooks subject in namespace {1}")]
-    NoSubject(uuid::Uuid, String),
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    #[error("JetStream did not take the replay: {0}")]
-    Publish(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replayed {
-    /// Sent back to the ingestor (the replay's number).
-    Sent(i32),
-    /// Already resolved: nothing to do.
-    AlreadyResolved,
-}
-
 /// Sends a dead letter back to its webhooks subject, marked as a replay, with a
 /// fresh `Nats-Msg-Id` (the original may still be inside JetStream's duplicate
 /// window). Replaying something already applied is harmless: the ingestor's
@@ -134,7 +117,10 @@ pub async fn replay(
         .and_then(|s| s.as_str())
         .filter(|s| s.starts_with(&webhooks_prefix))
         .map(str::to_owned)
-        .ok_or_else(|| ReplayError::NoSubject(letter.id, topology.namespace().to_owned()))?;
+        .ok_or_else(|| ReplayError::Foreign {
+            id: letter.id.to_string(),
+            why: format!("no webhooks subject of namespace {}", topology.namespace()),
+        })?;
     let payload = match events::pb::InboundWebhook::decode(letter.payload.as_slice()) {
         Ok(mut message) => {
             message.source = events::pb::Source::DlqReplay as i32;
@@ -143,14 +129,6 @@ pub async fn replay(
         // Undecodable: sent back as it was; it will be dead-lettered again.
         Err(_) => letter.payload.clone(),
     };
-    let number = store::dlq::mark_replayed(pool, letter.id).await?;
-    let message = PublishMessage::build()
-        .payload(payload.into())
-        .message_id(format!("{}-replay-{}-{number}", letter.job_id, letter.id));
-    js.send_publish(subject, message)
-        .await
-        .map_err(|e| ReplayError::Publish(e.to_string()))?
-        .await
-        .map_err(|e| ReplayError::Publish(e.to_string()))?;
+    let number = republish(js, pool, letter, subject, payload).await?;
     Ok(Replayed::Sent(number))
 }

@@ -121,6 +121,24 @@ pub const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
 /// have been deleted with its stream).
 pub const MAX_PULL_ERRORS: u32 = 5;
 
+/// A consumer's messages, pulled in batches of `batch`, with server
+/// heartbeats so a lost pull request is noticed within seconds.
+pub async fn messages(
+    consumer: &PullConsumer,
+    batch: usize,
+) -> Result<
+    async_nats::jetstream::consumer::pull::Stream,
+    async_nats::jetstream::consumer::StreamError,
+> {
+    consumer
+        .stream()
+        .max_messages_per_batch(batch.max(1))
+        .expires(PULL_EXPIRES)
+        .heartbeat(PULL_HEARTBEAT)
+        .messages()
+        .await
+}
+
 /// Why [`pull_loop`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -160,14 +178,7 @@ where
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut failed_pulls = 0u32;
     loop {
-        let mut messages = match consumer
-            .stream()
-            .max_messages_per_batch(concurrency * 2)
-            .expires(PULL_EXPIRES)
-            .heartbeat(PULL_HEARTBEAT)
-            .messages()
-            .await
-        {
+        let mut messages = match messages(consumer, concurrency * 2).await {
             Ok(messages) => messages,
             Err(error) => {
                 failed_pulls += 1;

@@ -61,3 +61,43 @@ pub async fn publish_copy(
         .await?;
     Ok(())
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replayed {
+    /// Sent back (the replay's number, 1 for the first).
+    Sent(i32),
+    /// Already resolved: nothing to do.
+    AlreadyResolved,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("dead letter {id} cannot be replayed by this service: {why}")]
+    Foreign { id: String, why: String },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("JetStream did not take the replay: {0}")]
+    Publish(String),
+}
+
+/// Notes a replay of `letter` and publishes `payload` on `subject` with a
+/// fresh `Nats-Msg-Id` (the original may still be inside JetStream's duplicate
+/// window). Returns the replay's number.
+pub async fn republish(
+    js: &jetstream::Context,
+    pool: &store::PgPool,
+    letter: &store::dlq::DeadLetter,
+    subject: String,
+    payload: Vec<u8>,
+) -> Result<i32, ReplayError> {
+    let number = store::dlq::mark_replayed(pool, letter.id).await?;
+    let message = PublishMessage::build()
+        .payload(payload.into())
+        .message_id(format!("{}-replay-{}-{number}", letter.job_id, letter.id));
+    js.send_publish(subject, message)
+        .await
+        .map_err(|e| ReplayError::Publish(e.to_string()))?
+        .await
+        .map_err(|e| ReplayError::Publish(e.to_string()))?;
+    Ok(number)
+}

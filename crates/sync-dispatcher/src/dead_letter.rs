@@ -4,9 +4,10 @@
 //! context to replay: a job is queued again (it reads the newest desired
 //! state then), a change is published again on its subject.
 
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream;
 use serde_json::{Value, json};
-use service_kit::dead_letter::{StreamCopy, publish_copy, truncate};
+pub use service_kit::dead_letter::{ReplayError, Replayed};
+use service_kit::dead_letter::{StreamCopy, publish_copy, republish, truncate};
 use service_kit::nats::Topology;
 use store::PgPool;
 use store::dlq::{DeadLetter, NewDeadLetter};
@@ -151,23 +152,6 @@ impl SyncDeadLetters {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    #[error("dead letter {0} is not a sync job or a change of namespace {1}")]
-    Foreign(uuid::Uuid, String),
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    #[error("JetStream did not take the replay: {0}")]
-    Publish(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replayed {
-    /// Queued again (the replay's number).
-    Sent(i32),
-    AlreadyResolved,
-}
-
 /// Whether this module replays `letter` (the ingestor replays webhooks).
 pub fn owns(letter: &DeadLetter) -> bool {
     letter.job_name.starts_with(JOB_PREFIX) || letter.job_name.starts_with(CHANGE_PREFIX)
@@ -187,7 +171,13 @@ pub async fn replay(
         return Ok(Replayed::AlreadyResolved);
     }
     let topology = queue.topology();
-    let foreign = || ReplayError::Foreign(letter.id, topology.namespace().to_owned());
+    let foreign = || ReplayError::Foreign {
+        id: letter.id.to_string(),
+        why: format!(
+            "not a sync job or change of namespace {}",
+            topology.namespace()
+        ),
+    };
     let subject = letter
         .data
         .get("subject")
@@ -207,15 +197,7 @@ pub async fn replay(
     if !letter.job_name.starts_with(CHANGE_PREFIX) || !subject.starts_with(&changes_prefix) {
         return Err(foreign());
     }
-    let number = store::dlq::mark_replayed(pool, letter.id).await?;
-    let message = PublishMessage::build()
-        .payload(letter.payload.clone().into())
-        .message_id(format!("{}-replay-{}-{number}", letter.job_id, letter.id));
-    js.send_publish(subject.to_owned(), message)
-        .await
-        .map_err(|e| ReplayError::Publish(e.to_string()))?
-        .await
-        .map_err(|e| ReplayError::Publish(e.to_string()))?;
+    let number = republish(js, pool, letter, subject.to_owned(), letter.payload.clone()).await?;
     // The change is back on its stream: if it fails again it is a new letter.
     let mut conn = pool.acquire().await.map_err(store::StoreError::from)?;
     store::dlq::resolve_for_job(&mut conn, &letter.job_id).await?;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use async_nats::jetstream::consumer::PullConsumer;
 use domain::SyncKind;
 use futures::{FutureExt, Stream, StreamExt};
-use service_kit::consume::{MAX_PULL_ERRORS, PULL_EXPIRES, PULL_HEARTBEAT, Stopped};
+use service_kit::consume::{MAX_PULL_ERRORS, Stopped};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -64,14 +64,7 @@ pub async fn run(
     let concurrency = concurrency.max(1);
     let mut lanes: Vec<(SyncKind, Messages)> = Vec::with_capacity(consumers.len());
     for (kind, consumer) in consumers {
-        let messages = match consumer
-            .stream()
-            .max_messages_per_batch(concurrency)
-            .expires(PULL_EXPIRES)
-            .heartbeat(PULL_HEARTBEAT)
-            .messages()
-            .await
-        {
+        let messages = match service_kit::consume::messages(consumer, concurrency).await {
             Ok(messages) => messages,
             Err(error) => {
                 tracing::warn!(%error, kind = kind.as_str(), "cannot pull sync jobs");

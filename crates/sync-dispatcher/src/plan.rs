@@ -159,7 +159,12 @@ pub fn pricing_days(
             listing: listing_currency,
         });
     }
-    Ok(calendar
+    Ok(price_days(calendar))
+}
+
+/// The days with a wanted price, in whatever currency they are wanted.
+pub fn price_days(calendar: &[CalendarDay]) -> Vec<PlannedDay<i64>> {
+    calendar
         .iter()
         .filter_map(|d| {
             d.desired_price_minor.map(|price| PlannedDay {
@@ -168,7 +173,7 @@ pub fn pricing_days(
                 dirty: Some(price) != d.remote_price_minor,
             })
         })
-        .collect())
+        .collect()
 }
 
 /// The request bodies and the record of one availability run.

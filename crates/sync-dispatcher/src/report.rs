@@ -53,16 +53,7 @@ pub async fn status(pool: &PgPool) -> Result<Vec<ListingStatus>, StoreError> {
             store::desired::calendar(&mut conn, unit, account.as_str(), listing.as_str(), from)
                 .await?;
         let availability = plan::availability_days(&days);
-        let pricing: Vec<PlannedDay<i64>> = days
-            .iter()
-            .filter_map(|d| {
-                d.desired_price_minor.map(|price| PlannedDay {
-                    day: d.day,
-                    want: price,
-                    dirty: Some(price) != d.remote_price_minor,
-                })
-            })
-            .collect();
+        let pricing = plan::price_days(&days);
         let runs = (
             plan::runs(&all_dirty(&availability)).len(),
             plan::runs(&all_dirty(&pricing)).len(),

@@ -461,13 +461,29 @@ impl JobRunner {
         })
     }
 
-    async fn unit_of(
+    /// The unit a listing job pushes, and the revision of its desired state;
+    /// `None` when the listing is not linked (nothing to push). A push whose
+    /// unit is still changing waits (see [`WorkerSettings::settle`]).
+    async fn target(
         &self,
-        account: &AccountId,
+        job: &Job,
         listing: &ListingId,
-    ) -> Result<Option<UnitId>, StoreError> {
+    ) -> Result<Option<(UnitId, i64)>, JobError> {
         let mut conn = self.pool.acquire().await?;
-        store::links::resolve_unit(&mut conn, account, listing).await
+        let Some(unit) = store::links::resolve_unit(&mut conn, &job.key.account, listing).await?
+        else {
+            tracing::info!("listing is not linked to a unit; nothing to push");
+            return Ok(None);
+        };
+        let (revision, last_change) =
+            store::desired::revision(&mut conn, unit, job.key.kind).await?;
+        if let Some(delay) = self.settling(job, last_change) {
+            return Err(JobError::Defer {
+                reason: "settling",
+                delay,
+            });
+        }
+        Ok(Some((unit, revision)))
     }
 
     /// Whether a push should wait for its unit's changes to settle.
@@ -490,24 +506,13 @@ impl JobRunner {
         calls: &mut Calls<'_>,
     ) -> Result<Report, JobError> {
         let account = &job.key.account;
-        let Some(unit) = self.unit_of(account, listing).await? else {
-            tracing::info!("listing is not linked to a unit; nothing to push");
+        let Some((unit, revision)) = self.target(job, listing).await? else {
             return Ok(Report::default());
         };
         let at = ListingRef {
             account: account.as_str(),
             listing: listing.as_str(),
         };
-        let mut conn = self.pool.acquire().await?;
-        let (revision, last_change) =
-            store::desired::revision(&mut conn, unit, job.key.kind).await?;
-        if let Some(delay) = self.settling(job, last_change) {
-            return Err(JobError::Defer {
-                reason: "settling",
-                delay,
-            });
-        }
-        drop(conn);
         let from = Utc::now().date_naive() - chrono::Duration::days(1);
         let currency = self.currency(job, listing, calls).await?;
         if job.mode == Mode::Reconcile {
@@ -718,8 +723,7 @@ impl JobRunner {
         calls: &mut Calls<'_>,
     ) -> Result<Report, JobError> {
         let account = &job.key.account;
-        let Some(unit) = self.unit_of(account, listing).await? else {
-            tracing::info!("listing is not linked to a unit; nothing to push");
+        let Some((unit, revision)) = self.target(job, listing).await? else {
             return Ok(Report::default());
         };
         let at = ListingRef {
@@ -727,14 +731,6 @@ impl JobRunner {
             listing: listing.as_str(),
         };
         let mut conn = self.pool.acquire().await?;
-        let (revision, last_change) =
-            store::desired::revision(&mut conn, unit, SyncKind::Listing).await?;
-        if let Some(delay) = self.settling(job, last_change) {
-            return Err(JobError::Defer {
-                reason: "settling",
-                delay,
-            });
-        }
         let desired = store::desired::listing(&mut conn, unit, at.account, at.listing).await?;
         drop(conn);
         if job.mode == Mode::Reconcile {
