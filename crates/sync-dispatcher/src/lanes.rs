@@ -8,14 +8,14 @@
 //! and 1 to listing details: availability comes first, and no kind starves.
 //! A kind with nothing waiting gives its turn to the next.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use domain::SyncKind;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, StreamExt};
 use service_kit::consume::{MAX_PULL_ERRORS, Stopped};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -49,7 +49,62 @@ pub fn round(weights: &[(SyncKind, u32)]) -> Vec<usize> {
     order
 }
 
-type Messages = Pin<Box<dyn Stream<Item = Result<async_nats::jetstream::Message, String>> + Send>>;
+/// Walks the round from a cursor: the next lane in weighted order that has a
+/// job ready. Kept apart from the consumers so its order can be tested.
+#[derive(Debug, Clone)]
+pub struct Picker {
+    order: Vec<usize>,
+    cursor: usize,
+}
+
+impl Picker {
+    pub fn new(weights: &[(SyncKind, u32)]) -> Self {
+        Self {
+            order: round(weights),
+            cursor: 0,
+        }
+    }
+
+    /// The lane to serve next among those `ready` says have a job.
+    pub fn pick(&mut self, mut ready: impl FnMut(usize) -> bool) -> Option<usize> {
+        let len = self.order.len();
+        (0..len).find_map(|step| {
+            let lane = self.order[(self.cursor + step) % len];
+            ready(lane).then(|| {
+                self.cursor = (self.cursor + step + 1) % len;
+                lane
+            })
+        })
+    }
+}
+
+type Item = Result<async_nats::jetstream::Message, String>;
+
+/// One kind's jobs, prefetched by a task of its own so that whether a job is
+/// waiting is known without waiting: at most `prefetch` sit here unacked.
+struct Lane {
+    kind: SyncKind,
+    jobs: mpsc::Receiver<Item>,
+    /// A job taken while waiting for any lane, not dispatched yet.
+    held: Option<Item>,
+}
+
+impl Lane {
+    /// A job if one is here now; `Err` when the lane's pull has ended.
+    fn ready(&mut self) -> Result<bool, ()> {
+        if self.held.is_some() {
+            return Ok(true);
+        }
+        match self.jobs.try_recv() {
+            Ok(item) => {
+                self.held = Some(item);
+                Ok(true)
+            }
+            Err(mpsc::error::TryRecvError::Empty) => Ok(false),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(()),
+        }
+    }
+}
 
 /// Runs jobs from the kinds' consumers, `concurrency` at a time, until `stop`
 /// or until pulling keeps failing.
@@ -62,33 +117,42 @@ pub async fn run(
     tracker: &TaskTracker,
 ) -> Stopped {
     let concurrency = concurrency.max(1);
-    let mut lanes: Vec<(SyncKind, Messages)> = Vec::with_capacity(consumers.len());
+    // Dropped on return: the prefetching tasks stop with it.
+    let mut pullers = JoinSet::new();
+    let mut lanes = Vec::with_capacity(consumers.len());
     for (kind, consumer) in consumers {
-        let messages = match service_kit::consume::messages(consumer, concurrency).await {
+        let mut messages = match service_kit::consume::messages(consumer, 1).await {
             Ok(messages) => messages,
             Err(error) => {
                 tracing::warn!(%error, kind = kind.as_str(), "cannot pull sync jobs");
                 return Stopped::Rebind;
             }
         };
-        lanes.push((
-            *kind,
-            Box::pin(messages.map(|m| m.map_err(|e| e.to_string()))),
-        ));
+        let (tx, rx) = mpsc::channel(concurrency);
+        pullers.spawn(async move {
+            while let Some(item) = messages.next().await {
+                if tx.send(item.map_err(|e| e.to_string())).await.is_err() {
+                    return;
+                }
+            }
+        });
+        lanes.push(Lane {
+            kind: *kind,
+            jobs: rx,
+            held: None,
+        });
     }
-    // Weights in the order of the lanes.
     let lane_weights: Vec<(SyncKind, u32)> = lanes
         .iter()
-        .map(|(kind, _)| {
+        .map(|lane| {
             let weight = weights
                 .iter()
-                .find(|(k, _)| k == kind)
+                .find(|(k, _)| *k == lane.kind)
                 .map_or(1, |(_, w)| *w);
-            (*kind, weight.max(1))
+            (lane.kind, weight.max(1))
         })
         .collect();
-    let order = round(&lane_weights);
-    let mut cursor = 0usize;
+    let mut picker = Picker::new(&lane_weights);
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut failed_pulls = 0u32;
     loop {
@@ -100,33 +164,39 @@ pub async fn run(
                 Err(_) => return Stopped::Shutdown,
             },
         };
-        // A job already waiting, in weighted order from the cursor…
-        let mut ready = None;
-        for step in 0..order.len() {
-            let lane = order[(cursor + step) % order.len()];
-            if let Some(item) = lanes[lane].1.next().now_or_never() {
-                cursor = (cursor + step + 1) % order.len();
-                ready = Some((lane, item));
-                break;
-            }
-        }
-        // …or the first to arrive (the higher priority on a tie).
-        let (lane, item) = match ready {
-            Some(ready) => ready,
-            None => {
-                let arrivals = lanes
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(i, (_, messages))| messages.next().map(move |item| (i, item)).boxed());
-                tokio::select! {
-                    biased;
-                    () = stop.cancelled() => return Stopped::Shutdown,
-                    (arrived, _, _) = futures::future::select_all(arrivals) => arrived,
+        // A job already waiting, in weighted order from the cursor; else wait
+        // for the first to arrive and choose again.
+        let lane = loop {
+            let mut ended = false;
+            let chosen = picker.pick(|i| match lanes[i].ready() {
+                Ok(ready) => ready,
+                Err(()) => {
+                    ended = true;
+                    false
                 }
+            });
+            if ended {
+                return Stopped::Rebind;
+            }
+            if let Some(lane) = chosen {
+                break lane;
+            }
+            let arrivals = lanes
+                .iter_mut()
+                .enumerate()
+                .map(|(i, lane)| lane.jobs.recv().map(move |item| (i, item)).boxed());
+            let ((arrived, item), _, _) = tokio::select! {
+                biased;
+                () = stop.cancelled() => return Stopped::Shutdown,
+                arrival = futures::future::select_all(arrivals) => arrival,
+            };
+            match item {
+                Some(item) => lanes[arrived].held = Some(item),
+                None => return Stopped::Rebind,
             }
         };
-        let kind = lanes[lane].0;
-        match item {
+        let kind = lanes[lane].kind;
+        match lanes[lane].held.take() {
             Some(Ok(message)) => {
                 failed_pulls = 0;
                 let runner = Arc::clone(runner);
@@ -142,7 +212,7 @@ pub async fn run(
                     return Stopped::Rebind;
                 }
             }
-            None => return Stopped::Rebind,
+            None => {}
         }
     }
 }
@@ -169,6 +239,22 @@ mod tests {
         assert!(positions.windows(2).all(|w| w[1] - w[0] <= 3), "{order:?}");
         // The lowest kind gets its slot within every round: no starvation.
         assert!(order.contains(&3));
+    }
+
+    #[test]
+    fn the_picker_skips_kinds_with_nothing_waiting() {
+        let mut picker = Picker::new(&DEFAULT_WEIGHTS);
+        // Only availability (0) and pricing (2) have jobs: 6 to 2 per round.
+        let picks: Vec<usize> = (0..16)
+            .map(|_| picker.pick(|lane| lane == 0 || lane == 2).unwrap())
+            .collect();
+        assert_eq!(picks.iter().filter(|&&l| l == 0).count(), 12, "{picks:?}");
+        assert_eq!(picks.iter().filter(|&&l| l == 2).count(), 4, "{picks:?}");
+        assert_eq!(picks[0], 0);
+        // Nothing waiting: nothing picked, and the cursor does not move.
+        assert_eq!(picker.pick(|_| false), None);
+        // Only listing details waiting: served at once.
+        assert_eq!(picker.pick(|lane| lane == 3), Some(3));
     }
 
     #[test]
