@@ -765,3 +765,101 @@ async fn availability_goes_first_and_pricing_is_not_starved() {
     jobs.stop().await;
     changes.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_details_reach_hostaway_and_a_hand_edit_is_healed() {
+    use events::Message as _;
+    let world = OutboundWorld::new(SimConfig::default(), &[("71012", 1)]).await;
+    let listing = world.listings[0].clone();
+    let dispatcher = world.start_dispatcher(Roles::ALL);
+    dispatcher.ready().await;
+    let change = events::pb::ListingDetailsChange {
+        header: Some(sync_dispatcher::contract::header(
+            "details-1",
+            listing.unit,
+            Utc::now(),
+            0,
+            "test",
+        )),
+        name: Some("Sea view loft".into()),
+        person_capacity: Some(5),
+        check_out_hour: Some(10),
+        ..Default::default()
+    };
+    world
+        .publish("listing", listing.unit, "details-1", change.encode_to_vec())
+        .await;
+    let field = |name: &'static str| {
+        let sim = world.sim.clone();
+        let id = listing.listing;
+        async move {
+            sim.state.lock().await.accounts["71012"].listings[&id]
+                .get(name)
+                .cloned()
+        }
+    };
+    connector_tests::eventually(
+        "the details on Hostaway",
+        Duration::from_secs(30),
+        || async {
+            (field("name").await == Some(json!("Sea view loft"))
+                && field("personCapacity").await == Some(json!(5))
+                && field("checkOutTime").await == Some(json!(10)))
+            .then_some(())
+        },
+    )
+    .await;
+    let puts = |requests: Vec<hostaway_sim::RequestRecord>| {
+        requests
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path == format!("/v1/listings/{}", listing.listing))
+            .count()
+    };
+    assert_eq!(
+        puts(world.sim.requests(None).await),
+        1,
+        "one call for all fields"
+    );
+
+    // Renamed in Hostaway by hand; the daily listing reconciliation puts it back.
+    world
+        .sim
+        .state
+        .lock()
+        .await
+        .accounts
+        .get_mut("71012")
+        .unwrap()
+        .listings
+        .get_mut(&listing.listing)
+        .unwrap()
+        .insert("name".into(), json!("Renamed by hand"));
+    let queue = sync_dispatcher::queue::JobQueue::new(
+        world.env.nats.clone(),
+        world.env.topology.clone(),
+        Duration::from_secs(5),
+    );
+    sync_dispatcher::reconcile::enqueue_all(
+        &world.env.pool,
+        &queue,
+        domain::SyncKind::Listing,
+        None,
+    )
+    .await
+    .unwrap();
+    connector_tests::eventually("the name healed", Duration::from_secs(30), || async {
+        (field("name").await == Some(json!("Sea view loft"))).then_some(())
+    })
+    .await;
+    assert_eq!(puts(world.sim.requests(None).await), 2);
+    assert_eq!(
+        connector_tests::services::metric_labelled(
+            &dispatcher.metrics,
+            "hostaway_reconcile_drift_total",
+            ("sync_type", "listing")
+        ),
+        1.0,
+        "only the name drifted"
+    );
+    dispatcher.stop().await;
+}
