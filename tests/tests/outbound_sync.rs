@@ -208,13 +208,27 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
         occurred_at: Utc::now(),
     };
     world.publish_price(&euros).await;
+    // Something on the job queue that the connector did not write.
+    let forged =
+        world
+            .env
+            .topology
+            .sync_subject("availability", "71003", Some("not-a-listing"), false);
+    world
+        .env
+        .js
+        .publish(forged, b"\x00 forged job".to_vec().into())
+        .await
+        .expect("forged job published")
+        .await
+        .expect("forged job acknowledged");
 
-    connector_tests::eventually("three dead letters", Duration::from_secs(30), || async {
+    connector_tests::eventually("four dead letters", Duration::from_secs(30), || async {
         (world
             .env
             .count("SELECT count(*) FROM dead_letter_queue")
             .await
-            == 3)
+            == 4)
             .then_some(())
     })
     .await;
@@ -229,9 +243,24 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
         [
             ("change:availability".into(), "contract".into()),
             ("change:availability".into(), "contract".into()),
+            ("sync:malformed".into(), "malformed".into()),
             ("sync:pricing".into(), "business_rule_error".into()),
         ]
     );
+    // Dead-lettered, then acknowledged: the work queue empties.
+    connector_tests::eventually(
+        "the forged job to leave the work queue",
+        Duration::from_secs(30),
+        || async {
+            (world
+                .env
+                .stream_len(&world.env.topology.sync_stream())
+                .await
+                == 0)
+                .then_some(())
+        },
+    )
+    .await;
     assert_eq!(
         world
             .env
@@ -245,7 +274,7 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
         0,
         "nothing was pushed"
     );
-    assert!(world.env.stream_len(&world.env.topology.dlq_stream()).await >= 3);
+    assert!(world.env.stream_len(&world.env.topology.dlq_stream()).await >= 4);
 
     // A newer price in the listing's currency supersedes: the job succeeds and
     // its dead letter is resolved.
@@ -269,6 +298,48 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
             .then_some(())
     })
     .await;
+
+    // The forged job cannot be replayed (nothing to decode), and changes
+    // nothing when tried; an operator closes it by hand, once.
+    let forged: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM dead_letter_queue WHERE job_name = 'sync:malformed'")
+            .fetch_one(&world.env.pool)
+            .await
+            .unwrap();
+    let letter = store::dlq::get(&world.env.pool, forged)
+        .await
+        .unwrap()
+        .unwrap();
+    let queue = sync_dispatcher::queue::JobQueue::new(
+        world.env.nats.clone(),
+        world.env.topology.clone(),
+        Duration::from_secs(5),
+    );
+    let refused =
+        sync_dispatcher::dead_letter::replay(&queue, &world.env.js, &world.env.pool, &letter).await;
+    assert!(
+        matches!(
+            refused,
+            Err(service_kit::dead_letter::ReplayError::Foreign { .. })
+        ),
+        "a malformed job is not replayable: {refused:?}"
+    );
+    assert_eq!(
+        world
+            .env
+            .stream_len(&world.env.topology.sync_stream())
+            .await,
+        0
+    );
+    assert!(store::dlq::resolve(&world.env.pool, forged).await.unwrap());
+    assert!(
+        !store::dlq::resolve(&world.env.pool, forged).await.unwrap(),
+        "already closed"
+    );
+    assert!(matches!(
+        store::dlq::resolve(&world.env.pool, uuid::Uuid::now_v7()).await,
+        Err(store::StoreError::NotFound(_))
+    ));
     dispatcher.stop().await;
 }
 

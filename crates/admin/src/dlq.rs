@@ -23,12 +23,16 @@ pub enum DlqCommand {
     },
     /// One dead letter in full (the stored body included).
     Show { id: Uuid },
-    /// Send dead letters back to the ingestor: one by id, or every open one.
+    /// Send dead letters back to be processed again: one by id, or every
+    /// open one (a letter that cannot be replayed is reported and skipped).
     Replay {
         id: Option<Uuid>,
         #[arg(long, conflicts_with = "id")]
         all: bool,
     },
+    /// Close a dead letter by hand, once it has been dealt with otherwise
+    /// (a refused change fixed at its publisher, a malformed message read).
+    Resolve { id: Uuid },
 }
 
 pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow::Result<()> {
@@ -95,27 +99,42 @@ pub async fn run(nats: &NatsArgs, pool: &PgPool, command: &DlqCommand) -> anyhow
             let js = jetstream::new(client.clone());
             let topology = nats.topology()?;
             let queue = JobQueue::new(client, topology.clone(), std::time::Duration::from_secs(5));
-            let mut replayed = 0;
+            let (mut replayed, mut failed) = (0, 0);
             for letter in letters {
                 let outcome = if sync_dispatcher::dead_letter::owns(&letter) {
-                    sync_dispatcher::dead_letter::replay(&queue, &js, pool, &letter).await?
+                    sync_dispatcher::dead_letter::replay(&queue, &js, pool, &letter).await
                 } else {
-                    booking_ingestor::dead_letter::replay(&js, &topology, pool, &letter).await?
+                    booking_ingestor::dead_letter::replay(&js, &topology, pool, &letter).await
                 };
                 match outcome {
-                    Replayed::Sent(n) => {
+                    Ok(Replayed::Sent(n)) => {
                         println!(
                             "{}: replayed ({} {}, replay #{n})",
                             letter.id, letter.job_name, letter.job_id
                         );
                         replayed += 1;
                     }
-                    Replayed::AlreadyResolved => {
+                    Ok(Replayed::AlreadyResolved) => {
                         println!("{}: already resolved, skipped", letter.id)
+                    }
+                    // One letter that cannot go back must not hold the others.
+                    Err(error) => {
+                        eprintln!("{}: not replayed: {error}", letter.id);
+                        failed += 1;
                     }
                 }
             }
             println!("{replayed} dead letter(s) replayed");
+            if failed > 0 {
+                bail!("{failed} dead letter(s) could not be replayed (see above)");
+            }
+        }
+        DlqCommand::Resolve { id } => {
+            if store::dlq::resolve(pool, *id).await? {
+                println!("{id}: resolved");
+            } else {
+                println!("{id}: already resolved");
+            }
         }
     }
     Ok(())

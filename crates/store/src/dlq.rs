@@ -105,6 +105,21 @@ pub async fn resolve_for_job(conn: &mut PgConnection, job_id: &str) -> Result<u6
     Ok(result.rows_affected())
 }
 
+/// Closes one dead letter by hand (an operator dealt with it otherwise);
+/// false when it was already closed.
+pub async fn resolve(pool: &PgPool, id: Uuid) -> Result<bool, StoreError> {
+    let exists: Option<bool> = sqlx::query_scalar(
+        "WITH closed AS (
+             UPDATE dead_letter_queue SET resolved_at = now()
+             WHERE id = $1 AND resolved_at IS NULL RETURNING id)
+         SELECT EXISTS (SELECT 1 FROM closed) FROM dead_letter_queue WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    exists.ok_or_else(|| StoreError::NotFound(format!("dead letter {id}")))
+}
+
 pub async fn count_open(pool: &PgPool) -> Result<i64, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT count(*) FROM dead_letter_queue WHERE resolved_at IS NULL")

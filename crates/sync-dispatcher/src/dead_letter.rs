@@ -34,6 +34,15 @@ pub struct SyncDeadLetters {
     topology: Topology,
 }
 
+/// Where a refused message goes, and why.
+struct Refused<'a> {
+    job_id_prefix: &'static str,
+    job_name: String,
+    dlq_subject: String,
+    reason: &'a str,
+    error: &'a str,
+}
+
 /// A failed sync job, with what an operator needs to read.
 #[derive(Debug)]
 pub struct FailedJob<'a> {
@@ -108,12 +117,53 @@ impl SyncDeadLetters {
         reason: &str,
         error: &str,
     ) -> Result<(), DeadLetterError> {
+        let letter = Refused {
+            job_id_prefix: "change-seq",
+            job_name: format!("{CHANGE_PREFIX}{kind}"),
+            dlq_subject: self.topology.dlq_changes_subject(kind),
+            reason,
+            error,
+        };
+        self.refused(message, letter).await?;
+        tracing::warn!(error, subject = %message.subject, "change refused; moved to the dead-letter queue");
+        Ok(())
+    }
+
+    /// A message on the sync subjects that is not a job the connector wrote.
+    pub async fn malformed_job(
+        &self,
+        message: &jetstream::Message,
+        error: &str,
+    ) -> Result<(), DeadLetterError> {
+        let letter = Refused {
+            job_id_prefix: "sync-seq",
+            job_name: format!("{JOB_PREFIX}malformed"),
+            dlq_subject: self.topology.dlq_sync_subject("malformed", "unknown"),
+            reason: "malformed",
+            error,
+        };
+        self.refused(message, letter).await?;
+        tracing::error!(error, subject = %message.subject, "malformed sync job moved to the dead-letter queue");
+        Ok(())
+    }
+
+    /// A message refused as it stands (nothing to retry).
+    async fn refused(
+        &self,
+        message: &jetstream::Message,
+        refused: Refused<'_>,
+    ) -> Result<(), DeadLetterError> {
         let stream_sequence = message.info().ok().map(|i| i.stream_sequence);
-        let job_id = format!("change-seq-{}", stream_sequence.unwrap_or_default());
-        let error = truncate(error);
+        let job_id = format!(
+            "{}-{}",
+            refused.job_id_prefix,
+            stream_sequence.unwrap_or_default()
+        );
+        let error = truncate(refused.error);
+        let reason = refused.reason;
         let subject = message.subject.as_str();
         self.copy(StreamCopy {
-            dlq_subject: self.topology.dlq_changes_subject(kind),
+            dlq_subject: refused.dlq_subject,
             original_subject: subject,
             stream_sequence,
             job_id: &job_id,
@@ -125,7 +175,7 @@ impl SyncDeadLetters {
         .await?;
         let letter = NewDeadLetter {
             job_id: job_id.clone(),
-            job_name: format!("{CHANGE_PREFIX}{kind}"),
+            job_name: refused.job_name,
             data: json!({
                 "subject": subject,
                 "streamSequence": stream_sequence,
@@ -141,7 +191,6 @@ impl SyncDeadLetters {
         };
         let mut conn = self.pool.acquire().await.map_err(store::StoreError::from)?;
         store::dlq::insert(&mut conn, &letter).await?;
-        tracing::warn!(%error, subject, "change refused; moved to the dead-letter queue");
         Ok(())
     }
 

@@ -210,9 +210,18 @@ impl JobRunner {
         let job = match queue::decode(self.queue.topology(), &message.subject, &message.payload) {
             Ok(job) => job,
             Err(error) => {
-                // Nothing the connector publishes: keep it for a human.
-                tracing::error!(%error, subject = %message.subject, "malformed sync job");
-                ack(&message, AckKind::Term).await;
+                // Nothing the connector publishes: kept for a human.
+                match self
+                    .dead_letters
+                    .malformed_job(&message, &error.to_string())
+                    .await
+                {
+                    Ok(()) => ack(&message, AckKind::Ack).await,
+                    Err(dlq_error) => {
+                        tracing::warn!(error = %dlq_error, "cannot dead-letter the malformed job yet");
+                        ack(&message, AckKind::Nak(Some(Duration::from_secs(5)))).await;
+                    }
+                }
                 return;
             }
         };
