@@ -616,6 +616,59 @@ async fn a_dispatcher_killed_mid_job_loses_no_change() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_while_its_listing_is_being_pushed_is_pushed_too() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71012", 1)]).await;
+    let listing = world.listings[0].clone();
+    // No reconciliation to heal a lost change; slow answers keep the first
+    // push in flight while the second change arrives.
+    let dispatcher = world.start_dispatcher(Roles {
+        reconcile: false,
+        ..Roles::ALL
+    });
+    dispatcher.ready().await;
+    world.sim.set_faults(hostaway_sim::Faults {
+        latency_ms: 1500,
+        ..hostaway_sim::Faults::default()
+    });
+    let change = |seq: u64, start: i64, available: bool| Availability {
+        change_id: change_id(seq),
+        seq,
+        unit: listing.unit,
+        start: day(start),
+        end: day(start + 3),
+        available: Some(available),
+        min_stay: None,
+        occurred_at: Utc::now() + chrono::Duration::seconds(seq as i64),
+        version: 0,
+    };
+    let mut model = Model::default();
+    let first = change(1, 2, false);
+    model.apply_availability(&first);
+    world.publish_availability(&first).await;
+    connector_tests::eventually(
+        "the first push in flight",
+        Duration::from_secs(30),
+        || async {
+            (world
+                .env
+                .count("SELECT count(*) FROM sync_jobs WHERE lease_until > now()")
+                .await
+                > 0)
+            .then_some(())
+        },
+    )
+    .await;
+    for (seq, start, available) in [(2, 10, false), (3, 3, true)] {
+        let later = change(seq, start, available);
+        model.apply_availability(&later);
+        world.publish_availability(&later).await;
+    }
+    world.sim.set_faults(hostaway_sim::Faults::default());
+    world.converged(&model, Duration::from_secs(60)).await;
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reservation_whose_webhook_never_came_appears_through_polling() {
     let world = OutboundWorld::new(SimConfig::default(), &[("71009", 1)]).await;
     let listing = world.listings[0].clone();
@@ -664,6 +717,42 @@ async fn a_reservation_whose_webhook_never_came_appears_through_polling() {
     .await;
     assert_eq!(booking.unit_id, listing.unit.as_uuid());
     assert_eq!(world.env.blocks().await.len(), 1, "its nights are blocked");
+
+    // TVL opens the week around it: the guest's nights are not reopened,
+    // though no calendar read has shown them reserved yet.
+    let open = Availability {
+        change_id: change_id(1),
+        seq: 1,
+        unit: listing.unit,
+        start: day(8),
+        end: day(15),
+        available: Some(true),
+        min_stay: None,
+        occurred_at: Utc::now(),
+        version: 0,
+    };
+    world.publish_availability(&open).await;
+    let pushed_open = || async {
+        let days: Vec<chrono::NaiveDate> = sqlx::query_scalar(
+            "SELECT day FROM remote_calendar WHERE hostaway_listing_id = $1 AND available ORDER BY day",
+        )
+        .bind(listing.listing.to_string())
+        .fetch_all(&world.env.pool)
+        .await
+        .unwrap();
+        days
+    };
+    connector_tests::eventually(
+        "the free nights pushed",
+        Duration::from_secs(30),
+        || async { (pushed_open().await.len() >= 5).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        pushed_open().await,
+        [day(8), day(9), day(13), day(14), day(15)],
+        "the booked nights 10-12 were left to Hostaway"
+    );
     assert!(
         world
             .env

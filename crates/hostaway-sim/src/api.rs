@@ -678,9 +678,11 @@ async fn list_reservations(
         .filter(|r| q("listingId").is_none_or(|l| text_field(r, "listingMapId") == l))
         .filter(|r| q("channelId").is_none_or(|c| text_field(r, "channelId") == c))
         .filter(|r| {
-            q("latestActivityStart").is_none_or(|s| text_field(r, "updatedOn").as_str() >= s)
+            q("latestActivityStart").is_none_or(|s| text_field(r, "latestActivityOn").as_str() >= s)
         })
-        .filter(|r| q("latestActivityEnd").is_none_or(|e| text_field(r, "updatedOn").as_str() <= e))
+        .filter(|r| {
+            q("latestActivityEnd").is_none_or(|e| text_field(r, "latestActivityOn").as_str() <= e)
+        })
         .filter(|r| {
             q("arrivalStartDate").is_none_or(|s| text_field(r, "arrivalDate").as_str() >= s)
         })

@@ -230,6 +230,7 @@ impl SimState {
         let stamp = now_text();
         reservation.insert("insertedOn".into(), json!(stamp));
         reservation.insert("updatedOn".into(), json!(stamp));
+        reservation.insert("latestActivityOn".into(), json!(stamp));
         self.accounts
             .get_mut(account)?
             .reservations
@@ -237,7 +238,8 @@ impl SimState {
         Some(reservation)
     }
 
-    /// Changes a reservation's fields and its `updatedOn`; returns it.
+    /// Changes a reservation's fields, its `updatedOn` and its
+    /// `latestActivityOn` (a change is activity); returns it.
     pub fn modify_reservation(
         &mut self,
         account: &str,
@@ -250,7 +252,9 @@ impl SimState {
             .and_then(Value::as_str)
             .map(str::to_owned);
         reservation.extend(changes);
-        reservation.insert("updatedOn".into(), json!(later_than(previous.as_deref())));
+        let stamp = later_than(previous.as_deref());
+        reservation.insert("updatedOn".into(), json!(stamp));
+        reservation.insert("latestActivityOn".into(), json!(stamp));
         Some(reservation.clone())
     }
 }

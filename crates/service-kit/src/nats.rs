@@ -9,7 +9,7 @@
 //! | `{NS}_DLQ` | `{ns}.dlq.webhooks.{account}` | webhooks that exhausted their retries |
 //! | `{NS}_EVENTS` | `{ns}.events.{kind}` | events for TVL (`booking.created`, …) |
 //! | `{NS}_CHANGES` | `{ns}.changes.{kind}.{unit}` | TVL's availability, price and listing changes (protobuf, `outbound.proto`) |
-//! | `{NS}_SYNC` | `{ns}.sync.{kind}.{account}[.{listing}[.reconcile]]` | pending sync jobs, at most one per subject (`SyncJob`) |
+//! | `{NS}_SYNC` | `{ns}.sync.{push\|reconcile}.{kind}.{account}[.{listing}]` | pending sync jobs, at most one per subject (`SyncJob`) |
 //!
 //! The DLQ stream also takes `{ns}.dlq.sync.{kind}.{account}` (failed sync
 //! jobs) and `{ns}.dlq.changes.{kind}` (changes that cannot be applied).
@@ -108,7 +108,9 @@ impl Topology {
         self.stream_name("SYNC")
     }
 
-    /// The subject of one pending job. Ids are validated identifiers.
+    /// The subject of one pending job. Ids are validated identifiers. The
+    /// mode comes first so that pushes and reconciliations of a kind wait in
+    /// lines (consumers) of their own.
     pub fn sync_subject(
         &self,
         kind: &str,
@@ -116,23 +118,25 @@ impl Topology {
         listing: Option<&str>,
         reconcile: bool,
     ) -> String {
-        let mut subject = format!("{}.sync.{kind}.{account}", self.namespace);
+        let mut subject = format!(
+            "{}.sync.{}.{kind}.{account}",
+            self.namespace,
+            sync_mode(reconcile)
+        );
         if let Some(listing) = listing {
             subject.push('.');
             subject.push_str(listing);
         }
-        if reconcile {
-            subject.push_str(".reconcile");
-        }
         subject
     }
 
-    pub fn sync_filter(&self, kind: &str) -> String {
-        format!("{}.sync.{kind}.>", self.namespace)
+    /// The jobs of one line: a kind in one mode.
+    pub fn sync_filter(&self, kind: &str, reconcile: bool) -> String {
+        format!("{}.sync.{}.{kind}.>", self.namespace, sync_mode(reconcile))
     }
 
-    pub fn sync_consumer(&self, kind: &str) -> String {
-        format!("{}_sync_{kind}", self.namespace)
+    pub fn sync_consumer(&self, kind: &str, reconcile: bool) -> String {
+        format!("{}_sync_{}_{kind}", self.namespace, sync_mode(reconcile))
     }
 
     pub fn dlq_sync_subject(&self, kind: &str, account: &str) -> String {
@@ -364,6 +368,10 @@ pub async fn delete_streams(js: &jetstream::Context, topology: &Topology) {
     ] {
         let _ = js.delete_stream(&name).await;
     }
+}
+
+fn sync_mode(reconcile: bool) -> &'static str {
+    if reconcile { "reconcile" } else { "push" }
 }
 
 #[cfg(test)]

@@ -194,7 +194,9 @@ pub struct CalendarDay {
 }
 
 /// The unit's desired days from `from` on, each with what the connector knows
-/// the Hostaway listing has.
+/// the Hostaway listing has. A night is reserved if Hostaway showed it so
+/// when last read, or if a booking of that listing ingested since holds it
+/// (a push must not reopen a night a guest has taken meanwhile).
 pub async fn calendar(
     conn: &mut PgConnection,
     unit: UnitId,
@@ -205,7 +207,12 @@ pub async fn calendar(
     let rows = sqlx::query(
         "SELECT d.day, d.available, d.min_stay, d.max_stay, d.price_minor, d.currency,
                 r.available AS r_available, r.min_stay AS r_min_stay, r.max_stay AS r_max_stay,
-                r.price_minor AS r_price_minor, coalesce(r.reserved, false) AS reserved
+                r.price_minor AS r_price_minor,
+                coalesce(r.reserved, false) OR EXISTS (
+                    SELECT 1 FROM availability_blocks b JOIN bookings k ON k.id = b.booking_id
+                    WHERE b.unit_id = d.unit_id AND k.hostaway_account_id = $2
+                      AND k.hostaway_listing_id = $3
+                      AND d.day >= b.start_date AND d.day < b.end_date) AS reserved
          FROM desired_calendar d
          LEFT JOIN remote_calendar r
            ON r.hostaway_account_id = $2 AND r.hostaway_listing_id = $3 AND r.day = d.day

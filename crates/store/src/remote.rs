@@ -1,7 +1,7 @@
 //! What Hostaway has, as far as the connector knows: written when Hostaway
 //! accepted a push, and overwritten by what reconciliation reads back.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use domain::Currency;
 use serde_json::Value;
 use sqlx::{PgPool, Row};
@@ -77,12 +77,23 @@ pub struct ReadDay {
     pub reserved: bool,
 }
 
-/// Replaces what the connector knows of these days with what Hostaway showed,
-/// and notes when the listing's calendar was read.
+/// The database's clock, which stamps `pushed_at`: taken before a read, it
+/// tells which days were pushed while the read was under way.
+pub async fn clock(pool: &PgPool) -> Result<DateTime<Utc>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Replaces what the connector knows of these days with what Hostaway showed
+/// in a read begun at `read_started` (see [`clock`]), except days pushed
+/// since (the read may predate that push), and notes when the listing's
+/// calendar was read.
 pub async fn record_read_calendar(
     pool: &PgPool,
     listing: ListingRef<'_>,
     days: &[ReadDay],
+    read_started: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let dates: Vec<NaiveDate> = days.iter().map(|d| d.day).collect();
     let available: Vec<Option<bool>> = days.iter().map(|d| d.available).collect();
@@ -100,7 +111,8 @@ pub async fn record_read_calendar(
          ON CONFLICT (hostaway_account_id, hostaway_listing_id, day) DO UPDATE SET
              available = excluded.available, min_stay = excluded.min_stay,
              max_stay = excluded.max_stay, price_minor = excluded.price_minor,
-             reserved = excluded.reserved, read_at = now()",
+             reserved = excluded.reserved, read_at = now()
+         WHERE r.pushed_at IS NULL OR r.pushed_at < $9",
     )
     .bind(listing.account)
     .bind(listing.listing)
@@ -110,6 +122,7 @@ pub async fn record_read_calendar(
     .bind(max_stay)
     .bind(price)
     .bind(reserved)
+    .bind(read_started)
     .execute(&mut *tx)
     .await?;
     sqlx::query(

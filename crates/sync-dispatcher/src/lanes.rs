@@ -1,12 +1,20 @@
-//! Priorities: one durable consumer per kind, and a weighted round robin over
-//! them deciding which job takes the next free worker slot.
+//! Priorities: one durable consumer per line (a kind in a mode: a push of
+//! TVL's changes, or a reconciliation), and a weighted round robin over them
+//! deciding which job takes the next free worker slot.
 //!
 //! The API budget (per account and per egress IP, enforced by the client) is
 //! shared by every job of the process; the order in which jobs reach it is
-//! decided here. With the default weights, of 12 consecutive slots when all
-//! kinds wait, 6 go to availability, 3 to reservation polling, 2 to pricing
-//! and 1 to listing details: availability comes first, and no kind starves.
-//! A kind with nothing waiting gives its turn to the next.
+//! decided here. With the default weights, of 17 consecutive slots when every
+//! line waits, pushes of availability take 6, reservation polling 3, pushes
+//! of prices 2, availability reconciliation 2, and the other lines 1 each:
+//! availability comes first, a manager's change is not queued behind a round
+//! of reconciliation, and no line starves. A line with nothing waiting gives
+//! its turn to the next.
+//!
+//! Each line prefetches one job, so that whether a job waits is known without
+//! waiting. A prefetched job that waits for a slot longer than the consumer's
+//! ack wait may be delivered a second time; the job's lease keeps the two
+//! deliveries from running at once, and the second finds nothing left to do.
 
 use std::sync::Arc;
 
@@ -19,19 +27,26 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::queue::{JobLane, Mode};
 use crate::worker::JobRunner;
 
-/// Slots per round of each kind.
-pub const DEFAULT_WEIGHTS: [(SyncKind, u32); 4] = [
-    (SyncKind::Availability, 6),
-    (SyncKind::Reservations, 3),
-    (SyncKind::Pricing, 2),
-    (SyncKind::Listing, 1),
+/// Slots per round of each line.
+pub const DEFAULT_WEIGHTS: [(JobLane, u32); 8] = [
+    (JobLane::new(SyncKind::Availability, Mode::Push), 6),
+    (JobLane::new(SyncKind::Reservations, Mode::Reconcile), 3),
+    (JobLane::new(SyncKind::Pricing, Mode::Push), 2),
+    (JobLane::new(SyncKind::Availability, Mode::Reconcile), 2),
+    (JobLane::new(SyncKind::Listing, Mode::Push), 1),
+    (JobLane::new(SyncKind::Pricing, Mode::Reconcile), 1),
+    (JobLane::new(SyncKind::Listing, Mode::Reconcile), 1),
+    // Reservation polling is always a reconciliation; kept so that nothing
+    // published here waits forever.
+    (JobLane::new(SyncKind::Reservations, Mode::Push), 1),
 ];
 
-/// A smooth weighted round robin (nginx's): each kind appears `weight` times
+/// A smooth weighted round robin (nginx's): each line appears `weight` times
 /// per round, spread out rather than in blocks.
-pub fn round(weights: &[(SyncKind, u32)]) -> Vec<usize> {
+pub fn round<T>(weights: &[(T, u32)]) -> Vec<usize> {
     let total: i64 = weights.iter().map(|(_, w)| i64::from(*w)).sum();
     let mut current = vec![0i64; weights.len()];
     let mut order = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
@@ -58,7 +73,7 @@ pub struct Picker {
 }
 
 impl Picker {
-    pub fn new(weights: &[(SyncKind, u32)]) -> Self {
+    pub fn new<T>(weights: &[(T, u32)]) -> Self {
         Self {
             order: round(weights),
             cursor: 0,
@@ -80,10 +95,9 @@ impl Picker {
 
 type Item = Result<async_nats::jetstream::Message, String>;
 
-/// One kind's jobs, prefetched by a task of its own so that whether a job is
-/// waiting is known without waiting: at most `prefetch` sit here unacked.
+/// One line's jobs, prefetched by a task of its own.
 struct Lane {
-    kind: SyncKind,
+    lane: JobLane,
     jobs: mpsc::Receiver<Item>,
     /// A job taken while waiting for any lane, not dispatched yet.
     held: Option<Item>,
@@ -110,8 +124,8 @@ impl Lane {
 /// or until pulling keeps failing.
 pub async fn run(
     runner: &Arc<JobRunner>,
-    consumers: &[(SyncKind, PullConsumer)],
-    weights: &[(SyncKind, u32)],
+    consumers: &[(JobLane, PullConsumer)],
+    weights: &[(JobLane, u32)],
     concurrency: usize,
     stop: &CancellationToken,
     tracker: &TaskTracker,
@@ -120,36 +134,38 @@ pub async fn run(
     // Dropped on return: the prefetching tasks stop with it.
     let mut pullers = JoinSet::new();
     let mut lanes = Vec::with_capacity(consumers.len());
-    for (kind, consumer) in consumers {
+    for (lane, consumer) in consumers {
         let mut messages = match service_kit::consume::messages(consumer, 1).await {
             Ok(messages) => messages,
             Err(error) => {
-                tracing::warn!(%error, kind = kind.as_str(), "cannot pull sync jobs");
+                tracing::warn!(%error, lane = lane.name(), "cannot pull sync jobs");
                 return Stopped::Rebind;
             }
         };
-        let (tx, rx) = mpsc::channel(concurrency);
+        let (tx, rx) = mpsc::channel(1);
         pullers.spawn(async move {
-            while let Some(item) = messages.next().await {
-                if tx.send(item.map_err(|e| e.to_string())).await.is_err() {
+            // Room first, then a job: none is pulled to wait in a full line.
+            while let Ok(room) = tx.reserve().await {
+                let Some(item) = messages.next().await else {
                     return;
-                }
+                };
+                room.send(item.map_err(|e| e.to_string()));
             }
         });
         lanes.push(Lane {
-            kind: *kind,
+            lane: *lane,
             jobs: rx,
             held: None,
         });
     }
-    let lane_weights: Vec<(SyncKind, u32)> = lanes
+    let lane_weights: Vec<(JobLane, u32)> = lanes
         .iter()
         .map(|lane| {
             let weight = weights
                 .iter()
-                .find(|(k, _)| *k == lane.kind)
+                .find(|(l, _)| *l == lane.lane)
                 .map_or(1, |(_, w)| *w);
-            (lane.kind, weight.max(1))
+            (lane.lane, weight.max(1))
         })
         .collect();
     let mut picker = Picker::new(&lane_weights);
@@ -195,7 +211,7 @@ pub async fn run(
                 None => return Stopped::Rebind,
             }
         };
-        let kind = lanes[lane].kind;
+        let line = lanes[lane].lane;
         match lanes[lane].held.take() {
             Some(Ok(message)) => {
                 failed_pulls = 0;
@@ -207,7 +223,7 @@ pub async fn run(
             }
             Some(Err(error)) => {
                 failed_pulls += 1;
-                tracing::warn!(%error, kind = kind.as_str(), "pull error");
+                tracing::warn!(%error, lane = line.name(), "pull error");
                 if failed_pulls >= MAX_PULL_ERRORS {
                     return Stopped::Rebind;
                 }
@@ -222,29 +238,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_round_gives_each_kind_its_weight_spread_out() {
+    fn a_round_gives_each_line_its_weight_spread_out() {
         let order = round(&DEFAULT_WEIGHTS);
-        assert_eq!(order.len(), 12);
+        assert_eq!(order.len(), 17);
         for (i, (_, weight)) in DEFAULT_WEIGHTS.iter().enumerate() {
             assert_eq!(order.iter().filter(|&&l| l == i).count() as u32, *weight);
         }
-        assert_eq!(order[0], 0, "availability opens the round");
-        // Availability never waits more than two other slots for its next turn.
+        assert_eq!(order[0], 0, "pushes of availability open the round");
+        // Pushes of availability never wait more than three other slots for
+        // their next turn.
         let positions: Vec<usize> = order
             .iter()
             .enumerate()
             .filter(|(_, l)| **l == 0)
             .map(|(p, _)| p)
             .collect();
-        assert!(positions.windows(2).all(|w| w[1] - w[0] <= 3), "{order:?}");
-        // The lowest kind gets its slot within every round: no starvation.
-        assert!(order.contains(&3));
+        assert!(positions.windows(2).all(|w| w[1] - w[0] <= 4), "{order:?}");
+        // The lowest lines get their slot within every round: no starvation.
+        assert!((0..DEFAULT_WEIGHTS.len()).all(|lane| order.contains(&lane)));
+    }
+
+    #[test]
+    fn fresh_pushes_go_before_a_round_of_reconciliation() {
+        let lane = |kind, mode| {
+            DEFAULT_WEIGHTS
+                .iter()
+                .position(|(l, _)| *l == JobLane::new(kind, mode))
+                .unwrap()
+        };
+        let push = lane(SyncKind::Availability, Mode::Push);
+        let reconcile = lane(SyncKind::Availability, Mode::Reconcile);
+        let mut picker = Picker::new(&DEFAULT_WEIGHTS);
+        // Both lines full: three pushes for each reconciliation.
+        let picks: Vec<usize> = (0..16)
+            .map(|_| picker.pick(|l| l == push || l == reconcile).unwrap())
+            .collect();
+        assert_eq!(
+            picks.iter().filter(|&&l| l == push).count(),
+            12,
+            "{picks:?}"
+        );
+        assert_eq!(picks[0], push);
+        assert!(
+            JobLane::all()
+                .iter()
+                .all(|l| DEFAULT_WEIGHTS.iter().any(|(w, _)| w == l)),
+            "every line has a weight"
+        );
     }
 
     #[test]
     fn the_picker_skips_kinds_with_nothing_waiting() {
         let mut picker = Picker::new(&DEFAULT_WEIGHTS);
-        // Only availability (0) and pricing (2) have jobs: 6 to 2 per round.
+        // Only pushes of availability (0) and prices (2) wait: 6 to 2 per round.
         let picks: Vec<usize> = (0..16)
             .map(|_| picker.pick(|lane| lane == 0 || lane == 2).unwrap())
             .collect();
@@ -253,8 +299,8 @@ mod tests {
         assert_eq!(picks[0], 0);
         // Nothing waiting: nothing picked, and the cursor does not move.
         assert_eq!(picker.pick(|_| false), None);
-        // Only listing details waiting: served at once.
-        assert_eq!(picker.pick(|lane| lane == 3), Some(3));
+        // Only listing reconciliation waiting: served at once.
+        assert_eq!(picker.pick(|lane| lane == 6), Some(6));
     }
 
     #[test]

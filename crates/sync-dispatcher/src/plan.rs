@@ -138,28 +138,25 @@ pub struct CurrencyMismatch {
 }
 
 /// The pricing days of a listing's calendar, in minor units of the
-/// listing's currency.
+/// listing's currency, and the days left out because their price is wanted
+/// in another currency: one wrong price must not hold back the others.
 pub fn pricing_days(
     calendar: &[CalendarDay],
     listing_currency: Currency,
-) -> Result<Vec<PlannedDay<i64>>, CurrencyMismatch> {
-    let foreign: Vec<&CalendarDay> = calendar
-        .iter()
-        .filter(|d| {
+) -> (Vec<PlannedDay<i64>>, Option<CurrencyMismatch>) {
+    let (foreign, own): (Vec<CalendarDay>, Vec<CalendarDay>) =
+        calendar.iter().cloned().partition(|d| {
             d.desired_currency
                 .as_deref()
                 .is_some_and(|c| c.trim() != listing_currency.as_str())
-        })
-        .collect();
-    if let Some(first) = foreign.first() {
-        return Err(CurrencyMismatch {
-            first: first.day,
-            days: foreign.len(),
-            wanted: first.desired_currency.clone().unwrap_or_default(),
-            listing: listing_currency,
         });
-    }
-    Ok(price_days(calendar))
+    let mismatch = foreign.first().map(|first| CurrencyMismatch {
+        first: first.day,
+        days: foreign.len(),
+        wanted: first.desired_currency.clone().unwrap_or_default(),
+        listing: listing_currency,
+    });
+    (price_days(&own), mismatch)
 }
 
 /// The days with a wanted price, in whatever currency they are wanted.
@@ -341,11 +338,18 @@ mod tests {
         let mut day = calendar_day(1);
         day.desired_price_minor = Some(10_000);
         day.desired_currency = Some("EUR".into());
-        let error = pricing_days(&[day.clone()], usd).unwrap_err();
-        assert_eq!(error.days, 1);
+        let mut next = calendar_day(2);
+        next.desired_price_minor = Some(12_000);
+        next.desired_currency = Some("USD".into());
+        let (days, mismatch) = pricing_days(&[day.clone(), next.clone()], usd);
+        let mismatch = mismatch.expect("the euro day is reported");
+        assert_eq!((mismatch.days, mismatch.first), (1, day.day));
+        assert_eq!(days.len(), 1, "the dollar day is still pushed");
+        assert_eq!((days[0].day, days[0].want), (next.day, 12_000));
         day.desired_currency = Some("USD".into());
         day.remote_price_minor = Some(10_000);
-        let days = pricing_days(&[day], usd).unwrap();
+        let (days, mismatch) = pricing_days(&[day], usd);
+        assert!(mismatch.is_none());
         assert!(!days[0].dirty);
     }
 

@@ -14,12 +14,53 @@ use events::pb;
 use service_kit::nats::Topology;
 use store::sync_jobs::JobKey;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// Push what differs from what the connector knows Hostaway has.
     Push,
     /// Read Hostaway back first, then push the drift.
     Reconcile,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Push => "push",
+            Mode::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// The line a job waits in: its kind and mode, one durable consumer each, so
+/// that a round of reconciliation queued for every listing never stands in
+/// front of a manager's fresh change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JobLane {
+    pub kind: SyncKind,
+    pub mode: Mode,
+}
+
+impl JobLane {
+    pub const fn new(kind: SyncKind, mode: Mode) -> Self {
+        Self { kind, mode }
+    }
+
+    /// Every line: each kind in each mode.
+    pub fn all() -> Vec<JobLane> {
+        [Mode::Push, Mode::Reconcile]
+            .into_iter()
+            .flat_map(|mode| {
+                SyncKind::ALL
+                    .into_iter()
+                    .map(move |kind| JobLane { kind, mode })
+            })
+            .collect()
+    }
+
+    /// `push/availability`, for logs.
+    pub fn name(self) -> String {
+        format!("{}/{}", self.mode.as_str(), self.kind.as_str())
+    }
 }
 
 /// A job as the worker receives it.

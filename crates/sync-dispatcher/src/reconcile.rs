@@ -74,13 +74,22 @@ pub fn default_patterns() -> [(SyncKind, &'static str); 4] {
     ]
 }
 
-/// The schedule due first after `at`, and when.
-pub fn next_due(schedules: &[Schedule], at: DateTime<Utc>) -> Option<(usize, DateTime<Utc>)> {
-    schedules
+/// The next instant after `at` when a schedule is due, and every schedule due
+/// then (the defaults coincide: at the top of the hour availability, pricing
+/// and reservations are all due, and each must run).
+pub fn next_due(schedules: &[Schedule], at: DateTime<Utc>) -> Option<(DateTime<Utc>, Vec<usize>)> {
+    let next: Vec<(usize, DateTime<Utc>)> = schedules
         .iter()
         .enumerate()
         .filter_map(|(i, s)| s.next_after(at).map(|when| (i, when)))
-        .min_by_key(|(_, when)| *when)
+        .collect();
+    let due = next.iter().map(|(_, when)| *when).min()?;
+    let indexes = next
+        .into_iter()
+        .filter(|(_, when)| *when == due)
+        .map(|(i, _)| i)
+        .collect();
+    Some((due, indexes))
 }
 
 /// What one reconciliation run queued.
@@ -163,7 +172,7 @@ pub async fn run(
     }
     let mut after = Utc::now();
     loop {
-        let Some((index, due)) = next_due(&schedules, after) else {
+        let Some((due, indexes)) = next_due(&schedules, after) else {
             tracing::warn!("no reconciliation schedule has a next run");
             return;
         };
@@ -172,25 +181,48 @@ pub async fn run(
             return;
         }
         after = due;
-        let schedule = &schedules[index];
-        let name = schedule.kind.as_str();
-        let runs = match store::sync_jobs::claim_slot(&pool, name, due, holder).await {
-            Ok(Some(runs)) => runs,
-            Ok(None) => continue,
-            Err(error) => {
-                tracing::warn!(%error, schedule = name, "cannot claim the reconciliation slot; skipping it");
-                continue;
-            }
-        };
-        let slice = Some((u64::try_from(runs).unwrap_or(0), slices.max(1)));
-        match enqueue_all(&pool, &queue, schedule.kind, slice).await {
-            Ok(done) => {
-                metrics.reconcile_runs.with_label_values(&[name]).inc();
-                tracing::info!(schedule = name, slot = %due, queued = done.queued, folded = done.folded, "reconciliation queued");
-            }
-            Err(error) => {
-                tracing::warn!(%error, schedule = name, "reconciliation run failed; the next slot retries")
-            }
+        for index in indexes {
+            run_slot(
+                &schedules[index],
+                due,
+                slices,
+                &pool,
+                &queue,
+                holder,
+                &metrics,
+            )
+            .await;
+        }
+    }
+}
+
+/// One schedule's slot: claimed by one replica, which queues its jobs.
+async fn run_slot(
+    schedule: &Schedule,
+    due: DateTime<Utc>,
+    slices: u64,
+    pool: &PgPool,
+    queue: &JobQueue,
+    holder: Uuid,
+    metrics: &SyncMetrics,
+) {
+    let name = schedule.kind.as_str();
+    let runs = match store::sync_jobs::claim_slot(pool, name, due, holder).await {
+        Ok(Some(runs)) => runs,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, schedule = name, "cannot claim the reconciliation slot; skipping it");
+            return;
+        }
+    };
+    let slice = Some((u64::try_from(runs).unwrap_or(0), slices.max(1)));
+    match enqueue_all(pool, queue, schedule.kind, slice).await {
+        Ok(done) => {
+            metrics.reconcile_runs.with_label_values(&[name]).inc();
+            tracing::info!(schedule = name, slot = %due, queued = done.queued, folded = done.folded, "reconciliation queued");
+        }
+        Err(error) => {
+            tracing::warn!(%error, schedule = name, "reconciliation run failed; the next slot retries")
         }
     }
 }
@@ -235,12 +267,32 @@ mod tests {
                 .single()
                 .unwrap()
         );
-        let (first, when) = next_due(&schedules, at(10, 59, 0)).unwrap();
+    }
+
+    #[test]
+    fn schedules_due_at_the_same_instant_all_run() {
+        let schedules: Vec<Schedule> = default_patterns()
+            .iter()
+            .map(|(kind, pattern)| Schedule::parse(*kind, pattern).unwrap())
+            .collect();
+        let kinds = |indexes: Vec<usize>| -> Vec<SyncKind> {
+            indexes.into_iter().map(|i| schedules[i].kind).collect()
+        };
+        let (when, due) = next_due(&schedules, at(10, 59, 0)).unwrap();
         assert_eq!(when, at(11, 0, 0));
-        assert!(matches!(
-            schedules[first].kind,
-            SyncKind::Availability | SyncKind::Pricing | SyncKind::Reservations
-        ));
+        assert_eq!(
+            kinds(due),
+            [
+                SyncKind::Availability,
+                SyncKind::Pricing,
+                SyncKind::Reservations
+            ]
+        );
+        let (when, due) = next_due(&schedules, at(11, 0, 0)).unwrap();
+        assert_eq!(when, at(11, 15, 0));
+        assert_eq!(kinds(due), [SyncKind::Availability, SyncKind::Reservations]);
+        let (_, due) = next_due(&schedules, at(23, 59, 0)).unwrap();
+        assert_eq!(due.len(), 4, "at midnight every schedule runs");
     }
 
     #[test]

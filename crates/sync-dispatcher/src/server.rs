@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::changes::ChangeConsumer;
 use crate::dead_letter::SyncDeadLetters;
 use crate::metrics::SyncMetrics;
-use crate::queue::JobQueue;
+use crate::queue::{JobLane, JobQueue, Mode};
 use crate::reconcile::Schedule;
 use crate::worker::{JobRunner, WorkerSettings};
 
@@ -52,7 +52,7 @@ pub struct DispatcherSettings {
     pub change_concurrency: usize,
     /// Jobs run at once (they share the client's rate budget).
     pub job_concurrency: usize,
-    pub weights: Vec<(SyncKind, u32)>,
+    pub weights: Vec<(JobLane, u32)>,
     /// Redelivery of an unacknowledged change (a crashed replica's).
     pub change_ack_wait: Duration,
     /// Redelivery of an unacknowledged job; running jobs extend it.
@@ -315,18 +315,20 @@ async fn prepare(
     service_kit::nats::provision(js, &settings.topology, &settings.streams).await
 }
 
-/// One durable consumer per kind, in priority order.
+/// One durable consumer per line.
 async fn bind_job_consumers(
     settings: &DispatcherSettings,
     pool: &PgPool,
     js: &jetstream::Context,
     stop: &CancellationToken,
-) -> Option<Vec<(SyncKind, PullConsumer)>> {
+) -> Option<Vec<(JobLane, PullConsumer)>> {
     let mut consumers = Vec::new();
-    for kind in SyncKind::ALL {
+    for lane in JobLane::all() {
+        let reconcile = lane.mode == Mode::Reconcile;
+        let kind = lane.kind.as_str();
         let config = pull::Config {
-            durable_name: Some(settings.topology.sync_consumer(kind.as_str())),
-            filter_subject: settings.topology.sync_filter(kind.as_str()),
+            durable_name: Some(settings.topology.sync_consumer(kind, reconcile)),
+            filter_subject: settings.topology.sync_filter(kind, reconcile),
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: settings.job_ack_wait,
             // Attempts are counted in sync_jobs, where waiting on a lease, an
@@ -340,22 +342,32 @@ async fn bind_job_consumers(
                 prepare(settings, pool, js)
             })
             .await?;
-        consumers.push((kind, consumer));
+        consumers.push((lane, consumer));
     }
     Some(consumers)
 }
 
-/// Keeps `hostaway_sync_queue_length` current: jobs waiting or running.
+/// Keeps `hostaway_sync_queue_length` current: jobs of each kind waiting or
+/// running, in both modes.
 async fn queue_gauge(
-    consumers: Vec<(SyncKind, PullConsumer)>,
+    consumers: Vec<(JobLane, PullConsumer)>,
     metrics: SyncMetrics,
     every: Duration,
     stop: CancellationToken,
 ) {
     loop {
-        for (kind, consumer) in &consumers {
-            if let Ok(info) = consumer.get_info().await {
-                let length = info.num_pending.saturating_add(info.num_ack_pending as u64);
+        for kind in SyncKind::ALL {
+            let mut length = 0u64;
+            let mut known = false;
+            for (_, consumer) in consumers.iter().filter(|(lane, _)| lane.kind == kind) {
+                if let Ok(info) = consumer.get_info().await {
+                    known = true;
+                    length = length
+                        .saturating_add(info.num_pending)
+                        .saturating_add(info.num_ack_pending as u64);
+                }
+            }
+            if known {
                 metrics
                     .queue_length
                     .with_label_values(&[kind.as_str()])

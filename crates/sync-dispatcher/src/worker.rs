@@ -121,8 +121,15 @@ impl AccountGates {
 /// What a finished job did.
 #[derive(Debug, Default)]
 struct Report {
-    calls: u32,
     ranges: usize,
+}
+
+/// What a run used, whatever its outcome.
+#[derive(Debug)]
+struct Ran {
+    /// The lease of this run.
+    lease: Uuid,
+    calls: u32,
     /// The desired revision the job read, to notice changes made meanwhile.
     revision: Option<(UnitId, i64)>,
 }
@@ -184,15 +191,21 @@ impl JobError {
     }
 }
 
-/// The Hostaway calls of one job, counted as they are made.
+/// The Hostaway calls of one job, and the desired revision it read.
 struct Calls<'a> {
     runner: &'a JobRunner,
     kind: SyncKind,
     made: u32,
+    revision: Option<(UnitId, i64)>,
 }
 
 impl Calls<'_> {
-    fn count(&mut self) {
+    /// Counts a call that reached Hostaway (one refused by the open circuit
+    /// never left the process).
+    fn count<T>(&mut self, result: &Result<T, HostawayError>) {
+        if matches!(result, Err(e) if e.kind == ErrorKind::CircuitOpen) {
+            return;
+        }
         self.made += 1;
         self.runner
             .metrics
@@ -238,10 +251,13 @@ impl JobRunner {
 
     async fn run_job(&self, message: &jetstream::Message, job: &Job, started: Instant) {
         let kind = job.key.kind;
+        // A lease of this run only: a duplicate delivery, or the job's
+        // reconciliation twin, waits for it even in the same process.
+        let lease = Uuid::now_v7();
         let attempts_before = match store::sync_jobs::acquire_lease(
             &self.pool,
             &job.key,
-            self.holder,
+            lease,
             self.settings.lease_ttl,
         )
         .await
@@ -258,8 +274,13 @@ impl JobRunner {
             }
         };
         tracing::info!(attempts_before, "sync job started");
-        let work = self.execute(job);
-        tokio::pin!(work);
+        let mut calls = Calls {
+            runner: self,
+            kind,
+            made: 0,
+            revision: None,
+        };
+        let mut work = Box::pin(self.execute(job, &mut calls));
         let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
         heartbeat.tick().await;
         let result = loop {
@@ -267,21 +288,31 @@ impl JobRunner {
                 result = &mut work => break result,
                 _ = heartbeat.tick() => {
                     ack(message, AckKind::Progress).await;
-                    match store::sync_jobs::renew_lease(&self.pool, &job.key, self.holder, self.settings.lease_ttl).await {
+                    match store::sync_jobs::renew_lease(&self.pool, &job.key, lease, self.settings.lease_ttl).await {
                         Ok(true) => {}
-                        Ok(false) => tracing::warn!("lease lost while running (expired and taken)"),
+                        // Another run holds the listing now: stop pushing
+                        // beside it (what was pushed and not recorded is
+                        // pushed again, harmlessly).
+                        Ok(false) => break Err(JobError::Defer { reason: "lease_lost", delay: Duration::from_secs(2) }),
                         Err(error) => tracing::warn!(%error, "cannot renew the lease"),
                     }
                 }
             }
         };
-        self.settle(message, job, result, started).await;
+        drop(work);
+        let ran = Ran {
+            lease,
+            calls: calls.made,
+            revision: calls.revision,
+        };
+        self.settle(message, job, ran, result, started).await;
     }
 
     async fn settle(
         &self,
         message: &jetstream::Message,
         job: &Job,
+        ran: Ran,
         result: Result<Report, JobError>,
         started: Instant,
     ) {
@@ -290,18 +321,7 @@ impl JobRunner {
         match result {
             Ok(report) => {
                 self.gate.mark_up();
-                let released = store::sync_jobs::release(
-                    &self.pool,
-                    &job.key,
-                    self.holder,
-                    JobEnd::Succeeded,
-                    report.calls,
-                )
-                .await;
-                if let Err(error) = released {
-                    // The lease expires by itself; the work is done.
-                    tracing::warn!(%error, "cannot record the job's success");
-                }
+                self.release(job, &ran, JobEnd::Succeeded).await;
                 if let Ok(mut conn) = self.pool.acquire().await
                     && let Err(error) = store::dlq::resolve_for_job(&mut conn, &job.key.id()).await
                 {
@@ -315,23 +335,20 @@ impl JobRunner {
                     .job_duration
                     .with_label_values(&[kind_label])
                     .observe(started.elapsed().as_secs_f64());
-                if let Err(error) = message.double_ack().await {
-                    tracing::warn!(%error, "job acknowledgement not confirmed; it may run again (harmlessly)");
-                }
                 tracing::info!(
-                    calls = report.calls,
+                    calls = ran.calls,
                     ranges = report.ranges,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "sync job completed"
                 );
-                self.requeue_if_moved(job, report.revision).await;
+                self.let_go(message, job, ran.revision).await;
             }
             Err(JobError::Defer { reason, delay }) => {
-                self.release(job, JobEnd::Released, 0).await;
+                self.release(job, &ran, JobEnd::Released).await;
                 self.defer(message, kind, reason, delay).await;
             }
             Err(JobError::Store(error)) => {
-                self.release(job, JobEnd::Released, 0).await;
+                self.release(job, &ran, JobEnd::Released).await;
                 self.store_trouble(message, kind, &error).await;
             }
             Err(JobError::Failed {
@@ -344,7 +361,7 @@ impl JobRunner {
                     .jobs
                     .with_label_values(&[kind_label, "failure"])
                     .inc();
-                let attempts = self.release(job, JobEnd::Failed(&text), 0).await;
+                let attempts = self.release(job, &ran, JobEnd::Failed(&text)).await;
                 let exhausted =
                     attempts >= i32::try_from(self.settings.retry.max_attempts).unwrap_or(i32::MAX);
                 if retryable && !exhausted {
@@ -368,7 +385,17 @@ impl JobRunner {
                             .dead_lettered
                             .with_label_values(&[kind_label, &reason])
                             .inc();
+                        // The letter holds this failure; the next change
+                        // starts with every attempt again.
+                        if let Err(error) =
+                            store::sync_jobs::reset_attempts(&self.pool, &job.key).await
+                        {
+                            tracing::warn!(%error, "cannot reset the job's attempts");
+                        }
                         ack(message, AckKind::Ack).await;
+                        // A correction published while it failed folded
+                        // into this job: it gets a job of its own.
+                        self.requeue_if_moved(job, ran.revision).await;
                     }
                     Err(error) => {
                         tracing::warn!(%error, "cannot dead-letter the job yet; it stays queued");
@@ -379,14 +406,61 @@ impl JobRunner {
         }
     }
 
-    async fn release(&self, job: &Job, end: JobEnd<'_>, calls: u32) -> i32 {
-        match store::sync_jobs::release(&self.pool, &job.key, self.holder, end, calls).await {
+    async fn release(&self, job: &Job, ran: &Ran, end: JobEnd<'_>) -> i32 {
+        match store::sync_jobs::release(&self.pool, &job.key, ran.lease, end, ran.calls).await {
             Ok(attempts) => attempts,
             Err(error) => {
                 tracing::warn!(%error, "cannot release the lease; it expires by itself");
                 0
             }
         }
+    }
+
+    /// Lets a finished job's message go. Changes made while the job ran found
+    /// its message waiting and folded into it; while the message is on the
+    /// queue they are safe, so it is acknowledged only once it is known that
+    /// none came, and otherwise delivered again (a push) or followed by a push
+    /// (a reconciliation, whose subject is another).
+    async fn let_go(&self, message: &jetstream::Message, job: &Job, read: Option<(UnitId, i64)>) {
+        match self.moved_since(job, read).await {
+            Ok(false) => {
+                if let Err(error) = message.double_ack().await {
+                    tracing::warn!(%error, "job acknowledgement not confirmed; it may run again (harmlessly)");
+                }
+                // A change committed between the check and the acknowledgement.
+                self.requeue_if_moved(job, read).await;
+            }
+            Ok(true) if job.mode == Mode::Push => {
+                tracing::info!("desired state moved while the job ran; it runs again");
+                ack(message, AckKind::Nak(None)).await;
+            }
+            Ok(true) => match self.queue.enqueue(&job.key, Mode::Push).await {
+                Ok(_) => ack(message, AckKind::Ack).await,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot queue the follow-up push; the reconciliation runs again");
+                    ack(message, AckKind::Nak(Some(Duration::from_secs(5)))).await;
+                }
+            },
+            Err(error) => {
+                // Running again pushes only what is still missing.
+                tracing::warn!(%error, "cannot check for changes made meanwhile; the job runs again");
+                ack(message, AckKind::Nak(Some(Duration::from_secs(5)))).await;
+            }
+        }
+    }
+
+    /// Whether the unit's desired state moved after the job read revision `read`.
+    async fn moved_since(
+        &self,
+        job: &Job,
+        read: Option<(UnitId, i64)>,
+    ) -> Result<bool, StoreError> {
+        let Some((unit, revision)) = read else {
+            return Ok(false);
+        };
+        let mut conn = self.pool.acquire().await?;
+        let (current, _) = store::desired::revision(&mut conn, unit, job.key.kind).await?;
+        Ok(current != revision)
     }
 
     async fn defer(
@@ -424,50 +498,32 @@ impl JobRunner {
         self.defer(message, kind, "database", delay).await;
     }
 
-    /// Queues the job again if its unit's desired state moved after it read it:
-    /// changes made while it ran found it in flight and folded into nothing.
+    /// Queues a push if the unit's desired state moved after the job read it
+    /// and its message is already gone.
     async fn requeue_if_moved(&self, job: &Job, read: Option<(UnitId, i64)>) {
-        let Some((unit, revision)) = read else {
-            return;
-        };
-        let now = async {
-            let mut conn = self.pool.acquire().await?;
-            store::desired::revision(&mut conn, unit, job.key.kind).await
-        };
-        match now.await {
-            Ok((current, _)) if current != revision => {
+        match self.moved_since(job, read).await {
+            Ok(true) => {
                 if let Err(error) = self.queue.enqueue(&job.key, Mode::Push).await {
                     tracing::warn!(%error, "cannot queue the follow-up job; reconciliation will catch up");
                 }
             }
-            Ok(_) => {}
+            Ok(false) => {}
             Err(error) => tracing::warn!(%error, "cannot check for changes made meanwhile"),
         }
     }
 
-    async fn execute(&self, job: &Job) -> Result<Report, JobError> {
-        let mut calls = Calls {
-            runner: self,
-            kind: job.key.kind,
-            made: 0,
-        };
-        let result = match (&job.key.listing, job.key.kind) {
-            (None, SyncKind::Reservations) => {
-                self.poll_reservations(&job.key.account, &mut calls).await
-            }
+    async fn execute(&self, job: &Job, calls: &mut Calls<'_>) -> Result<Report, JobError> {
+        match (&job.key.listing, job.key.kind) {
+            (None, SyncKind::Reservations) => self.poll_reservations(&job.key.account, calls).await,
             (Some(listing), SyncKind::Availability | SyncKind::Pricing) => {
-                self.calendar(job, listing, &mut calls).await
+                self.calendar(job, listing, calls).await
             }
-            (Some(listing), SyncKind::Listing) => self.listing(job, listing, &mut calls).await,
+            (Some(listing), SyncKind::Listing) => self.listing(job, listing, calls).await,
             _ => Err(JobError::business(
                 "a job of this kind cannot name that target".into(),
                 Value::Null,
             )),
-        };
-        result.map(|mut report| {
-            report.calls = calls.made;
-            report
-        })
+        }
     }
 
     /// The unit a listing job pushes, and the revision of its desired state;
@@ -477,7 +533,8 @@ impl JobRunner {
         &self,
         job: &Job,
         listing: &ListingId,
-    ) -> Result<Option<(UnitId, i64)>, JobError> {
+        calls: &mut Calls<'_>,
+    ) -> Result<Option<UnitId>, JobError> {
         let mut conn = self.pool.acquire().await?;
         let Some(unit) = store::links::resolve_unit(&mut conn, &job.key.account, listing).await?
         else {
@@ -492,7 +549,8 @@ impl JobRunner {
                 delay,
             });
         }
-        Ok(Some((unit, revision)))
+        calls.revision = Some((unit, revision));
+        Ok(Some(unit))
     }
 
     /// Whether a push should wait for its unit's changes to settle.
@@ -515,7 +573,7 @@ impl JobRunner {
         calls: &mut Calls<'_>,
     ) -> Result<Report, JobError> {
         let account = &job.key.account;
-        let Some((unit, revision)) = self.target(job, listing).await? else {
+        let Some(unit) = self.target(job, listing, calls).await? else {
             return Ok(Report::default());
         };
         let at = ListingRef {
@@ -531,6 +589,7 @@ impl JobRunner {
         let mut conn = self.pool.acquire().await?;
         let days = store::desired::calendar(&mut conn, unit, at.account, at.listing, from).await?;
         drop(conn);
+        let mut refused = None;
         let (intervals, pushed, dirty): (Vec<_>, Vec<_>, usize) = match job.key.kind {
             SyncKind::Availability => {
                 let planned = plan::availability_days(&days);
@@ -548,9 +607,8 @@ impl JobRunner {
                         json!({"unitId": unit.to_string()}),
                     )
                 })?;
-                let planned = plan::pricing_days(&days, currency).map_err(|e| {
-                    JobError::business(e.to_string(), json!({"unitId": unit.to_string()}))
-                })?;
+                let (planned, mismatch) = plan::pricing_days(&days, currency);
+                refused = mismatch;
                 let dirty = planned.iter().filter(|d| d.dirty).count();
                 let (i, p) = plan::runs(&planned)
                     .iter()
@@ -570,31 +628,38 @@ impl JobRunner {
             .chunks(hostaway_client::MAX_CALENDAR_INTERVALS)
             .zip(pushed.chunks(hostaway_client::MAX_CALENDAR_INTERVALS))
         {
-            calls.count();
-            self.client
+            let answer = self
+                .client
                 .update_calendar_intervals(account, listing, chunk)
-                .await
-                .map_err(|e| {
-                    JobError::api(
-                        e,
-                        json!({
-                            "unitId": unit.to_string(),
-                            "ranges": chunk.len(),
-                            "firstDay": chunk.first().map(|i| i.start_date.to_string()),
-                            "lastDay": chunk.last().map(|i| i.end_date.to_string()),
-                        }),
-                    )
-                })?;
+                .await;
+            calls.count(&answer);
+            answer.map_err(|e| {
+                JobError::api(
+                    e,
+                    json!({
+                        "unitId": unit.to_string(),
+                        "ranges": chunk.len(),
+                        "firstDay": chunk.first().map(|i| i.start_date.to_string()),
+                        "lastDay": chunk.last().map(|i| i.end_date.to_string()),
+                    }),
+                )
+            })?;
             store::remote::record_pushed(&self.pool, at, recorded).await?;
             self.metrics
                 .ranges_pushed
                 .with_label_values(&[job.key.kind.as_str()])
                 .inc_by(chunk.len() as u64);
         }
+        if let Some(mismatch) = refused {
+            // The rest was pushed; these days wait for a price in the
+            // listing's currency.
+            return Err(JobError::business(
+                format!("{mismatch}; the other days were pushed"),
+                json!({"unitId": unit.to_string(), "firstDay": mismatch.first.to_string(), "days": mismatch.days}),
+            ));
+        }
         Ok(Report {
-            calls: 0,
             ranges: intervals.len(),
-            revision: Some((unit, revision)),
         })
     }
 
@@ -628,12 +693,9 @@ impl JobRunner {
         let mut query = ListingsQuery::default();
         let mut found = None;
         loop {
-            calls.count();
-            let page = self
-                .client
-                .list_listings(&job.key.account, &query)
-                .await
-                .map_err(|e| JobError::api(e, json!({"reading": "listings"})))?;
+            let answer = self.client.list_listings(&job.key.account, &query).await;
+            calls.count(&answer);
+            let page = answer.map_err(|e| JobError::api(e, json!({"reading": "listings"})))?;
             let currencies: Vec<(String, Currency)> = page
                 .items
                 .iter()
@@ -658,12 +720,9 @@ impl JobRunner {
             // Not among the account's listings: asked directly, Hostaway says
             // why (a 404 is final, and dead-letters the job).
             None => {
-                calls.count();
-                let read = self
-                    .client
-                    .get_listing(&job.key.account, listing)
-                    .await
-                    .map_err(|e| JobError::api(e, json!({"reading": "listing"})))?;
+                let answer = self.client.get_listing(&job.key.account, listing).await;
+                calls.count(&answer);
+                let read = answer.map_err(|e| JobError::api(e, json!({"reading": "listing"})))?;
                 store::remote::record_read_listing(&self.pool, at, read.currency, &[]).await?;
                 Ok(read.currency)
             }
@@ -700,12 +759,10 @@ impl JobRunner {
         let mut start = from;
         while start <= last {
             let end = (start + chrono::Duration::days(READ_CHUNK_DAYS - 1)).min(last);
-            calls.count();
-            let days = self
-                .client
-                .get_calendar(account, listing, start, end)
-                .await
-                .map_err(|e| JobError::api(e, json!({"reading": "calendar", "from": start.to_string(), "to": end.to_string()})))?;
+            let read_started = store::remote::clock(&self.pool).await?;
+            let answer = self.client.get_calendar(account, listing, start, end).await;
+            calls.count(&answer);
+            let days = answer.map_err(|e| JobError::api(e, json!({"reading": "calendar", "from": start.to_string(), "to": end.to_string()})))?;
             let read: Vec<ReadDay> = days
                 .iter()
                 .map(|d| ReadDay {
@@ -719,7 +776,7 @@ impl JobRunner {
                     reserved: d.status.as_deref().is_some_and(is_guest_held),
                 })
                 .collect();
-            store::remote::record_read_calendar(&self.pool, at, &read).await?;
+            store::remote::record_read_calendar(&self.pool, at, &read, read_started).await?;
             start = end + chrono::Duration::days(1);
         }
         Ok(())
@@ -732,7 +789,7 @@ impl JobRunner {
         calls: &mut Calls<'_>,
     ) -> Result<Report, JobError> {
         let account = &job.key.account;
-        let Some((unit, revision)) = self.target(job, listing).await? else {
+        let Some(unit) = self.target(job, listing, calls).await? else {
             return Ok(Report::default());
         };
         let at = ListingRef {
@@ -743,12 +800,9 @@ impl JobRunner {
         let desired = store::desired::listing(&mut conn, unit, at.account, at.listing).await?;
         drop(conn);
         if job.mode == Mode::Reconcile {
-            calls.count();
-            let read = self
-                .client
-                .get_listing(account, listing)
-                .await
-                .map_err(|e| JobError::api(e, json!({"reading": "listing"})))?;
+            let answer = self.client.get_listing(account, listing).await;
+            calls.count(&answer);
+            let read = answer.map_err(|e| JobError::api(e, json!({"reading": "listing"})))?;
             let shown: Vec<(String, Option<Value>)> = desired
                 .iter()
                 .map(|f| (f.field.clone(), read.raw.get(&f.field).cloned()))
@@ -760,10 +814,7 @@ impl JobRunner {
         drop(conn);
         let drift = plan::listing_drift(&fields);
         if drift.is_empty() {
-            return Ok(Report {
-                revision: Some((unit, revision)),
-                ..Report::default()
-            });
+            return Ok(Report::default());
         }
         if job.mode == Mode::Reconcile {
             self.metrics
@@ -772,21 +823,15 @@ impl JobRunner {
                 .inc_by(drift.len() as u64);
         }
         let body: Map<String, Value> = drift.iter().cloned().collect();
-        calls.count();
-        self.client
-            .update_listing(account, listing, &body)
-            .await
-            .map_err(|e| JobError::api(e, json!({"unitId": unit.to_string(), "fields": drift.iter().map(|(f, _)| f).collect::<Vec<_>>()})))?;
+        let answer = self.client.update_listing(account, listing, &body).await;
+        calls.count(&answer);
+        answer.map_err(|e| JobError::api(e, json!({"unitId": unit.to_string(), "fields": drift.iter().map(|(f, _)| f).collect::<Vec<_>>()})))?;
         store::remote::record_pushed_listing(&self.pool, at, &drift).await?;
         self.metrics
             .ranges_pushed
             .with_label_values(&["listing"])
             .inc();
-        Ok(Report {
-            calls: 0,
-            ranges: 1,
-            revision: Some((unit, revision)),
-        })
+        Ok(Report { ranges: 1 })
     }
 
     /// Pages through the account's reservations changed since the cursor and
@@ -814,28 +859,36 @@ impl JobRunner {
         };
         let mut newest = cursor.clone();
         let mut seen = 0u64;
+        // A stamp further ahead than this is a wrong clock, not a cursor.
+        let horizon = (Utc::now() + chrono::Duration::hours(1))
+            .naive_utc()
+            .format(HOSTAWAY_TIME)
+            .to_string();
         loop {
-            calls.count();
-            let page = self
-                .client
-                .list_reservations(account, &query)
-                .await
-                .map_err(|e| {
-                    JobError::api(
-                        e,
-                        json!({"reading": "reservations", "since": query.latest_activity_start}),
-                    )
-                })?;
-            let Some(last_id) = page.last().and_then(|r| text(r.get("id"))) else {
+            let answer = self.client.list_reservations(account, &query).await;
+            calls.count(&answer);
+            let page = answer.map_err(|e| {
+                JobError::api(
+                    e,
+                    json!({"reading": "reservations", "since": query.latest_activity_start}),
+                )
+            })?;
+            // A record without an id can be neither fed nor paged after; it
+            // must not stall the account's polling either.
+            let Some(last_id) = page.iter().rev().find_map(|r| text(r.get("id"))) else {
                 break;
             };
             for reservation in &page {
+                if text(reservation.get("id")).is_none() {
+                    tracing::warn!("polled reservation without an id; skipped");
+                    continue;
+                }
                 self.feed(account, reservation).await?;
                 seen += 1;
-                if let Some(updated) = text(reservation.get("updatedOn"))
-                    && newest.as_deref().is_none_or(|n| updated.as_str() > n)
+                if let Some(activity) = poll_mark(reservation, &horizon)
+                    && newest.as_deref().is_none_or(|n| activity.as_str() > n)
                 {
-                    newest = Some(updated);
+                    newest = Some(activity);
                 }
             }
             if query.after_id.as_deref() == Some(last_id.as_str())
@@ -850,11 +903,7 @@ impl JobRunner {
             store::sync_jobs::advance_poll_cursor(&self.pool, account, &newest, seen).await?;
         }
         tracing::info!(reservations = seen, "reservations polled");
-        Ok(Report {
-            calls: 0,
-            ranges: 0,
-            revision: None,
-        })
+        Ok(Report { ranges: 0 })
     }
 
     async fn feed(
@@ -901,6 +950,18 @@ impl JobRunner {
 /// Statuses of a night a guest holds (Hostaway's, deprecated ones included).
 fn is_guest_held(status: &str) -> bool {
     matches!(status, "reserved" | "pending" | "mreserved" | "conflicted")
+}
+
+/// Where a polled reservation puts the cursor: the field the poll filters on
+/// (`latestActivityOn`), else `updatedOn`; never a stamp past `horizon`,
+/// which would pin the cursor in the future.
+fn poll_mark(reservation: &Map<String, Value>, horizon: &str) -> Option<String> {
+    ["latestActivityOn", "updatedOn"]
+        .iter()
+        .find_map(|field| text(reservation.get(*field)))
+        .filter(|stamp| {
+            NaiveDateTime::parse_from_str(stamp, HOSTAWAY_TIME).is_ok() && stamp.as_str() <= horizon
+        })
 }
 
 fn text(value: Option<&Value>) -> Option<String> {
