@@ -4,7 +4,7 @@
 //! ```text
 //! {ns}.changes.{kind}.{unit}  ──changes──▶ desired_calendar / desired_listing (newest per field)
 //!                                        └─▶ one pending job per listing and kind on {ns}.sync.…
-//! {ns}.sync.{kind}.…          ──lanes────▶ worker: lease, plan, calendarIntervals (≤200/call), remote_*
+//! {ns}.sync.{mode}.{kind}.…   ──lanes────▶ worker: lease, plan, calendarIntervals (≤200/call), remote_*
 //! reconciliation schedules    ──────────▶ jobs that read Hostaway back first; reservation polling
 //! ```
 //!

@@ -1,11 +1,11 @@
 //! Running one sync job.
 //!
-//! A job holds its listing's lease while it runs, so two workers (of any
-//! replica) never push the same listing and kind at once. It reads desired
-//! and known state, plans the fewest ranges, pushes them at most 200 a call,
-//! and records each call's ranges only after Hostaway accepted them. It is
-//! acknowledged after that; then, if the desired state moved while it ran, it
-//! queues itself again.
+//! A job holds its listing's lease while it runs, so two runs (of any
+//! replica, or of one) never push the same listing and kind at once. It reads
+//! desired and known state, plans the fewest ranges, pushes them at most 200 a
+//! call, and records each call's ranges only after Hostaway accepted them.
+//! Then its message is acknowledged, unless the desired state moved while it
+//! ran: those changes folded into the message, which is delivered again.
 //!
 //! | outcome | what happens |
 //! |---|---|
