@@ -228,6 +228,44 @@ impl OutboundWorld {
         .await;
     }
 
+    /// The job queue, as the admin tool and the reconciliation use it.
+    pub fn queue(&self) -> sync_dispatcher::queue::JobQueue {
+        sync_dispatcher::queue::JobQueue::new(
+            self.env.nats.clone(),
+            self.env.topology.clone(),
+            Duration::from_secs(5),
+        )
+    }
+
+    /// Waits until some job holds its listing's lease (is running).
+    pub async fn a_job_running(&self) {
+        crate::eventually(
+            "a job holding its lease",
+            Duration::from_secs(30),
+            || async {
+                (self
+                    .env
+                    .count("SELECT count(*) FROM sync_jobs WHERE lease_until > now()")
+                    .await
+                    > 0)
+                .then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Waits until the job queue is empty (every job acknowledged).
+    pub async fn queue_drained(&self) {
+        crate::eventually(
+            "the job queue to drain",
+            Duration::from_secs(30),
+            || async {
+                (self.env.stream_len(&self.env.topology.sync_stream()).await == 0).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Requests the simulator received for one listing's calendar writes.
     pub async fn calendar_writes(&self, listing: u64) -> usize {
         let path = format!("/v1/listings/{listing}/calendarIntervals");

@@ -23,6 +23,12 @@ const JOBS_ONLY: Roles = Roles {
     jobs: true,
     reconcile: false,
 };
+/// No schedules: nothing but the change path can bring Hostaway in line.
+const NO_SCHEDULES: Roles = Roles {
+    changes: true,
+    jobs: true,
+    reconcile: false,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_changes_to_one_listing_end_in_the_fewest_calls_and_the_newest_values() {
@@ -248,19 +254,7 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
         ]
     );
     // Dead-lettered, then acknowledged: the work queue empties.
-    connector_tests::eventually(
-        "the forged job to leave the work queue",
-        Duration::from_secs(30),
-        || async {
-            (world
-                .env
-                .stream_len(&world.env.topology.sync_stream())
-                .await
-                == 0)
-                .then_some(())
-        },
-    )
-    .await;
+    world.queue_drained().await;
     assert_eq!(
         world
             .env
@@ -310,11 +304,7 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
         .await
         .unwrap()
         .unwrap();
-    let queue = sync_dispatcher::queue::JobQueue::new(
-        world.env.nats.clone(),
-        world.env.topology.clone(),
-        Duration::from_secs(5),
-    );
+    let queue = world.queue();
     let refused =
         sync_dispatcher::dead_letter::replay(&queue, &world.env.js, &world.env.pool, &letter).await;
     assert!(
@@ -347,10 +337,7 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
 async fn reconciliation_reads_hostaway_back_and_pushes_only_the_drift() {
     let world = OutboundWorld::new(SimConfig::default(), &[("71004", 1)]).await;
     let listing = world.listings[0].clone();
-    let dispatcher = world.start_dispatcher(Roles {
-        reconcile: false,
-        ..Roles::ALL
-    });
+    let dispatcher = world.start_dispatcher(NO_SCHEDULES);
     dispatcher.ready().await;
     let now = Utc::now();
     let block = Availability {
@@ -407,11 +394,7 @@ async fn reconciliation_reads_hostaway_back_and_pushes_only_the_drift() {
     let ranges_before = dispatcher.metric("hostaway_sync_ranges_pushed_total");
     let jobs_before = dispatcher.metric("hostaway_sync_jobs_total");
 
-    let queue = sync_dispatcher::queue::JobQueue::new(
-        world.env.nats.clone(),
-        world.env.topology.clone(),
-        Duration::from_secs(5),
-    );
+    let queue = world.queue();
     for kind in [domain::SyncKind::Availability, domain::SyncKind::Pricing] {
         let queued = sync_dispatcher::reconcile::enqueue_all(&world.env.pool, &queue, kind, None)
             .await
@@ -586,19 +569,7 @@ async fn a_dispatcher_killed_mid_job_loses_no_change() {
     let first = world.start_dispatcher(Roles::ALL);
     first.ready().await;
     let mut model = burst(&world, 10, 4).await;
-    connector_tests::eventually(
-        "a job holding its lease",
-        Duration::from_secs(30),
-        || async {
-            (world
-                .env
-                .count("SELECT count(*) FROM sync_jobs WHERE lease_until > now()")
-                .await
-                > 0)
-            .then_some(())
-        },
-    )
-    .await;
+    world.a_job_running().await;
     first.kill();
     // Changes keep coming while no dispatcher runs.
     model.merge(burst(&world, 5, 5).await);
@@ -621,10 +592,7 @@ async fn a_change_made_while_its_listing_is_being_pushed_is_pushed_too() {
     let listing = world.listings[0].clone();
     // No reconciliation to heal a lost change; slow answers keep the first
     // push in flight while the second change arrives.
-    let dispatcher = world.start_dispatcher(Roles {
-        reconcile: false,
-        ..Roles::ALL
-    });
+    let dispatcher = world.start_dispatcher(NO_SCHEDULES);
     dispatcher.ready().await;
     world.sim.set_faults(hostaway_sim::Faults {
         latency_ms: 1500,
@@ -645,19 +613,7 @@ async fn a_change_made_while_its_listing_is_being_pushed_is_pushed_too() {
     let first = change(1, 2, false);
     model.apply_availability(&first);
     world.publish_availability(&first).await;
-    connector_tests::eventually(
-        "the first push in flight",
-        Duration::from_secs(30),
-        || async {
-            (world
-                .env
-                .count("SELECT count(*) FROM sync_jobs WHERE lease_until > now()")
-                .await
-                > 0)
-            .then_some(())
-        },
-    )
-    .await;
+    world.a_job_running().await;
     for (seq, start, available) in [(2, 10, false), (3, 3, true)] {
         let later = change(seq, start, available);
         model.apply_availability(&later);
@@ -686,11 +642,7 @@ async fn a_reservation_whose_webhook_never_came_appears_through_polling() {
         .unwrap();
     assert!(world.sim.deliveries().await.is_empty());
 
-    let queue = sync_dispatcher::queue::JobQueue::new(
-        world.env.nats.clone(),
-        world.env.topology.clone(),
-        Duration::from_secs(5),
-    );
+    let queue = world.queue();
     let poll = || async {
         sync_dispatcher::reconcile::enqueue_all(
             &world.env.pool,
@@ -778,13 +730,9 @@ async fn a_reservation_whose_webhook_never_came_appears_through_polling() {
 async fn a_job_waiting_absorbs_further_changes_to_its_listing() {
     use domain::{AccountId, ListingId, SyncKind};
     use store::sync_jobs::JobKey;
-    use sync_dispatcher::queue::{Enqueued, JobQueue, Mode};
+    use sync_dispatcher::queue::{Enqueued, Mode};
     let world = OutboundWorld::new(SimConfig::default(), &[("71010", 2)]).await;
-    let queue = JobQueue::new(
-        world.env.nats.clone(),
-        world.env.topology.clone(),
-        Duration::from_secs(5),
-    );
+    let queue = world.queue();
     let key = |listing: &str, kind| JobKey {
         account: AccountId::parse("71010").unwrap(),
         listing: Some(ListingId::parse(listing).unwrap()),
@@ -834,15 +782,7 @@ async fn a_job_waiting_absorbs_further_changes_to_its_listing() {
 
     // Once the waiting job has run (and been acknowledged), a change queues anew.
     let dispatcher = world.start_dispatcher(JOBS_ONLY);
-    connector_tests::eventually("the queue to drain", Duration::from_secs(30), || async {
-        (world
-            .env
-            .stream_len(&world.env.topology.sync_stream())
-            .await
-            == 0)
-            .then_some(())
-    })
-    .await;
+    world.queue_drained().await;
     assert_eq!(
         queue.enqueue(&first, Mode::Push).await.unwrap(),
         Enqueued::Queued
@@ -994,11 +934,7 @@ async fn listing_details_reach_hostaway_and_a_hand_edit_is_healed() {
         .get_mut(&listing.listing)
         .unwrap()
         .insert("name".into(), json!("Renamed by hand"));
-    let queue = sync_dispatcher::queue::JobQueue::new(
-        world.env.nats.clone(),
-        world.env.topology.clone(),
-        Duration::from_secs(5),
-    );
+    let queue = world.queue();
     sync_dispatcher::reconcile::enqueue_all(
         &world.env.pool,
         &queue,
