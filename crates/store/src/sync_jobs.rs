@@ -30,22 +30,30 @@ impl JobKey {
     }
 }
 
+/// A lease taken: what the job's row says of the runs before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leased {
+    /// Failed attempts since the last success.
+    pub attempts: i32,
+    pub last_success_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Takes the job's lease for `ttl`, unless another holder's lease is still
-/// running. Returns the failed attempts so far when taken.
+/// running.
 pub async fn acquire_lease(
     pool: &PgPool,
     key: &JobKey,
     holder: Uuid,
     ttl: Duration,
-) -> Result<Option<i32>, StoreError> {
-    Ok(sqlx::query_scalar(
+) -> Result<Option<Leased>, StoreError> {
+    let row: Option<(i32, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
         "INSERT INTO sync_jobs (hostaway_account_id, hostaway_listing_id, kind, lease_holder, lease_until)
          VALUES ($1, $2, $3, $4, now() + $5 * interval '1 millisecond')
          ON CONFLICT (hostaway_account_id, hostaway_listing_id, kind) DO UPDATE SET
              lease_holder = excluded.lease_holder, lease_until = excluded.lease_until, updated_at = now()
          WHERE sync_jobs.lease_until IS NULL OR sync_jobs.lease_until < now()
             OR sync_jobs.lease_holder = excluded.lease_holder
-         RETURNING attempts",
+         RETURNING attempts, last_success_at",
     )
     .bind(key.account.as_str())
     .bind(key.listing_str())
@@ -53,7 +61,11 @@ pub async fn acquire_lease(
     .bind(holder)
     .bind(ttl.as_millis() as f64)
     .fetch_optional(pool)
-    .await?)
+    .await?;
+    Ok(row.map(|(attempts, last_success_at)| Leased {
+        attempts,
+        last_success_at,
+    }))
 }
 
 /// Extends a lease still held. False when it was lost (expired and taken).

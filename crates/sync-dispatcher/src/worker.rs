@@ -191,12 +191,14 @@ impl JobError {
     }
 }
 
-/// The Hostaway calls of one job, and the desired revision it read.
+/// The Hostaway calls of one job, the desired revision it read, and since
+/// when it has waited for its unit to settle.
 struct Calls<'a> {
     runner: &'a JobRunner,
     kind: SyncKind,
     made: u32,
     revision: Option<(UnitId, i64)>,
+    waiting_since: Option<chrono::DateTime<Utc>>,
 }
 
 impl Calls<'_> {
@@ -254,7 +256,7 @@ impl JobRunner {
         // A lease of this run only: a duplicate delivery, or the job's
         // reconciliation twin, waits for it even in the same process.
         let lease = Uuid::now_v7();
-        let attempts_before = match store::sync_jobs::acquire_lease(
+        let leased = match store::sync_jobs::acquire_lease(
             &self.pool,
             &job.key,
             lease,
@@ -262,7 +264,7 @@ impl JobRunner {
         )
         .await
         {
-            Ok(Some(attempts)) => attempts,
+            Ok(Some(leased)) => leased,
             Ok(None) => {
                 self.defer(message, kind, "lease_busy", Duration::from_secs(2))
                     .await;
@@ -273,12 +275,17 @@ impl JobRunner {
                 return;
             }
         };
-        tracing::info!(attempts_before, "sync job started");
+        tracing::info!(attempts_before = leased.attempts, "sync job started");
         let mut calls = Calls {
             runner: self,
             kind,
             made: 0,
             revision: None,
+            // A push delivered again because changes came while it ran waits
+            // for quiet again from its last run, not from when it was queued:
+            // a listing that never stops changing is pushed once per
+            // `max_settle`, not as fast as the budget allows.
+            waiting_since: job.requested_at.max(leased.last_success_at),
         };
         let mut work = Box::pin(self.execute(job, &mut calls));
         let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
@@ -543,7 +550,11 @@ impl JobRunner {
         };
         let (revision, last_change) =
             store::desired::revision(&mut conn, unit, job.key.kind).await?;
-        if let Some(delay) = self.settling(job, last_change) {
+        let waited = calls
+            .waiting_since
+            .and_then(|at| (Utc::now() - at).to_std().ok())
+            .unwrap_or_default();
+        if let Some(delay) = settle_delay(&self.settings, job.mode, last_change, waited) {
             return Err(JobError::Defer {
                 reason: "settling",
                 delay,
@@ -551,19 +562,6 @@ impl JobRunner {
         }
         calls.revision = Some((unit, revision));
         Ok(Some(unit))
-    }
-
-    /// Whether a push should wait for its unit's changes to settle.
-    fn settling(&self, job: &Job, last_change: Option<Duration>) -> Option<Duration> {
-        let quiet = last_change?;
-        let waited = job
-            .requested_at
-            .and_then(|at| (Utc::now() - at).to_std().ok())
-            .unwrap_or_default();
-        (job.mode == Mode::Push
-            && quiet < self.settings.settle
-            && waited < self.settings.max_settle)
-            .then(|| self.settings.settle - quiet)
     }
 
     async fn calendar(
@@ -947,6 +945,20 @@ impl JobRunner {
     }
 }
 
+/// How much longer a job should wait for its unit's changes to settle: a
+/// push waits until the unit has been quiet for `settle` (`quiet` is the time
+/// since its last change), but never after it has waited `max_settle`.
+fn settle_delay(
+    settings: &WorkerSettings,
+    mode: Mode,
+    quiet: Option<Duration>,
+    waited: Duration,
+) -> Option<Duration> {
+    let quiet = quiet?;
+    (mode == Mode::Push && quiet < settings.settle && waited < settings.max_settle)
+        .then(|| settings.settle - quiet)
+}
+
 /// Statuses of a night a guest holds (Hostaway's, deprecated ones included).
 fn is_guest_held(status: &str) -> bool {
     matches!(status, "reserved" | "pending" | "mreserved" | "conflicted")
@@ -969,5 +981,72 @@ fn text(value: Option<&Value>) -> Option<String> {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_push_waits_for_quiet_but_not_forever() {
+        let settings = WorkerSettings {
+            settle: ms(2_000),
+            max_settle: ms(30_000),
+            ..WorkerSettings::default()
+        };
+        // Changed 500 ms ago, queued 1 s ago: 1.5 s more of quiet wanted.
+        assert_eq!(
+            settle_delay(&settings, Mode::Push, Some(ms(500)), ms(1_000)),
+            Some(ms(1_500))
+        );
+        // Quiet long enough, or never changed: go.
+        assert_eq!(
+            settle_delay(&settings, Mode::Push, Some(ms(2_000)), ms(0)),
+            None
+        );
+        assert_eq!(settle_delay(&settings, Mode::Push, None, ms(0)), None);
+        // Still changing, but it has waited its maximum: go.
+        assert_eq!(
+            settle_delay(&settings, Mode::Push, Some(ms(10)), ms(30_000)),
+            None
+        );
+        // Reconciliation never waits.
+        assert_eq!(
+            settle_delay(&settings, Mode::Reconcile, Some(ms(10)), ms(0)),
+            None
+        );
+    }
+
+    fn reservation(fields: Value) -> Map<String, Value> {
+        match fields {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn the_poll_cursor_follows_latest_activity_and_ignores_the_future() {
+        let horizon = "2026-11-28 12:00:00";
+        let both = reservation(json!({
+            "id": 1, "latestActivityOn": "2026-11-28 10:00:00", "updatedOn": "2026-11-28 09:00:00"
+        }));
+        assert_eq!(
+            poll_mark(&both, horizon).as_deref(),
+            Some("2026-11-28 10:00:00")
+        );
+        let updated_only = reservation(json!({"id": 2, "updatedOn": "2026-11-28 09:00:00"}));
+        assert_eq!(
+            poll_mark(&updated_only, horizon).as_deref(),
+            Some("2026-11-28 09:00:00")
+        );
+        let future = reservation(json!({"id": 3, "latestActivityOn": "2031-01-01 00:00:00"}));
+        assert_eq!(poll_mark(&future, horizon), None, "would pin the cursor");
+        let garbage = reservation(json!({"id": 4, "latestActivityOn": "yesterday"}));
+        assert_eq!(poll_mark(&garbage, horizon), None);
     }
 }
