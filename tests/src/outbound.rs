@@ -254,6 +254,22 @@ impl OutboundWorld {
         .await;
     }
 
+    /// Job messages the queue ever took (folded ones not counted).
+    pub async fn jobs_ever_queued(&self) -> u64 {
+        let mut stream = self
+            .env
+            .js
+            .get_stream(self.env.topology.sync_stream())
+            .await
+            .expect("the job stream exists");
+        stream
+            .info()
+            .await
+            .expect("stream info")
+            .state
+            .last_sequence
+    }
+
     /// Waits until the job queue is empty (every job acknowledged).
     pub async fn queue_drained(&self) {
         crate::eventually(

@@ -270,6 +270,32 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
     );
     assert!(world.env.stream_len(&world.env.topology.dlq_stream()).await >= 4);
 
+    // The same mistake again: the open letter counts it, no second letter.
+    let euros_again = Price {
+        change_id: change_id(4),
+        seq: 4,
+        price_minor: 10_900,
+        occurred_at: Utc::now(),
+        ..euros.clone()
+    };
+    world.publish_price(&euros_again).await;
+    connector_tests::eventually("the letter to count the repeat", Duration::from_secs(30), || async {
+        (world
+            .env
+            .count("SELECT count(*) FROM dead_letter_queue WHERE job_name = 'sync:pricing' AND data->>'repeats' = '2'")
+            .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        world
+            .env
+            .count("SELECT count(*) FROM dead_letter_queue WHERE job_name = 'sync:pricing'")
+            .await,
+        1
+    );
+
     // A newer price in the listing's currency supersedes: the job succeeds and
     // its dead letter is resolved.
     let dollars = Price {
@@ -305,6 +331,7 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
         .unwrap()
         .unwrap();
     let queue = world.queue();
+    let jobs_queued_before = world.jobs_ever_queued().await;
     let refused =
         sync_dispatcher::dead_letter::replay(&queue, &world.env.js, &world.env.pool, &letter).await;
     assert!(
@@ -315,11 +342,9 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
         "a malformed job is not replayable: {refused:?}"
     );
     assert_eq!(
-        world
-            .env
-            .stream_len(&world.env.topology.sync_stream())
-            .await,
-        0
+        world.jobs_ever_queued().await,
+        jobs_queued_before,
+        "nothing was queued"
     );
     assert!(store::dlq::resolve(&world.env.pool, forged).await.unwrap());
     assert!(
@@ -591,11 +616,11 @@ async fn a_change_made_while_its_listing_is_being_pushed_is_pushed_too() {
     let world = OutboundWorld::new(SimConfig::default(), &[("71012", 1)]).await;
     let listing = world.listings[0].clone();
     // No reconciliation to heal a lost change; slow answers keep the first
-    // push in flight while the second change arrives.
+    // push in flight while the later changes arrive.
     let dispatcher = world.start_dispatcher(NO_SCHEDULES);
     dispatcher.ready().await;
     world.sim.set_faults(hostaway_sim::Faults {
-        latency_ms: 1500,
+        latency_ms: 3000,
         ..hostaway_sim::Faults::default()
     });
     let change = |seq: u64, start: i64, available: bool| Availability {
@@ -613,7 +638,18 @@ async fn a_change_made_while_its_listing_is_being_pushed_is_pushed_too() {
     let first = change(1, 2, false);
     model.apply_availability(&first);
     world.publish_availability(&first).await;
-    world.a_job_running().await;
+    // The token has come back: the job is past its settle wait, and its push
+    // (a second of token activation, then three of latency) is under way.
+    connector_tests::eventually("the job's token", Duration::from_secs(30), || async {
+        world
+            .sim
+            .requests(None)
+            .await
+            .iter()
+            .any(|r| r.path.ends_with("accessTokens"))
+            .then_some(())
+    })
+    .await;
     for (seq, start, available) in [(2, 10, false), (3, 3, true)] {
         let later = change(seq, start, available);
         model.apply_availability(&later);
@@ -621,6 +657,11 @@ async fn a_change_made_while_its_listing_is_being_pushed_is_pushed_too() {
     }
     world.sim.set_faults(hostaway_sim::Faults::default());
     world.converged(&model, Duration::from_secs(60)).await;
+    // The later changes folded into the running job's message, which was
+    // delivered again: no second job was ever queued (one queued after the
+    // first was acknowledged would be lost with a crash in between).
+    assert_eq!(world.jobs_ever_queued().await, 1, "one job message in all");
+    world.queue_drained().await;
     dispatcher.stop().await;
 }
 

@@ -39,6 +39,42 @@ pub async fn insert(conn: &mut PgConnection, letter: &NewDeadLetter) -> Result<U
     Ok(id)
 }
 
+/// Records a failure that repeats an open letter (the same job failing for
+/// the same kind of reason) on that letter, counting the repeats in
+/// `data.repeats`, so that a listing that fails every run leaves one letter
+/// to read, not one per run; otherwise inserts it. Returns the letter's id.
+pub async fn insert_or_refresh(
+    conn: &mut PgConnection,
+    letter: &NewDeadLetter,
+) -> Result<Uuid, StoreError> {
+    let refreshed: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE dead_letter_queue SET
+             failed_at = now(), payload = $4, attempts = $5,
+             error = jsonb_build_object('kind', $6::text, 'message', $7::text),
+             stream_sequence = $8,
+             data = $3 || jsonb_build_object('repeats', coalesce((data->>'repeats')::int, 1) + 1)
+         WHERE id = (SELECT id FROM dead_letter_queue
+                     WHERE job_id = $1 AND job_name = $2 AND resolved_at IS NULL
+                       AND error->>'kind' = $6
+                     ORDER BY failed_at DESC LIMIT 1)
+         RETURNING id",
+    )
+    .bind(&letter.job_id)
+    .bind(&letter.job_name)
+    .bind(&letter.data)
+    .bind(&letter.payload)
+    .bind(letter.attempts)
+    .bind(&letter.error_kind)
+    .bind(&letter.error_message)
+    .bind(letter.stream_sequence.and_then(|s| i64::try_from(s).ok()))
+    .fetch_optional(&mut *conn)
+    .await?;
+    match refreshed {
+        Some(id) => Ok(id),
+        None => insert(conn, letter).await,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DeadLetter {
     pub id: Uuid,

@@ -98,7 +98,7 @@ impl SyncDeadLetters {
             stream_sequence,
         };
         let mut conn = self.pool.acquire().await.map_err(store::StoreError::from)?;
-        store::dlq::insert(&mut conn, &letter).await?;
+        store::dlq::insert_or_refresh(&mut conn, &letter).await?;
         tracing::error!(
             job_id = %job_id,
             reason = failed.reason,

@@ -11,9 +11,10 @@
 //! of reconciliation, and no line starves. A line with nothing waiting gives
 //! its turn to the next.
 //!
-//! Each line prefetches one job, so that whether a job waits is known without
-//! waiting. A prefetched job that waits for a slot longer than the consumer's
-//! ack wait may be delivered a second time; the job's lease keeps the two
+//! Each line prefetches a job (at most two wait: one taken, one in its
+//! channel), so that whether a job waits is known without waiting. A
+//! prefetched job that waits for a slot longer than the consumer's ack wait
+//! may be delivered a second time; the job's lease keeps the two
 //! deliveries from running at once, and the second finds nothing left to do.
 
 use std::sync::Arc;

@@ -233,7 +233,8 @@ impl SyncDispatcher {
                 gate: Arc::clone(&gate),
                 settings: settings.worker.clone(),
                 holder,
-                listing_reads: Default::default(),
+                currency_reads: Default::default(),
+                calendar_reads: Default::default(),
             });
             let (settings, js, pool, stop, tracker, ready, metrics, background_tasks) = (
                 Arc::clone(&settings),
@@ -315,15 +316,22 @@ async fn prepare(
     service_kit::nats::provision(js, &settings.topology, &settings.streams).await
 }
 
-/// One durable consumer per line.
+/// One durable consumer per line, in the order of the weights (the round
+/// robin's order, as unit-tested).
 async fn bind_job_consumers(
     settings: &DispatcherSettings,
     pool: &PgPool,
     js: &jetstream::Context,
     stop: &CancellationToken,
 ) -> Option<Vec<(JobLane, PullConsumer)>> {
-    let mut consumers = Vec::new();
+    let mut lanes: Vec<JobLane> = settings.weights.iter().map(|(lane, _)| *lane).collect();
     for lane in JobLane::all() {
+        if !lanes.contains(&lane) {
+            lanes.push(lane);
+        }
+    }
+    let mut consumers = Vec::new();
+    for lane in lanes {
         let reconcile = lane.mode == Mode::Reconcile;
         let kind = lane.kind.as_str();
         let config = pull::Config {

@@ -101,20 +101,34 @@ pub struct JobRunner {
     pub settings: WorkerSettings,
     /// This process's identity in leases.
     pub holder: Uuid,
-    pub listing_reads: AccountGates,
+    /// An account's listings are read once for their currencies.
+    pub currency_reads: Gates<AccountId>,
+    /// A listing's calendar is read once when its availability and pricing
+    /// reconciliations fall due together.
+    pub calendar_reads: Gates<(AccountId, ListingId)>,
 }
 
-/// One async lock per account, for work no two jobs of an account should
-/// repeat at once.
-#[derive(Debug, Default)]
-pub struct AccountGates(
-    std::sync::Mutex<std::collections::HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>,
-);
+/// One async lock per key, for work no two jobs should repeat at once (the
+/// second waits, then finds it done).
+#[derive(Debug)]
+pub struct Gates<K>(std::sync::Mutex<std::collections::HashMap<K, Arc<tokio::sync::Mutex<()>>>>);
 
-impl AccountGates {
-    pub fn gate(&self, account: &AccountId) -> Arc<tokio::sync::Mutex<()>> {
+impl<K> Default for Gates<K> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(std::collections::HashMap::new()))
+    }
+}
+
+/// Past this many keys, gates nobody holds are dropped.
+const GATES_KEPT: usize = 1024;
+
+impl<K: Eq + std::hash::Hash + Clone> Gates<K> {
+    pub fn gate(&self, key: &K) -> Arc<tokio::sync::Mutex<()>> {
         let mut gates = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(gates.entry(account.clone()).or_default())
+        if gates.len() >= GATES_KEPT {
+            gates.retain(|_, gate| Arc::strong_count(gate) > 1);
+        }
+        Arc::clone(gates.entry(key.clone()).or_default())
     }
 }
 
@@ -231,7 +245,13 @@ impl JobRunner {
                     .malformed_job(&message, &error.to_string())
                     .await
                 {
-                    Ok(()) => ack(&message, AckKind::Ack).await,
+                    Ok(()) => {
+                        self.metrics
+                            .dead_lettered
+                            .with_label_values(&["unknown", "malformed"])
+                            .inc();
+                        ack(&message, AckKind::Ack).await
+                    }
                     Err(dlq_error) => {
                         tracing::warn!(error = %dlq_error, "cannot dead-letter the malformed job yet");
                         ack(&message, AckKind::Nak(Some(Duration::from_secs(5)))).await;
@@ -682,7 +702,7 @@ impl JobRunner {
         // One pass over the account's listings (a hundred a page) learns the
         // currency of all of them; concurrent jobs of the account wait for it
         // rather than repeat it.
-        let gate = self.listing_reads.gate(&job.key.account);
+        let gate = self.currency_reads.gate(&job.key.account);
         let _reading = gate.lock().await;
         let facts = store::remote::facts(&self.pool, at).await?;
         if facts.currency.is_some() {
@@ -742,6 +762,10 @@ impl JobRunner {
             account: account.as_str(),
             listing: listing.as_str(),
         };
+        let gate = self
+            .calendar_reads
+            .gate(&(account.clone(), listing.clone()));
+        let _reading = gate.lock().await;
         if store::remote::facts(&self.pool, at)
             .await?
             .calendar_read_within(self.settings.read_freshness)
@@ -841,12 +865,19 @@ impl JobRunner {
         calls: &mut Calls<'_>,
     ) -> Result<Report, JobError> {
         let cursor = store::sync_jobs::poll_cursor(&self.pool, account).await?;
+        let started = Utc::now().naive_utc();
+        // A cursor ahead of this clock (a stamp from the future, stored before
+        // such stamps were refused) is read as now, so it cannot skip what
+        // happens until the clock catches up.
         let since = cursor
             .as_deref()
             .and_then(|c| NaiveDateTime::parse_from_str(c, HOSTAWAY_TIME).ok())
-            .map(|c| c - chrono::Duration::from_std(self.settings.poll_overlap).unwrap_or_default())
+            .map(|c| {
+                c.min(started)
+                    - chrono::Duration::from_std(self.settings.poll_overlap).unwrap_or_default()
+            })
             .unwrap_or_else(|| {
-                Utc::now().naive_utc()
+                started
                     - chrono::Duration::from_std(self.settings.poll_lookback).unwrap_or_default()
             });
         let mut query = ReservationsQuery {
@@ -857,11 +888,9 @@ impl JobRunner {
         };
         let mut newest = cursor.clone();
         let mut seen = 0u64;
-        // A stamp further ahead than this is a wrong clock, not a cursor.
-        let horizon = (Utc::now() + chrono::Duration::hours(1))
-            .naive_utc()
-            .format(HOSTAWAY_TIME)
-            .to_string();
+        // The cursor never passes this poll's own start: activity stamped later
+        // (clock skew, bad data) is read again next time rather than skipped.
+        let horizon = started.format(HOSTAWAY_TIME).to_string();
         loop {
             let answer = self.client.list_reservations(account, &query).await;
             calls.count(&answer);
@@ -965,8 +994,8 @@ fn is_guest_held(status: &str) -> bool {
 }
 
 /// Where a polled reservation puts the cursor: the field the poll filters on
-/// (`latestActivityOn`), else `updatedOn`; never a stamp past `horizon`,
-/// which would pin the cursor in the future.
+/// (`latestActivityOn`), else `updatedOn`; never a stamp past `horizon` (the
+/// poll's start), which would pin the cursor ahead of activity yet to come.
 fn poll_mark(reservation: &Map<String, Value>, horizon: &str) -> Option<String> {
     ["latestActivityOn", "updatedOn"]
         .iter()
@@ -1046,6 +1075,12 @@ mod tests {
         );
         let future = reservation(json!({"id": 3, "latestActivityOn": "2031-01-01 00:00:00"}));
         assert_eq!(poll_mark(&future, horizon), None, "would pin the cursor");
+        let ahead = reservation(json!({"id": 5, "latestActivityOn": "2026-11-28 12:00:01"}));
+        assert_eq!(
+            poll_mark(&ahead, horizon),
+            None,
+            "a second past the poll's start"
+        );
         let garbage = reservation(json!({"id": 4, "latestActivityOn": "yesterday"}));
         assert_eq!(poll_mark(&garbage, horizon), None);
     }
