@@ -200,6 +200,14 @@ impl TestEnv {
             .expect(sql)
     }
 
+    /// Waits (30 s at most) until the count `sql` returns is `expected`.
+    pub async fn count_reaches(&self, what: &str, sql: &'static str, expected: i64) {
+        crate::eventually(what, std::time::Duration::from_secs(30), || async {
+            (self.count(sql).await == expected).then_some(())
+        })
+        .await;
+    }
+
     /// Messages currently on a stream of this namespace.
     pub async fn stream_len(&self, stream: &str) -> u64 {
         let mut stream = self.js.get_stream(stream).await.expect("stream exists");

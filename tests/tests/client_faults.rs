@@ -26,16 +26,21 @@ fn day(n: u64) -> CalendarInterval {
     interval
 }
 
-#[tokio::test(start_paused = true)]
-async fn thirty_percent_5xx_still_completes() {
-    let t = SimClient::start(
+/// The simulator with its fault dice seeded, and a client on it.
+async fn seeded(seed: u64) -> SimClient {
+    SimClient::start(
         SimConfig {
-            seed: 7,
+            seed,
             ..SimConfig::default()
         },
         |_| {},
     )
-    .await;
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn thirty_percent_5xx_still_completes() {
+    let t = seeded(7).await;
     let listing = listing(&t).await;
     t.sim.set_faults(Faults::errors(0.3));
     for n in 0..30 {
@@ -67,14 +72,7 @@ async fn thirty_percent_5xx_still_completes() {
 
 #[tokio::test(start_paused = true)]
 async fn dropped_connections_are_retried() {
-    let t = SimClient::start(
-        SimConfig {
-            seed: 11,
-            ..SimConfig::default()
-        },
-        |_| {},
-    )
-    .await;
+    let t = seeded(11).await;
     let listing = listing(&t).await;
     t.sim.set_faults(Faults {
         drop_rate: 0.3,

@@ -229,15 +229,14 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
         .await
         .expect("forged job acknowledged");
 
-    connector_tests::eventually("four dead letters", Duration::from_secs(30), || async {
-        (world
-            .env
-            .count("SELECT count(*) FROM dead_letter_queue")
-            .await
-            == 4)
-            .then_some(())
-    })
-    .await;
+    world
+        .env
+        .count_reaches(
+            "four dead letters",
+            "SELECT count(*) FROM dead_letter_queue",
+            4,
+        )
+        .await;
     let names: Vec<(String, String)> = sqlx::query_as(
         "SELECT job_name, error->>'kind' FROM dead_letter_queue ORDER BY job_name, error->>'kind'",
     )
@@ -279,15 +278,7 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
         ..euros.clone()
     };
     world.publish_price(&euros_again).await;
-    connector_tests::eventually("the letter to count the repeat", Duration::from_secs(30), || async {
-        (world
-            .env
-            .count("SELECT count(*) FROM dead_letter_queue WHERE job_name = 'sync:pricing' AND data->>'repeats' = '2'")
-            .await
-            == 1)
-            .then_some(())
-    })
-    .await;
+    world.env.count_reaches("the letter to count the repeat", "SELECT count(*) FROM dead_letter_queue WHERE job_name = 'sync:pricing' AND data->>'repeats' = '2'", 1).await;
     assert_eq!(
         world
             .env
@@ -309,15 +300,7 @@ async fn changes_that_break_the_contract_are_dead_lettered_and_change_nothing() 
     let mut model = Model::default();
     model.apply_price(&dollars);
     world.converged(&model, Duration::from_secs(30)).await;
-    connector_tests::eventually("the pricing letter to be resolved", Duration::from_secs(30), || async {
-        (world
-            .env
-            .count("SELECT count(*) FROM dead_letter_queue WHERE job_name = 'sync:pricing' AND resolved_at IS NULL")
-            .await
-            == 0)
-            .then_some(())
-    })
-    .await;
+    world.env.count_reaches("the pricing letter to be resolved", "SELECT count(*) FROM dead_letter_queue WHERE job_name = 'sync:pricing' AND resolved_at IS NULL", 0).await;
 
     // The forged job cannot be replayed (nothing to decode), and changes
     // nothing when tried; an operator closes it by hand, once.

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use connector_tests::services::{IsolatedIngestor, RunningGateway};
 use connector_tests::{TestEnv, eventually};
 use hostaway_sim::{DeliveryOptions, Sim, SimConfig, WebhookAuth, WebhookTarget};
 use serde_json::{Map, Value, json};
@@ -17,6 +18,29 @@ fn fields(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         _ => panic!("an object"),
+    }
+}
+
+/// TVL's gateway and ingestor, the account with Basic webhook credentials
+/// and its listing linked, and a simulator holding that listing.
+async fn basic_auth_world() -> (TestEnv, RunningGateway, IsolatedIngestor, Sim) {
+    let env = TestEnv::new().await;
+    env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
+    env.link(ACCOUNT, "300101").await;
+    let gateway = env.start_gateway().await;
+    let ingestor = env.start_ingestor();
+    let sim = sim_with_listing().await;
+    (env, gateway, ingestor, sim)
+}
+
+/// Where the simulator delivers: the gateway, with the account's Basic login.
+fn basic_target(gateway: &RunningGateway) -> WebhookTarget {
+    WebhookTarget {
+        url: gateway.url("/webhooks/hostaway"),
+        auth: WebhookAuth::Basic {
+            login: "hostaway".into(),
+            password: "pw".into(),
+        },
     }
 }
 
@@ -33,20 +57,9 @@ async fn sim_with_listing() -> Sim {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_day_on_hostaway_ends_with_tvl_agreeing() {
-    let env = TestEnv::new().await;
-    env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
-    env.link(ACCOUNT, "300101").await;
-    let gateway = env.start_gateway().await;
-    let ingestor = env.start_ingestor();
-    let sim = sim_with_listing().await;
+    let (env, gateway, ingestor, sim) = basic_auth_world().await;
     sim.set_webhook_target(Some((
-        WebhookTarget {
-            url: gateway.url("/webhooks/hostaway"),
-            auth: WebhookAuth::Basic {
-                login: "hostaway".into(),
-                password: "pw".into(),
-            },
-        },
+        basic_target(&gateway),
         DeliveryOptions {
             duplicate_rate: 0.5,
             reorder_window: Duration::from_millis(300),
@@ -125,20 +138,9 @@ async fn a_busy_day_on_hostaway_ends_with_tvl_agreeing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostaway_retries_a_503_and_the_booking_arrives() {
-    let env = TestEnv::new().await;
-    env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
-    env.link(ACCOUNT, "300101").await;
-    let gateway = env.start_gateway().await;
-    let ingestor = env.start_ingestor();
-    let sim = sim_with_listing().await;
+    let (env, gateway, ingestor, sim) = basic_auth_world().await;
     sim.set_webhook_target(Some((
-        WebhookTarget {
-            url: gateway.url("/webhooks/hostaway"),
-            auth: WebhookAuth::Basic {
-                login: "hostaway".into(),
-                password: "pw".into(),
-            },
-        },
+        basic_target(&gateway),
         DeliveryOptions {
             first_retry: Duration::from_millis(500),
             ..DeliveryOptions::default()

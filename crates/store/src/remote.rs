@@ -15,6 +15,15 @@ pub struct ListingRef<'a> {
     pub listing: &'a str,
 }
 
+impl<'a> ListingRef<'a> {
+    pub fn of(account: &'a domain::AccountId, listing: &'a domain::ListingId) -> Self {
+        Self {
+            account: account.as_str(),
+            listing: listing.as_str(),
+        }
+    }
+}
+
 /// Days `[start, end]` set to the same values by one accepted interval.
 /// `None` fields were not part of the push.
 #[derive(Debug, Clone, PartialEq, Eq)]

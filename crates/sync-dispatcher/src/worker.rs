@@ -594,10 +594,7 @@ impl JobRunner {
         let Some(unit) = self.target(job, listing, calls).await? else {
             return Ok(Report::default());
         };
-        let at = ListingRef {
-            account: account.as_str(),
-            listing: listing.as_str(),
-        };
+        let at = ListingRef::of(account, listing);
         let from = Utc::now().date_naive() - chrono::Duration::days(1);
         let currency = self.currency(job, listing, calls).await?;
         if job.mode == Mode::Reconcile {
@@ -689,10 +686,7 @@ impl JobRunner {
         listing: &ListingId,
         calls: &mut Calls<'_>,
     ) -> Result<Option<Currency>, JobError> {
-        let at = ListingRef {
-            account: job.key.account.as_str(),
-            listing: listing.as_str(),
-        };
+        let at = ListingRef::of(&job.key.account, listing);
         let facts = store::remote::facts(&self.pool, at).await?;
         if facts.currency.is_some()
             || (job.key.kind == SyncKind::Availability && job.mode == Mode::Push)
@@ -758,10 +752,7 @@ impl JobRunner {
         currency: Option<Currency>,
         calls: &mut Calls<'_>,
     ) -> Result<(), JobError> {
-        let at = ListingRef {
-            account: account.as_str(),
-            listing: listing.as_str(),
-        };
+        let at = ListingRef::of(account, listing);
         let gate = self
             .calendar_reads
             .gate(&(account.clone(), listing.clone()));
@@ -814,10 +805,7 @@ impl JobRunner {
         let Some(unit) = self.target(job, listing, calls).await? else {
             return Ok(Report::default());
         };
-        let at = ListingRef {
-            account: account.as_str(),
-            listing: listing.as_str(),
-        };
+        let at = ListingRef::of(account, listing);
         let mut conn = self.pool.acquire().await?;
         let desired = store::desired::listing(&mut conn, unit, at.account, at.listing).await?;
         drop(conn);
