@@ -9,8 +9,10 @@
 # Inbound: posts what Hostaway sends on a busy day (a reservation created,
 # repeated, cancelled and then updated late; a legacy webhook; the
 # specification's HMAC-signed shape; a double booking; a guest message; a
-# listing nobody linked yet; a ping, an unknown event and a forgery) and prints
-# the bookings, blocks, conflicts and dead letters that result.
+# listing nobody linked yet, which waits parked until it is linked; a ping; an
+# unknown event and an impossible reservation, kept for the dead-letter queue;
+# a forgery) and prints the bookings, blocks, conflicts and dead letters that
+# result.
 #
 # Outbound: publishes a burst of TVL availability and price changes, waits for
 # the simulator's calendars to match TVL, and prints the API calls made beside
@@ -132,6 +134,11 @@ cat >"$WORK/forged.json" <<'JSON'
 {"object":"reservation","event":"reservation.updated","accountId":70001,
  "data":{"id":50000001,"listingMapId":300101,"status":"cancelled","updatedOn":"2030-01-01 00:00:00"}}
 JSON
+cat >"$WORK/impossible.json" <<'JSON'
+{"object":"reservation","event":"reservation.created","accountId":70001,
+ "data":{"id":50000040,"listingMapId":300101,"guestName":"Back To Front","status":"new",
+         "arrivalDate":"2026-10-10","departureDate":"2026-10-07","updatedOn":"2026-03-12 09:00:00"}}
+JSON
 
 step "Hostaway delivers (HTTP status and the gateway's answer)"
 basic "reservation.created   (Airbnb, 10-14 Apr)" "$FIXTURES/reservation_created_airbnb.json"
@@ -144,11 +151,12 @@ basic "Booking.com reservation on the same unit (18-22 Jul)" "$WORK/overlap.json
 basic "message.received" "$FIXTURES/message_received.json"
 basic "a reservation on a listing nobody linked yet" "$WORK/unlinked.json"
 basic "the test ping Hostaway sends when a webhook is created" "$FIXTURES/ping.json"
-basic "an event this version does not know" "$FIXTURES/unknown_event.json"
+basic "an event this version does not know (kept, not lost)" "$FIXTURES/unknown_event.json"
+basic "a stay whose departure is before its arrival (kept, not lost)" "$WORK/impossible.json"
 post  "a forged cancellation with a guessed password" "$WORK/forged.json" -u "$LOGIN:guess" "$GW/webhooks/hostaway"
 
 processed() {
-  psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM webhook_log WHERE status IN ('processed', 'dead_lettered')"
+  psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM webhook_log WHERE status IN ('processed', 'dead_lettered', 'parked')"
 }
 wait_for() { # count, what
   for _ in $(seq 1 150); do
@@ -158,13 +166,14 @@ wait_for() { # count, what
   echo "timed out waiting for $2; see $WORK/ingestor.log"
   exit 1
 }
-wait_for 8 "the ingestor"
+wait_for 10 "the ingestor"
 
-step "Dead letters: the unlinked listing was retried ${INGEST_MAX_ATTEMPTS} times, then parked"
+step "Parked: the reservation on the unlinked listing waits for its link (retried for hours)"
+admin parked
+step "Dead letters: what cannot be used is kept with its reason, to replay once fixed"
 admin dlq list
-step "Linking listing 300199 and replaying the dead letter"
+step "Linking listing 300199 releases its parked reservation by itself"
 admin links add --account-id "$ACCOUNT" --listing-id 300199 --unit-id "$UNIT_GARDEN"
-admin dlq replay --all
 for _ in $(seq 1 150); do
   [ "$(psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM bookings WHERE external_id = '50000030'")" = 1 ] && break
   sleep 0.2
@@ -181,8 +190,8 @@ admin webhooks
 step "Events published for TVL on NATS ($NATS_NAMESPACE.events.>)"
 curl -sf http://127.0.0.1:19102/metrics | grep -E '^hostaway_events_published_total' || true
 step "Metrics (excerpt)"
-curl -sf http://127.0.0.1:19101/metrics | grep -E '^hostaway_webhooks_(received|rejected)_total' || true
-curl -sf http://127.0.0.1:19102/metrics | grep -E '^hostaway_(webhooks_processed_total|ingest_outcomes_total|double_bookings_total|dlq_messages_total)' || true
+curl -sf http://127.0.0.1:19101/metrics | grep -E '^hostaway_webhooks_(received|rejected|kept_unusable)_total' || true
+curl -sf http://127.0.0.1:19102/metrics | grep -E '^hostaway_(webhooks_processed_total|ingest_outcomes_total|double_bookings_total|dlq_messages_total|webhooks_parked_total|webhooks_released_total)' || true
 
 # ---------------------------------------------------------------- outbound
 day() { date -u -d "+$1 days" +%F; }

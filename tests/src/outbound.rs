@@ -159,7 +159,7 @@ impl OutboundWorld {
             .expect("dispatcher pool");
             let client = HostawayClient::new(
                 client_config,
-                sync_dispatcher::credentials::from_database(pool.clone(), cipher),
+                sync_dispatcher::credentials::from_database(pool.clone(), Arc::clone(&cipher)),
                 client_metrics,
             )
             .expect("client");
@@ -171,6 +171,7 @@ impl OutboundWorld {
                     metrics: run_metrics,
                     health: run_health,
                     client,
+                    cipher,
                 },
             )
             .expect("dispatcher");

@@ -114,6 +114,7 @@ pub fn inbound(account: &str, body: &Value) -> booking_ingestor::ingest::Inbound
         sent_at,
         received_at: chrono::Utc::now(),
         source: events::pb::Source::WebhookBasic,
+        account_disabled: false,
     }
 }
 

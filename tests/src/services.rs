@@ -180,8 +180,22 @@ impl TestEnv {
         &self,
         configure: impl FnOnce(&mut IngestorSettings),
     ) -> IsolatedIngestor {
+        self.start_ingestor_tuned(|settings, _| configure(settings))
+    }
+
+    /// As [`Self::start_ingestor_with`], with the ingestor's pool settings too.
+    pub fn start_ingestor_tuned(
+        &self,
+        configure: impl FnOnce(&mut IngestorSettings, &mut store::PoolSettings),
+    ) -> IsolatedIngestor {
         let mut settings = self.ingestor_settings();
-        configure(&mut settings);
+        let mut pool_settings = store::PoolSettings {
+            max_connections: u32::try_from(settings.concurrency).unwrap_or(64) + 2,
+            acquire_timeout: Duration::from_secs(2),
+            lock_timeout: Some(Duration::from_secs(15)),
+            statement_timeout: Some(Duration::from_secs(60)),
+        };
+        configure(&mut settings, &mut pool_settings);
         let metrics = Metrics::new();
         let health = Health::new();
         let nats_url = self.service_nats_url();
@@ -191,16 +205,7 @@ impl TestEnv {
             let nats = service_kit::nats::connect(&nats_url, None, "test-ingestor")
                 .await
                 .expect("ingestor NATS client");
-            let pool = store::connect_lazy(
-                &database_url,
-                &store::PoolSettings {
-                    max_connections: u32::try_from(settings.concurrency).unwrap_or(64) + 2,
-                    acquire_timeout: Duration::from_secs(2),
-                    lock_timeout: Some(Duration::from_secs(15)),
-                    statement_timeout: Some(Duration::from_secs(60)),
-                },
-            )
-            .expect("ingestor pool");
+            let pool = store::connect_lazy(&database_url, &pool_settings).expect("ingestor pool");
             let ingestor = Ingestor::new(
                 settings,
                 IngestorDeps {

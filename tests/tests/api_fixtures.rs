@@ -85,6 +85,7 @@ fn own_api_fixtures_parse_with_their_quirks() {
             mapping::WebhookEvent::ReservationUpdated,
             record.as_object().unwrap(),
             None,
+            domain::Origin::ApiRead,
         )
         .unwrap();
     }

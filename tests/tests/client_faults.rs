@@ -330,3 +330,62 @@ async fn a_timeout_is_a_retryable_network_error() {
         "gave up at the client timeout, twice"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_401_drops_the_token_so_the_next_call_mints_one_with_the_current_key() {
+    let t = seeded(3).await;
+    let listing = listing(&t).await;
+    t.client.get_listing(&t.account, &listing).await.unwrap();
+    assert_eq!(t.sim.tokens_issued().await, 1);
+
+    t.sim.revoke_tokens(connector_tests::sim::ACCOUNT).await;
+    let refused = t
+        .client
+        .get_listing(&t.account, &listing)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Auth);
+    assert!(!refused.retryable, "a 401 is final for the call");
+    assert_eq!(
+        t.metric(
+            "hostaway_api_token_drops_total",
+            Some(("reason", "unauthorized"))
+        ),
+        1.0
+    );
+
+    t.client.get_listing(&t.account, &listing).await.unwrap();
+    assert_eq!(
+        t.sim.tokens_issued().await,
+        2,
+        "the next call minted a new token instead of reusing the refused one"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_is_kept_for_the_same_key_and_dropped_for_another() {
+    let t = seeded(4).await;
+    let listing = listing(&t).await;
+    t.client.get_listing(&t.account, &listing).await.unwrap();
+    let same = secrecy::SecretString::from(connector_tests::sim::SECRET.to_owned());
+    assert!(
+        !t.client
+            .forget_token_unless_minted_with(&t.account, Some(&same))
+            .await
+    );
+    t.client.get_listing(&t.account, &listing).await.unwrap();
+    assert_eq!(t.sim.tokens_issued().await, 1, "kept");
+    let other = secrecy::SecretString::from("another-key".to_owned());
+    assert!(
+        t.client
+            .forget_token_unless_minted_with(&t.account, Some(&other))
+            .await
+    );
+    assert!(
+        t.client
+            .forget_token_unless_minted_with(&t.account, None)
+            .await
+            .eq(&false),
+        "nothing left to drop"
+    );
+}

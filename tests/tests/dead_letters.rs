@@ -1,8 +1,12 @@
-//! Promise 4: a webhook that cannot be applied is retried with backoff, then
-//! lands in the dead-letter queue (stream and table) with its error, and can be
-//! replayed once the cause is fixed.
+//! Promise 4 and reordering over minutes: a webhook that cannot be applied
+//! yet waits, parked, for what it needs (its reservation's complete record,
+//! its listing's link) and is applied as soon as that happens; one whose wait
+//! outlasts its schedule lands in the dead-letter queue (stream and table)
+//! with its error, and is released by itself once its listing is linked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
 
 use connector_tests::payloads::Reservation;
 use connector_tests::{DEADLINE, TestEnv, eventually};
@@ -10,12 +14,24 @@ use reqwest::StatusCode;
 
 const ACCOUNT: &str = "70001";
 
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+async fn parked_retries(env: &TestEnv) -> Option<i32> {
+    sqlx::query_scalar("SELECT max(retries) FROM parked_webhooks")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unlinked_listing_is_retried_dead_lettered_and_replayed_after_linking() {
+async fn an_unlinked_listing_waits_parked_is_dead_lettered_after_its_schedule_and_released_when_linked()
+ {
     let env = TestEnv::new().await;
     env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
     let gateway = env.start_gateway().await;
-    let ingestor = env.start_ingestor();
+    let ingestor = env.start_ingestor_with(|s| s.park_schedule = vec![ms(100), ms(100)]);
 
     let body = Reservation::new(5_000_001, 777_001).webhook(ACCOUNT, "reservation.created");
     assert_eq!(
@@ -23,21 +39,24 @@ async fn an_unlinked_listing_is_retried_dead_lettered_and_replayed_after_linking
         StatusCode::OK
     );
 
-    let (attempts, error): (i32, serde_json::Value) =
-        eventually("the webhook to be dead-lettered", DEADLINE, || async {
-            sqlx::query_as("SELECT attempts, error FROM dead_letter_queue")
+    let (attempts, error, data): (i32, serde_json::Value, serde_json::Value) = eventually(
+        "the webhook to be dead-lettered after its schedule",
+        DEADLINE,
+        || async {
+            sqlx::query_as("SELECT attempts, error, data FROM dead_letter_queue")
                 .fetch_optional(&env.pool)
                 .await
                 .unwrap()
-        })
-        .await;
-    assert_eq!(attempts, 3, "retried up to the configured attempts");
+        },
+    )
+    .await;
+    assert_eq!(attempts, 2, "released once per step of the schedule");
     assert_eq!(error["kind"], "listing_not_linked");
     assert!(error["message"].as_str().unwrap().contains("777001"));
-    assert!(
-        ingestor.metric("hostaway_ingest_retries_total") >= 2.0,
-        "it was retried before giving up"
-    );
+    assert_eq!(data["listingId"], "777001");
+    assert_eq!(data["objectId"], "5000001");
+    assert!(ingestor.metric("hostaway_webhooks_parked_total") >= 2.0);
+    assert!(ingestor.metric("hostaway_webhooks_released_total") >= 2.0);
     let dlq_stream = env.stream_messages(&env.topology.dlq_stream()).await;
     assert_eq!(dlq_stream.len(), 1, "the DLQ stream has it too");
     assert_eq!(dlq_stream[0].0, env.topology.dlq_subject(ACCOUNT));
@@ -46,76 +65,95 @@ async fn an_unlinked_listing_is_retried_dead_lettered_and_replayed_after_linking
         .await
         .unwrap();
     assert_eq!(status, "dead_lettered");
+    assert_eq!(env.count("SELECT count(*) FROM parked_webhooks").await, 0);
     assert!(env.bookings().await.is_empty());
 
-    // Replayed before the cause is fixed: a fresh set of attempts, then back
-    // in the dead-letter queue.
-    let first = store::dlq::list(&env.pool, false, 10)
-        .await
-        .unwrap()
-        .remove(0);
-    replay(&env, first.id, 1).await;
-    let attempts: i32 = eventually("the replay to be dead-lettered again", DEADLINE, || async {
-        sqlx::query_scalar("SELECT attempts FROM dead_letter_queue WHERE id <> $1")
-            .bind(first.id)
-            .fetch_optional(&env.pool)
-            .await
-            .unwrap()
-    })
-    .await;
-    assert_eq!(attempts, 3, "a replay gets every attempt again, not one");
-
-    // Fix the cause, then replay as an operator would.
+    // Linking the listing is all it takes: no replay by hand.
     let unit = env.link(ACCOUNT, "777001").await;
-    let second = store::dlq::list(&env.pool, false, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|l| l.id != first.id)
-        .unwrap();
-    replay(&env, second.id, 1).await;
-
     let booking = eventually(
-        "the replayed webhook to create the booking",
+        "the dead-lettered webhook to create its booking once linked",
         DEADLINE,
         || async { env.bookings().await.into_iter().next() },
     )
     .await;
     assert_eq!(booking.unit_id, unit.as_uuid());
-    let open: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM dead_letter_queue WHERE resolved_at IS NULL")
+    env.count_reaches(
+        "no open dead letter",
+        "SELECT count(*) FROM dead_letter_queue WHERE resolved_at IS NULL",
+        0,
+    )
+    .await;
+    let resolution: String =
+        sqlx::query_scalar("SELECT data->>'resolution' FROM dead_letter_queue")
             .fetch_one(&env.pool)
             .await
             .unwrap();
-    assert_eq!(
-        open, 0,
-        "a processed replay resolves the webhook's dead letters"
-    );
+    assert!(resolution.contains("linked"), "{resolution}");
     ingestor.stop().await;
 }
 
-/// What `hostaway-admin dlq replay ID` does.
-async fn replay(env: &TestEnv, id: uuid::Uuid, expected_number: i32) {
-    let letter = store::dlq::get(&env.pool, id)
-        .await
-        .unwrap()
-        .expect("the dead letter");
-    let outcome = booking_ingestor::dead_letter::replay(&env.js, &env.topology, &env.pool, &letter)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_linked_while_its_webhook_waits_releases_it_at_once() {
+    let env = TestEnv::new().await;
+    env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
+    let gateway = env.start_gateway().await;
+    // An hour before the first retry: only the link can release it in time.
+    let ingestor = env.start_ingestor_with(|s| s.park_schedule = vec![Duration::from_secs(3600)]);
+
+    let body = Reservation::new(5_000_002, 777_002).webhook(ACCOUNT, "reservation.created");
+    assert_eq!(
+        gateway.post_basic("hostaway", "pw", &body).await.0,
+        StatusCode::OK
+    );
+    env.count_reaches(
+        "the webhook to be parked",
+        "SELECT count(*) FROM parked_webhooks WHERE reason = 'listing_not_linked'",
+        1,
+    )
+    .await;
+    let status: String = sqlx::query_scalar("SELECT status FROM webhook_log")
+        .fetch_one(&env.pool)
         .await
         .unwrap();
+    assert_eq!(status, "parked");
     assert_eq!(
-        outcome,
-        booking_ingestor::dead_letter::Replayed::Sent(expected_number)
+        env.stream_len(&env.topology.webhooks_stream()).await,
+        0,
+        "a parked webhook is not held by JetStream"
     );
+
+    let unit = env.link(ACCOUNT, "777002").await;
+    let booking = eventually("the booking, right after linking", DEADLINE, || async {
+        env.bookings().await.into_iter().next()
+    })
+    .await;
+    assert_eq!(booking.unit_id, unit.as_uuid());
+    env.count_reaches(
+        "nothing left parked",
+        "SELECT count(*) FROM parked_webhooks",
+        0,
+    )
+    .await;
+    assert_eq!(env.count("SELECT count(*) FROM dead_letter_queue").await, 0);
+    ingestor.stop().await;
 }
 
+/// A partial `reservation.updated` that overtakes its `reservation.created`.
+/// Hostaway's first webhook of a reservation can lag its updates by minutes;
+/// the clock is shortened twenty-fold (the default schedule's steps, and a
+/// 60 s gap, divided by 20), the mechanism is the real one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partial_payload_for_an_unknown_reservation_waits_for_the_full_one() {
+async fn a_partial_update_a_minute_ahead_of_its_created_ends_in_the_newest_state() {
     let env = TestEnv::new().await;
     env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
     env.link(ACCOUNT, "300101").await;
     let gateway = env.start_gateway().await;
-    let ingestor = env.start_ingestor_with(|s| s.retry.max_attempts = 50);
+    let ingestor = env.start_ingestor_with(|s| {
+        s.park_schedule = booking_ingestor::server::default_park_schedule()
+            .into_iter()
+            .map(|step| step / 20)
+            .collect();
+    });
 
     // Hostaway's partial payload (as once seen nested under payload.data),
     // stamped later than the full record that follows it.
@@ -128,14 +166,18 @@ async fn a_partial_payload_for_an_unknown_reservation_waits_for_the_full_one() {
         gateway.post_basic("hostaway", "pw", &partial).await.0,
         StatusCode::OK
     );
-    eventually("the partial payload to be retried", DEADLINE, || async {
-        (ingestor.metric("hostaway_ingest_retries_total") >= 1.0).then_some(())
-    })
+    // 60 s ÷ 20: the partial has been released twice and is still waiting.
+    eventually(
+        "the partial payload to wait through two releases",
+        DEADLINE,
+        || async { (parked_retries(&env).await >= Some(2)).then_some(()) },
+    )
     .await;
     assert!(
         env.bookings().await.is_empty(),
         "a partial payload cannot create a booking"
     );
+    assert_eq!(env.count("SELECT count(*) FROM dead_letter_queue").await, 0);
 
     let full = Reservation::new(5_100_001, 300_101).webhook(ACCOUNT, "reservation.created");
     assert_eq!(
@@ -159,6 +201,64 @@ async fn a_partial_payload_for_an_unknown_reservation_waits_for_the_full_one() {
         "2026-04-10",
         "fields the partial lacked come from the full record"
     );
+    env.count_reaches(
+        "nothing left parked",
+        "SELECT count(*) FROM parked_webhooks",
+        0,
+    )
+    .await;
     assert_eq!(env.count("SELECT count(*) FROM dead_letter_queue").await, 0);
+    ingestor.stop().await;
+}
+
+/// What `hostaway-admin dlq replay ID` does.
+async fn replay(env: &TestEnv, id: uuid::Uuid, expected_number: i32) {
+    let letter = store::dlq::get(&env.pool, id)
+        .await
+        .unwrap()
+        .expect("the dead letter");
+    let outcome = booking_ingestor::dead_letter::replay(&env.js, &env.topology, &env.pool, &letter)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        booking_ingestor::dead_letter::Replayed::Sent(expected_number)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_replayed_before_its_cause_is_fixed_gets_a_fresh_schedule() {
+    let env = TestEnv::new().await;
+    env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
+    let gateway = env.start_gateway().await;
+    let ingestor = env.start_ingestor_with(|s| s.park_schedule = vec![ms(50), ms(50), ms(50)]);
+    let body = Reservation::new(5_000_003, 777_003).webhook(ACCOUNT, "reservation.created");
+    assert_eq!(
+        gateway.post_basic("hostaway", "pw", &body).await.0,
+        StatusCode::OK
+    );
+    env.count_reaches(
+        "the first dead letter",
+        "SELECT count(*) FROM dead_letter_queue",
+        1,
+    )
+    .await;
+    let first = store::dlq::list(&env.pool, false, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    replay(&env, first.id, 1).await;
+    let attempts: i32 = eventually("the replay to be dead-lettered again", DEADLINE, || async {
+        sqlx::query_scalar("SELECT attempts FROM dead_letter_queue WHERE id <> $1")
+            .bind(first.id)
+            .fetch_optional(&env.pool)
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(
+        attempts, 3,
+        "a replay waits through the whole schedule again"
+    );
     ingestor.stop().await;
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use connector_tests::fixtures::{json_files, own, read_json, shared};
 use connector_tests::{TestEnv, eventually};
-use domain::{AccountId, Patch, ReservationStatus, ReservationUpdate};
+use domain::{AccountId, Origin, Patch, ReservationStatus, ReservationUpdate};
 use mapping::{Webhook, WebhookEvent};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -46,8 +46,9 @@ fn map_webhook(path: &Path) -> Option<ReservationUpdate> {
                     None
                 }
                 _ => Some(
-                    mapping::map_reservation(&acct, event, &data, sent_at)
-                        .unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+                    mapping::map_reservation(&acct, event, &data, sent_at, Origin::Webhook)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                        .value,
                 ),
             }
         }
@@ -63,8 +64,10 @@ fn map_record(path: &Path, record: &Value) -> ReservationUpdate {
             .as_object()
             .unwrap_or_else(|| panic!("{}: not an object", path.display())),
         None,
+        Origin::ApiRead,
     )
     .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    .value
 }
 
 #[test]
@@ -152,7 +155,7 @@ fn own_webhook_fixtures_map_with_their_quirks() {
 
     match parse(&dir.join("message_received.json")) {
         Webhook::Event { data, .. } => {
-            let message = mapping::map_message(&account(), &data).unwrap();
+            let message = mapping::map_message(&account(), &data).unwrap().value;
             assert!(message.is_incoming, "true/false booleans");
         }
         other => panic!("{other:?}"),

@@ -348,6 +348,7 @@ async fn reservations_page_with_after_id_in_the_documented_order() {
             mapping::WebhookEvent::ReservationUpdated,
             record,
             None,
+            domain::Origin::ApiRead,
         )
         .unwrap();
     }

@@ -71,6 +71,62 @@ async fn a_guest_message_becomes_an_event_and_touches_no_booking() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_repeated_with_other_incidental_fields_is_one_event() {
+    let env = env_with_hmac_account().await;
+    let gateway = env.start_gateway().await;
+    let ingestor = env.start_ingestor();
+    let message = read_json(&own().join("webhooks/message_received.json"));
+    let mut seen = message.clone();
+    seen["data"]["isSeen"] = serde_json::json!(1);
+    seen["data"]["status"] = serde_json::json!("read");
+    for body in [&message, &seen, &message] {
+        assert_eq!(
+            gateway.post_basic("hostaway", "pw", body).await.0,
+            StatusCode::OK
+        );
+    }
+    env.count_reaches(
+        "both deliveries processed (the third is a repeat of the first)",
+        "SELECT count(*) FROM webhook_log WHERE status = 'processed'",
+        2,
+    )
+    .await;
+    env.outbox_drained().await;
+    let subject = format!("{}.events.guest_message.received", env.topology.namespace());
+    let published: Vec<_> = env
+        .stream_messages(&env.topology.events_stream())
+        .await
+        .into_iter()
+        .filter(|(s, _)| *s == subject)
+        .collect();
+    assert_eq!(published.len(), 1, "TVL hears of the message once");
+    let event = events::pb::GuestMessageReceived::decode(published[0].1.clone()).unwrap();
+    let outcomes: Vec<String> =
+        sqlx::query_scalar("SELECT outcome FROM webhook_log ORDER BY first_seen_at")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(outcomes, vec!["forwarded", "duplicate"]);
+    // The id is the message's, whichever delivery carried it.
+    let message = domain::GuestMessage {
+        account: AccountId::parse(ACCOUNT).unwrap(),
+        message_id: event.message_id.clone(),
+        conversation_id: None,
+        reservation: None,
+        listing: None,
+        channel_id: None,
+        body: String::new(),
+        is_incoming: true,
+        sent_at: None,
+    };
+    assert_eq!(
+        event.event_id,
+        booking_ingestor::event_builders::guest_message_event_id(&message).to_string()
+    );
+    ingestor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_specification_shape_signed_with_hmac_works_end_to_end() {
     let env = env_with_hmac_account().await;
     let unit = env.link(ACCOUNT, "300103").await;

@@ -92,8 +92,8 @@ async fn deliver(env: &TestEnv, bodies: &[Value]) {
     for body in bodies {
         match ingest::apply(&env.pool, &inbound(ACCOUNT, body)).await {
             Ok(_)
-            | Err(ingest::IngestError::Retryable {
-                reason: "incomplete_payload",
+            | Err(ingest::IngestError::Park {
+                reason: store::parked::ParkReason::IncompletePayload,
                 ..
             }) => {}
             Err(error) => panic!("ingest failed: {error}"),
@@ -113,9 +113,10 @@ fn in_version_order(bodies: &[Value]) -> Vec<Value> {
                 inbound.event,
                 &inbound.data,
                 inbound.sent_at,
+                inbound.origin(),
             )
             .expect("the generated payloads map");
-            (update.version, body.clone())
+            (update.value.version, body.clone())
         })
         .collect();
     keyed.sort_by(|a, b| a.0.cmp(&b.0));

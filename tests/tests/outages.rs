@@ -128,6 +128,7 @@ async fn a_gateway_started_while_postgresql_is_down_serves_the_environment_accou
                 login: None,
                 passwords: vec![],
                 hmac_secrets: vec![SecretString::from("env-hmac-secret".to_owned())],
+                enabled: true,
             });
         })
         .await;
@@ -207,4 +208,67 @@ async fn a_publish_jetstream_refuses_is_a_503_not_a_200() {
         metric_value(&gateway.metrics, "hostaway_webhooks_published_total"),
         0.0
     );
+}
+
+/// A webhook whose transaction always times out (a lock held elsewhere, for
+/// good) is not retried for free forever: after a few free timeouts each
+/// counts as an attempt, and it reaches the dead-letter queue, from where it
+/// is replayed once the cause is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_always_times_out_reaches_the_dlq() {
+    let env = TestEnv::new().await;
+    env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
+    env.link(ACCOUNT, "300101").await;
+    let gateway = env.start_gateway().await;
+    let ingestor = env.start_ingestor_tuned(|settings, pool| {
+        settings.free_timeouts = 2;
+        pool.lock_timeout = Some(Duration::from_millis(200));
+    });
+    // Someone holds the reservation's lock and never lets go.
+    let mut holder = env.pool.begin().await.unwrap();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1 || '/' || $2, 0))",
+    )
+    .bind(ACCOUNT)
+    .bind("3300001")
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let body = Reservation::new(3_300_001, 300_101).webhook(ACCOUNT, "reservation.created");
+    assert_eq!(
+        gateway.post_basic("hostaway", "pw", &body).await.0,
+        StatusCode::OK
+    );
+    let (attempts, kind): (i32, String) = eventually(
+        "the poisoned webhook in the dead-letter queue",
+        DEADLINE,
+        || async {
+            sqlx::query_as("SELECT attempts, error->>'kind' FROM dead_letter_queue")
+                .fetch_optional(&env.pool)
+                .await
+                .unwrap()
+        },
+    )
+    .await;
+    assert_eq!(kind, "database_timeout");
+    assert_eq!(attempts, 3, "counted once the free timeouts were spent");
+    let timeouts: i32 = sqlx::query_scalar("SELECT timeouts FROM webhook_log")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(timeouts, 5, "two free, then three counted");
+
+    holder.rollback().await.unwrap();
+    let letter = store::dlq::list(&env.pool, false, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    booking_ingestor::dead_letter::replay(&env.js, &env.topology, &env.pool, &letter)
+        .await
+        .unwrap();
+    eventually("the replayed webhook applied", DEADLINE, || async {
+        env.bookings().await.into_iter().next()
+    })
+    .await;
+    ingestor.stop().await;
 }

@@ -90,6 +90,15 @@ enum Command {
     /// The dead-letter queue.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Webhooks parked until they can be applied (their reservation's
+    /// complete record, their listing's link, their account's enabling).
+    Parked {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Events for TVL.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Publish a TVL change by hand (availability, price, listing details).
     #[command(subcommand)]
     Changes(outbound::ChangesCommand),
@@ -114,6 +123,21 @@ enum StreamsCommand {
         /// Required: this destroys unprocessed webhooks.
         #[arg(long)]
         yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Publish again the current state of every booking changed since an
+    /// instant, for a TVL consumer that was down longer than the events
+    /// stream keeps events. Each is marked `replayed`; running it twice
+    /// publishes each state once.
+    Replay {
+        /// RFC 3339 (`2026-11-01T00:00:00Z`) or a date (`2026-11-01`, midnight UTC).
+        #[arg(long)]
+        since: String,
+        #[arg(long)]
+        account_id: Option<String>,
     },
 }
 
@@ -245,6 +269,19 @@ fn account(raw: &str) -> anyhow::Result<AccountId> {
     AccountId::parse(raw.trim()).context("--account-id")
 }
 
+/// `--since`: an RFC 3339 instant, or a date (midnight UTC).
+fn parse_since(raw: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    let raw = raw.trim();
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|at| at.and_utc())
+        .context("--since: an RFC 3339 instant (2026-11-01T00:00:00Z) or a date (2026-11-01)")
+}
+
 fn cipher(cli: &Cli) -> anyhow::Result<CredentialCipher> {
     let key = cli
         .credentials_key
@@ -292,6 +329,39 @@ async fn main() -> anyhow::Result<()> {
             output::webhooks(&store::webhook_log::list(&pool, *limit).await?)
         }
         Command::Dlq(command) => dlq::run(&cli.nats, &pool, command).await?,
+        Command::Parked { limit } => output::parked(&store::parked::list(&pool, *limit).await?),
+        Command::Events(EventsCommand::Replay { since, account_id }) => {
+            let since = parse_since(since)?;
+            let account = account_id.as_deref().map(account).transpose()?;
+            let client = cli.nats.connect("hostaway-admin").await?;
+            let publisher = booking_ingestor::outbox::EventPublisher::new(
+                async_nats::jetstream::new(client),
+                cli.nats.topology()?,
+                booking_ingestor::metrics::IngestorMetrics::register(
+                    &service_kit::metrics::Metrics::new(),
+                )?,
+            );
+            let done = booking_ingestor::reemit::reemit(
+                &pool,
+                &publisher,
+                since,
+                account.as_ref(),
+                |so_far| {
+                    eprintln!("… {} published", so_far.published);
+                },
+            )
+            .await?;
+            println!(
+                "{} booking event(s) published again since {since}",
+                done.published
+            );
+            if done.failed > 0 {
+                bail!(
+                    "{} event(s) were not acknowledged by JetStream; run the command again (it publishes each state once)",
+                    done.failed
+                );
+            }
+        }
         Command::Changes(command) => outbound::changes(&cli.nats, &pool, command).await?,
         Command::Sync(command) => outbound::sync(&cli.nats, &pool, command).await?,
         Command::Api { hostaway, command } => {
@@ -455,5 +525,22 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn since_takes_an_instant_or_a_date_and_nothing_else() {
+        assert_eq!(
+            super::parse_since("2026-11-01").unwrap().to_rfc3339(),
+            "2026-11-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            super::parse_since("2026-11-01T10:00:00+02:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-01T08:00:00+00:00"
+        );
+        for bad in ["yesterday", "2026-13-01", "", "1700000000"] {
+            assert!(super::parse_since(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -200,7 +200,7 @@ pub fn webhooks(rows: &[WebhookLogView]) {
             "OUTCOME",
             "DELIVERIES",
             "ATTEMPTS",
-            "ERROR",
+            "ERROR / ADJUSTMENTS",
         ],
         rows.iter()
             .map(|w| {
@@ -213,7 +213,44 @@ pub fn webhooks(rows: &[WebhookLogView]) {
                     opt(&w.outcome),
                     w.deliveries.to_string(),
                     w.attempts.to_string(),
-                    opt(&w.error),
+                    w.error
+                        .clone()
+                        .or_else(|| w.adjustments.clone())
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect(),
+    );
+}
+
+pub fn parked(rows: &[store::parked::ParkedView]) {
+    table(
+        &[
+            "WEBHOOK",
+            "ACCOUNT",
+            "EVENT",
+            "REASON",
+            "RESERVATION",
+            "LISTING",
+            "RETRIES",
+            "PARKED AT (UTC)",
+            "NEXT RELEASE (UTC)",
+        ],
+        rows.iter()
+            .map(|p| {
+                vec![
+                    p.webhook_id.clone(),
+                    p.hostaway_account_id.clone(),
+                    p.event.clone(),
+                    p.reason.clone(),
+                    opt(&p.reservation_id),
+                    opt(&p.listing_id),
+                    p.retries.to_string(),
+                    p.parked_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    p.due_at.map_or_else(
+                        || "when the account is enabled".to_owned(),
+                        |at| at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    ),
                 ]
             })
             .collect(),

@@ -1,10 +1,12 @@
 //! The JetStream consumer loop.
 //!
 //! At most `concurrency` webhooks are in flight; each is acknowledged only
-//! after its transaction committed (or it was dead-lettered). A database outage
-//! closes the [`DbGate`]: the loop stops pulling and probes PostgreSQL until it
-//! answers, so an outage never uses up a webhook's attempts. Contention
-//! (deadlocks, lock timeouts) is retried soon, also without counting.
+//! after its transaction committed, it was parked, or it was dead-lettered.
+//! A database outage closes the [`DbGate`]: the loop stops pulling and probes
+//! PostgreSQL until it answers, so an outage never uses up a webhook's
+//! attempts. Contention (deadlocks, serialization failures) is retried soon,
+//! also without counting; a statement or lock timeout is free the first
+//! [`Worker::free_timeouts`] times, then counts as an attempt.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -18,11 +20,15 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::dead_letter::{DeadLetterer, Failed};
-use crate::ingest::{self, Inbound, IngestError};
+use crate::ingest::{self, Identity, Inbound, IngestError};
 use crate::metrics::IngestorMetrics;
 use crate::outbox::EventPublisher;
+use domain::{AccountId, SyncKind};
 use retry::{RetryPolicy, full_jitter};
 use service_kit::consume::{DbGate, GateCheck, Stopped, ack, pull_loop};
+use service_kit::sync_queue::{JobQueue, Mode};
+use store::parked::{NewParked, ParkReason, Parking};
+use store::sync_jobs::JobKey;
 
 #[derive(Debug)]
 pub struct Worker {
@@ -32,6 +38,14 @@ pub struct Worker {
     pub metrics: IngestorMetrics,
     pub retry: RetryPolicy,
     pub gate: Arc<DbGate>,
+    /// When a parked webhook is released again: the n-th release comes
+    /// `park_schedule[n]` after the n-th parking; then it is dead-lettered.
+    pub park_schedule: Vec<Duration>,
+    /// Statement or lock timeouts of one webhook that cost no attempt.
+    pub free_timeouts: i32,
+    /// Where the fetch of an incomplete reservation is asked for (the
+    /// account's reservation polling job, run by the sync dispatcher).
+    pub jobs: JobQueue,
 }
 
 impl Worker {
@@ -61,9 +75,24 @@ impl Worker {
         let stream_sequence = message.info().ok().map(|info| info.stream_sequence);
         let inbound = match Inbound::decode(&message.payload) {
             Ok(inbound) => inbound,
-            Err(error) => {
-                self.dead_letter(&message, None, &error, 1, stream_sequence)
-                    .await;
+            Err(refused) => {
+                // Authenticated means kept: what cannot be understood is
+                // dead-lettered with its reason, never dropped.
+                let span = tracing::info_span!(
+                    "ingest",
+                    webhook_id = refused.identity.as_ref().map(|i| i.webhook_id.clone()),
+                    account_id = refused.identity.as_ref().map(|i| i.account.clone()),
+                    stream_sequence,
+                );
+                self.dead_letter(
+                    &message,
+                    refused.identity.as_ref(),
+                    &refused.error,
+                    1,
+                    stream_sequence,
+                )
+                .instrument(span)
+                .await;
                 return;
             }
         };
@@ -132,6 +161,20 @@ impl Worker {
                         .with_label_values(&[change])
                         .inc();
                 }
+                for adjustment in &applied.adjustments {
+                    self.metrics
+                        .adjustments
+                        .with_label_values(&[adjustment.field, adjustment.action.label()])
+                        .inc();
+                }
+                if !applied.adjustments.is_empty() {
+                    let adjusted: Vec<String> = applied
+                        .adjustments
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect();
+                    tracing::warn!(adjustments = ?adjusted, "record applied with fields cut or left out");
+                }
                 if !applied.events.is_empty() {
                     let published = self.publisher.publish(&applied.events).await;
                     if let Err(error) = store::outbox::mark_published(&self.pool, &published).await
@@ -160,56 +203,190 @@ impl Worker {
                 let delay = full_jitter(Duration::from_millis(100), Duration::from_secs(2), 3);
                 self.retry_later(message, &error, delay).await;
             }
-            IngestError::Retryable { .. }
-            | IngestError::Database(_)
-            | IngestError::Permanent { .. } => {
-                self.metrics
-                    .processed
-                    .with_label_values(&[event_type, "failure"])
-                    .inc();
-                let meta = ingest::meta(inbound, None);
-                let attempts = match store::webhook_log::record_failure(
-                    &self.pool,
-                    &meta,
-                    &error.to_string(),
-                )
-                .await
-                {
-                    Ok(Some(attempts)) => attempts,
-                    Ok(None) => {
-                        // A redelivery applied it meanwhile.
-                        ack(message, AckKind::Ack).await;
-                        return;
+            IngestError::Park { .. } => {
+                self.park(message, inbound, &error, stream_sequence).await;
+            }
+            IngestError::Timeout(_) => {
+                let identity = inbound.identity();
+                match store::webhook_log::record_timeout(&self.pool, &identity.meta()).await {
+                    Ok(Some(timeouts)) if timeouts <= self.free_timeouts => {
+                        let delay =
+                            full_jitter(Duration::from_millis(200), Duration::from_secs(5), 3);
+                        self.retry_later(message, &error, delay).await;
                     }
+                    Ok(Some(_)) => self.failed(message, inbound, &error, stream_sequence).await,
+                    Ok(None) => ack(message, AckKind::Ack).await,
                     Err(store_error) => {
-                        if store_error.is_transient() {
-                            self.gate.mark_down();
-                        }
-                        tracing::warn!(error = %store_error, "cannot record the failed attempt; retrying later");
+                        tracing::warn!(error = %store_error, "cannot count the timeout; retrying later");
                         self.retry_later(message, &error, self.gate.retry_delay())
                             .await;
-                        return;
                     }
-                };
-                let permanent = matches!(error, IngestError::Permanent { .. });
-                if permanent
-                    || attempts >= i32::try_from(self.retry.max_attempts).unwrap_or(i32::MAX)
-                {
-                    self.dead_letter(message, Some(inbound), &error, attempts, stream_sequence)
-                        .await;
-                } else {
-                    let delay = self.retry.delay(attempts.max(1) as u32);
-                    tracing::warn!(
-                        reason = error.reason(),
-                        %error,
-                        attempts,
-                        max_attempts = self.retry.max_attempts,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "webhook not applied yet; will retry"
-                    );
-                    self.retry_later(message, &error, delay).await;
                 }
             }
+            IngestError::Database(_) | IngestError::Permanent { .. } => {
+                self.failed(message, inbound, &error, stream_sequence).await;
+            }
+        }
+    }
+
+    /// An attempt that failed: counted, then retried with backoff or, when
+    /// permanent or out of attempts, dead-lettered.
+    async fn failed(
+        &self,
+        message: &jetstream::Message,
+        inbound: &Inbound,
+        error: &IngestError,
+        stream_sequence: Option<u64>,
+    ) {
+        self.metrics
+            .processed
+            .with_label_values(&[inbound.event.as_str(), "failure"])
+            .inc();
+        let identity = inbound.identity();
+        let attempts = match store::webhook_log::record_failure(
+            &self.pool,
+            &identity.meta(),
+            &error.to_string(),
+        )
+        .await
+        {
+            Ok(Some(attempts)) => attempts,
+            Ok(None) => {
+                // A redelivery applied it meanwhile.
+                ack(message, AckKind::Ack).await;
+                return;
+            }
+            Err(store_error) => {
+                if store_error.is_transient() {
+                    self.gate.mark_down();
+                }
+                tracing::warn!(error = %store_error, "cannot record the failed attempt; retrying later");
+                self.retry_later(message, error, self.gate.retry_delay())
+                    .await;
+                return;
+            }
+        };
+        let permanent = matches!(error, IngestError::Permanent { .. });
+        if permanent || attempts >= i32::try_from(self.retry.max_attempts).unwrap_or(i32::MAX) {
+            self.dead_letter(message, Some(&identity), error, attempts, stream_sequence)
+                .await;
+        } else {
+            let delay = self.retry.delay(attempts.max(1) as u32);
+            tracing::warn!(
+                reason = error.reason(),
+                %error,
+                attempts,
+                max_attempts = self.retry.max_attempts,
+                retry_in_ms = delay.as_millis() as u64,
+                "webhook not applied yet; will retry"
+            );
+            self.retry_later(message, error, delay).await;
+        }
+    }
+
+    /// A webhook that waits for something else to happen: parked in
+    /// PostgreSQL (released when due, or at once when what it waits for
+    /// happens) and acknowledged; once its schedule is spent, dead-lettered.
+    async fn park(
+        &self,
+        message: &jetstream::Message,
+        inbound: &Inbound,
+        error: &IngestError,
+        stream_sequence: Option<u64>,
+    ) {
+        let IngestError::Park {
+            reason,
+            message: why,
+            reservation,
+            listing,
+        } = error
+        else {
+            return;
+        };
+        let identity = Identity {
+            object_id: reservation.clone(),
+            listing_id: listing.clone(),
+            ..inbound.identity()
+        };
+        let parked = NewParked {
+            webhook_id: &identity.webhook_id,
+            account: &identity.account,
+            reason: *reason,
+            reservation_id: reservation.as_deref(),
+            listing_id: listing.as_deref(),
+            event: &identity.event,
+            subject: message.subject.as_str(),
+            payload: &message.payload,
+            error: why,
+        };
+        let parked = async {
+            let mut tx = self.pool.begin().await?;
+            let parking = store::parked::park(&mut tx, &parked, &self.park_schedule).await?;
+            let mut fetch = false;
+            if let Parking::Parked { retries, .. } = parking {
+                store::webhook_log::mark_parked(&mut tx, &identity.meta(), why).await?;
+                if retries == 0
+                    && *reason == ParkReason::IncompletePayload
+                    && let Some(reservation) = reservation
+                {
+                    fetch = store::sync_jobs::request_fetch(&mut tx, &inbound.account, reservation)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok::<_, store::StoreError>((parking, fetch))
+        }
+        .await;
+        match parked {
+            Ok((Parking::Parked { retries, due_in }, fetch)) => {
+                self.metrics
+                    .parked
+                    .with_label_values(&[reason.as_str()])
+                    .inc();
+                tracing::info!(
+                    reason = reason.as_str(),
+                    retries,
+                    release_in_secs = due_in.map(|d| d.as_secs()),
+                    error = %why,
+                    "webhook parked until it can be applied"
+                );
+                if fetch {
+                    self.ask_for_fetch(&inbound.account).await;
+                }
+                ack(message, AckKind::Ack).await;
+            }
+            Ok((Parking::AlreadyParked, _)) => {
+                tracing::debug!("a repeat of a parked webhook; it keeps its place");
+                ack(message, AckKind::Ack).await;
+            }
+            Ok((Parking::Exhausted { retries }, _)) => {
+                self.dead_letter(message, Some(&identity), error, retries, stream_sequence)
+                    .await;
+            }
+            Err(store_error) => {
+                let store_error = IngestError::from(store_error);
+                if matches!(store_error, IngestError::Unavailable(_)) {
+                    self.gate.mark_down();
+                }
+                tracing::warn!(error = %store_error, "cannot park the webhook yet; it stays on its stream");
+                self.retry_later(message, &store_error, self.gate.retry_delay())
+                    .await;
+            }
+        }
+    }
+
+    /// Queues the account's reservation polling job, which fetches the
+    /// reservations asked for. Best effort: the request is in PostgreSQL,
+    /// and the next scheduled poll serves it anyway.
+    async fn ask_for_fetch(&self, account: &AccountId) {
+        self.metrics.fetches_requested.inc();
+        let key = JobKey {
+            account: account.clone(),
+            listing: None,
+            kind: SyncKind::Reservations,
+        };
+        if let Err(error) = self.jobs.enqueue(&key, Mode::Reconcile).await {
+            tracing::warn!(%error, "cannot queue the reservation fetch now; the next reservation poll serves it");
         }
     }
 
@@ -225,7 +402,10 @@ impl Worker {
             .inc();
         if matches!(
             error,
-            IngestError::Unavailable(_) | IngestError::Busy(_) | IngestError::Nats(_)
+            IngestError::Unavailable(_)
+                | IngestError::Busy(_)
+                | IngestError::Nats(_)
+                | IngestError::Timeout(_)
         ) {
             tracing::warn!(reason = error.reason(), %error, retry_in_ms = delay.as_millis() as u64, "webhook waits on JetStream; no attempt counted");
         }
@@ -235,7 +415,7 @@ impl Worker {
     async fn dead_letter(
         &self,
         message: &jetstream::Message,
-        inbound: Option<&Inbound>,
+        identity: Option<&Identity>,
         error: &IngestError,
         attempts: i32,
         stream_sequence: Option<u64>,
@@ -244,7 +424,7 @@ impl Worker {
             payload: &message.payload,
             subject: message.subject.as_str(),
             stream_sequence,
-            inbound,
+            identity,
             error,
             attempts,
         };

@@ -11,7 +11,7 @@ use service_kit::nats::Topology;
 use store::PgPool;
 use store::dlq::NewDeadLetter;
 
-use crate::ingest::{Inbound, IngestError};
+use crate::ingest::{Identity, IngestError};
 
 #[derive(Debug, Clone)]
 pub struct DeadLetterer {
@@ -26,7 +26,8 @@ pub struct Failed<'a> {
     pub payload: &'a [u8],
     pub subject: &'a str,
     pub stream_sequence: Option<u64>,
-    pub inbound: Option<&'a Inbound>,
+    /// `None` when the message is not an `InboundWebhook` at all.
+    pub identity: Option<&'a Identity>,
     pub error: &'a IngestError,
     pub attempts: i32,
 }
@@ -38,11 +39,12 @@ impl DeadLetterer {
 
     pub async fn send(&self, failed: Failed<'_>) -> Result<(), IngestError> {
         let error = truncate(&failed.error.to_string());
-        let job_id = match failed.inbound {
-            Some(inbound) => inbound.webhook_id.clone(),
+        let identity = failed.identity;
+        let job_id = match identity {
+            Some(identity) => identity.webhook_id.clone(),
             None => format!("stream-seq-{}", failed.stream_sequence.unwrap_or_default()),
         };
-        let account = failed.inbound.map_or("unknown", |i| i.account.as_str());
+        let account = identity.map_or("unknown", |i| i.account.as_str());
 
         let copy = StreamCopy {
             dlq_subject: self.topology.dlq_subject(account),
@@ -62,15 +64,17 @@ impl DeadLetterer {
             job_id: job_id.clone(),
             job_name: format!(
                 "webhook:{}",
-                failed.inbound.map_or("unknown", |i| i.event.as_str())
+                identity.map_or("unknown", |i| i.event.as_str())
             ),
             data: json!({
                 "webhookId": job_id,
                 "accountId": account,
-                "event": failed.inbound.map(|i| i.event.as_str()),
+                "event": identity.map(|i| i.event.as_str()),
+                "objectId": identity.and_then(|i| i.object_id.as_deref()),
+                "listingId": identity.and_then(|i| i.listing_id.as_deref()),
                 "subject": failed.subject,
                 "streamSequence": failed.stream_sequence,
-                "receivedAt": failed.inbound.map(|i| i.received_at.to_rfc3339()),
+                "receivedAt": identity.map(|i| i.received_at.to_rfc3339()),
             }),
             payload: failed.payload.to_vec(),
             attempts: failed.attempts,
@@ -80,8 +84,9 @@ impl DeadLetterer {
         };
         let mut tx = self.pool.begin().await?;
         store::dlq::insert(&mut tx, &letter).await?;
-        if failed.inbound.is_some() {
-            store::webhook_log::mark_dead_lettered(&mut tx, &job_id, &error).await?;
+        if let Some(identity) = identity {
+            store::webhook_log::mark_dead_lettered(&mut tx, &identity.meta(), &error).await?;
+            store::parked::remove(&mut tx, &identity.webhook_id).await?;
         }
         tx.commit().await?;
         tracing::error!(
@@ -106,7 +111,6 @@ pub async fn replay(
     pool: &PgPool,
     letter: &store::dlq::DeadLetter,
 ) -> Result<Replayed, ReplayError> {
-    use events::Message as _;
     if letter.resolved_at.is_some() {
         return Ok(Replayed::AlreadyResolved);
     }
@@ -121,14 +125,10 @@ pub async fn replay(
             id: letter.id.to_string(),
             why: format!("no webhooks subject of namespace {}", topology.namespace()),
         })?;
-    let payload = match events::pb::InboundWebhook::decode(letter.payload.as_slice()) {
-        Ok(mut message) => {
-            message.source = events::pb::Source::DlqReplay as i32;
-            message.encode_to_vec()
-        }
-        // Undecodable: sent back as it was; it will be dead-lettered again.
-        Err(_) => letter.payload.clone(),
-    };
+    // Undecodable: sent back as it was; it will be dead-lettered again.
+    let payload =
+        service_kit::inbound::resent(&letter.payload, Some(events::pb::Source::DlqReplay))
+            .unwrap_or_else(|| letter.payload.clone());
     let number = republish(js, pool, letter, subject, payload).await?;
     Ok(Replayed::Sent(number))
 }

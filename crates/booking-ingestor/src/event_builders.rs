@@ -3,6 +3,7 @@
 use chrono::Utc;
 use domain::{ChangeKind, GuestMessage, ListingId, UnitId};
 use events::{Message as _, pb};
+use sha2::{Digest, Sha256};
 use store::bookings::{Overlap, StoredBooking};
 use store::outbox::OutboxEvent;
 use uuid::Uuid;
@@ -56,6 +57,39 @@ pub fn booking_changed(
         booking: Some(booking_message(stored)),
         occurred_at: Some(events::timestamp(Utc::now())),
         webhook_id: webhook_id.to_owned(),
+        replayed: false,
+    };
+    OutboxEvent {
+        id,
+        subject_suffix: format!("booking.{}", change.as_str()),
+        payload: message.encode_to_vec(),
+    }
+}
+
+/// A booking's current state, re-emitted by an operator for a consumer that
+/// was down longer than the events stream keeps events. Its id comes from
+/// the booking and its revision: replaying twice publishes one event.
+pub fn booking_replayed(stored: &StoredBooking) -> OutboxEvent {
+    let digest = Sha256::new()
+        .chain_update(b"hostaway/booking.replayed/v1\n")
+        .chain_update(stored.id.as_uuid().as_bytes())
+        .chain_update(stored.revision.to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let id = uuid::Builder::from_custom_bytes(bytes).into_uuid();
+    let change = if stored.record.status.is_terminal() {
+        ChangeKind::Cancelled
+    } else {
+        ChangeKind::Updated
+    };
+    let message = pb::BookingEvent {
+        event_id: id.to_string(),
+        change: events::booking_change(change) as i32,
+        booking: Some(booking_message(stored)),
+        occurred_at: Some(events::timestamp(Utc::now())),
+        webhook_id: String::new(),
+        replayed: true,
     };
     OutboxEvent {
         id,
@@ -95,8 +129,23 @@ pub fn double_booked(stored: &StoredBooking, overlap: &Overlap) -> OutboxEvent {
     }
 }
 
+/// A guest message's event id comes from the account and the message id:
+/// Hostaway repeats `message.received` with incidental fields changed
+/// (`isSeen`, `status`), and TVL must hear of the message once.
+pub fn guest_message_event_id(message: &GuestMessage) -> Uuid {
+    let digest = Sha256::new()
+        .chain_update(b"hostaway/guest_message.received/v1\n")
+        .chain_update(message.account.as_str().as_bytes())
+        .chain_update(b"\n")
+        .chain_update(message.message_id.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
 pub fn guest_message(message: &GuestMessage, booking: Option<&StoredBooking>) -> OutboxEvent {
-    let id = Uuid::now_v7();
+    let id = guest_message_event_id(message);
     let event = pb::GuestMessageReceived {
         event_id: id.to_string(),
         hostaway_account_id: message.account.to_string(),

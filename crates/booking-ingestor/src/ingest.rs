@@ -8,11 +8,12 @@
 //! for TVL go to the outbox. Either all of it commits or none of it does.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use domain::{AccountId, BookingId, Decision, GuestMessage, ReservationUpdate};
+use domain::{AccountId, BookingId, Decision, GuestMessage, Origin, ReservationUpdate};
 use events::{Message as _, pb};
-use mapping::{ListingChange, Webhook, WebhookEvent};
+use mapping::{Adjustment, ListingChange, Webhook, WebhookEvent};
 use store::bookings::{self, StoredBooking};
 use store::outbox::OutboxEvent;
+use store::parked::ParkReason;
 use store::webhook_log::{self, Prior, WebhookMeta};
 use store::{PgConnection, PgPool, StoreError};
 
@@ -28,17 +29,59 @@ pub struct Inbound {
     pub sent_at: Option<NaiveDateTime>,
     pub received_at: DateTime<Utc>,
     pub source: pb::Source,
+    /// The gateway found the account disabled: parked until it is enabled.
+    pub account_disabled: bool,
+}
+
+/// Who and what a webhook message is, as far as it can be read: enough to
+/// log it and dead-letter it even when its body cannot be understood.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub webhook_id: String,
+    pub account: String,
+    /// The event name the message carries (`unknown`, `unparsed` for bodies
+    /// the gateway could not read).
+    pub event: String,
+    pub received_at: DateTime<Utc>,
+    pub source: pb::Source,
+    /// The reservation or message id, when the record names one.
+    pub object_id: Option<String>,
+    /// The listing, when the record names one.
+    pub listing_id: Option<String>,
+}
+
+impl Identity {
+    pub fn meta(&self) -> WebhookMeta<'_> {
+        WebhookMeta {
+            webhook_id: &self.webhook_id,
+            account: &self.account,
+            event: &self.event,
+            object_id: self.object_id.as_deref(),
+            source: source_name(self.source),
+            received_at: self.received_at,
+        }
+    }
+}
+
+/// A message that cannot be turned into an [`Inbound`].
+#[derive(Debug)]
+pub struct Undecodable {
+    /// `None` when the message is not an `InboundWebhook` at all.
+    pub identity: Option<Identity>,
+    pub error: IngestError,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// Cannot be applied now but may be later (the listing is not linked yet;
-    /// a partial payload for a reservation not seen yet). Retried, then
-    /// dead-lettered.
+    /// Cannot be applied now but will be once something else happens (its
+    /// reservation's complete record arrives, its listing is linked, its
+    /// account is enabled): parked, and retried for hours.
     #[error("{message}")]
-    Retryable {
-        reason: &'static str,
+    Park {
+        reason: ParkReason,
         message: String,
+        reservation: Option<String>,
+        listing: Option<String>,
     },
     /// Can never be applied (undecodable, invalid). Dead-lettered at once.
     #[error("{message}")]
@@ -49,10 +92,14 @@ pub enum IngestError {
     /// PostgreSQL is unavailable: the webhook waits, no attempt is counted.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] StoreError),
-    /// Another transaction was in the way (deadlock, lock timeout): retried
-    /// soon, no attempt is counted.
+    /// Another transaction was in the way (deadlock, serialization failure):
+    /// retried soon, no attempt is counted.
     #[error("database busy: {0}")]
     Busy(#[source] StoreError),
+    /// A statement or lock timeout: free the first few times, then counted
+    /// as an attempt (a webhook that always times out is poisoned).
+    #[error("database timeout: {0}")]
+    Timeout(#[source] StoreError),
     /// NATS did not take a message (the dead-letter copy): retried later.
     #[error("NATS unavailable: {0}")]
     Nats(String),
@@ -64,9 +111,11 @@ pub enum IngestError {
 impl IngestError {
     pub fn reason(&self) -> &'static str {
         match self {
-            IngestError::Retryable { reason, .. } | IngestError::Permanent { reason, .. } => reason,
+            IngestError::Park { reason, .. } => reason.as_str(),
+            IngestError::Permanent { reason, .. } => reason,
             IngestError::Unavailable(_) => "database_unavailable",
             IngestError::Busy(_) => "database_busy",
+            IngestError::Timeout(_) => "database_timeout",
             IngestError::Nats(_) => "nats_unavailable",
             IngestError::Database(_) => "database_error",
         }
@@ -85,6 +134,7 @@ impl From<StoreError> for IngestError {
         match error {
             StoreError::Unavailable(_) => IngestError::Unavailable(error),
             StoreError::Busy(_) => IngestError::Busy(error),
+            StoreError::Timeout(_) => IngestError::Timeout(error),
             other => IngestError::Database(other),
         }
     }
@@ -97,32 +147,75 @@ impl From<sqlx::Error> for IngestError {
 }
 
 impl Inbound {
-    /// Decodes a message from the webhooks stream.
-    pub fn decode(payload: &[u8]) -> Result<Self, IngestError> {
-        let message = pb::InboundWebhook::decode(payload).map_err(|e| {
-            IngestError::permanent("undecodable", format!("not an InboundWebhook: {e}"))
+    /// Decodes a message from the webhooks stream. A message whose body the
+    /// connector cannot use is refused with its reason (and its identity, so
+    /// it can be dead-lettered where an operator finds it).
+    pub fn decode(payload: &[u8]) -> Result<Self, Box<Undecodable>> {
+        let message = pb::InboundWebhook::decode(payload).map_err(|e| Undecodable {
+            identity: None,
+            error: IngestError::permanent("undecodable", format!("not an InboundWebhook: {e}")),
         })?;
-        let account = AccountId::parse(message.account_id.as_str())
-            .map_err(|e| IngestError::permanent("invalid_account", e.to_string()))?;
-        let webhook = mapping::parse_webhook(&message.raw_body)
-            .map_err(|e| IngestError::permanent("malformed_body", e.to_string()))?;
-        let Webhook::Event {
-            event,
-            data,
-            sent_at,
-            ..
-        } = webhook
-        else {
-            return Err(IngestError::permanent(
-                "not_an_event",
-                "the body is not a webhook event",
-            ));
-        };
         let received_at = message
             .received_at
             .as_ref()
             .and_then(events::from_timestamp)
             .unwrap_or_else(Utc::now);
+        let source = pb::Source::try_from(message.source).unwrap_or(pb::Source::Unspecified);
+        let mut identity = Identity {
+            webhook_id: message.webhook_id.clone(),
+            account: message.account_id.clone(),
+            event: message.event.clone(),
+            received_at,
+            source,
+            object_id: None,
+            listing_id: None,
+        };
+        let refuse = |identity: Identity, reason, text: String| {
+            Box::new(Undecodable {
+                identity: Some(identity),
+                error: IngestError::permanent(reason, text),
+            })
+        };
+        let account = match AccountId::parse(message.account_id.as_str()) {
+            Ok(account) => account,
+            Err(e) => {
+                identity.account = "unknown".into();
+                return Err(refuse(identity, "invalid_account", e.to_string()));
+            }
+        };
+        let webhook = match mapping::parse_webhook(&message.raw_body) {
+            Ok(webhook) => webhook,
+            Err(e) => return Err(refuse(identity, "malformed_body", e.to_string())),
+        };
+        if webhook.account().is_some_and(|claimed| claimed != &account) {
+            return Err(refuse(
+                identity,
+                "account_mismatch",
+                "accountId in the body is not the authenticated account".into(),
+            ));
+        }
+        let (event, data, sent_at) = match webhook {
+            Webhook::Event {
+                event,
+                data,
+                sent_at,
+                ..
+            } => (event, data, sent_at),
+            Webhook::Unknown { event, .. } => {
+                return Err(refuse(
+                    identity,
+                    "unknown_event",
+                    format!("`{event}` is not an event this version handles"),
+                ));
+            }
+            Webhook::Ping { .. } => {
+                return Err(refuse(
+                    identity,
+                    "not_an_event",
+                    "the body is a ping, not a webhook event".into(),
+                ));
+            }
+        };
         Ok(Self {
             webhook_id: message.webhook_id,
             account,
@@ -130,8 +223,36 @@ impl Inbound {
             data,
             sent_at,
             received_at,
-            source: pb::Source::try_from(message.source).unwrap_or(pb::Source::Unspecified),
+            source,
+            account_disabled: message.account_disabled,
         })
+    }
+
+    /// Whether the record was read from Hostaway's API (it wins ties).
+    pub fn origin(&self) -> Origin {
+        match self.source {
+            pb::Source::Reconciliation | pb::Source::ApiFetch => Origin::ApiRead,
+            _ => Origin::Webhook,
+        }
+    }
+
+    pub fn identity(&self) -> Identity {
+        let text = |names: &[&str]| {
+            names.iter().find_map(|name| match self.data.get(*name) {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            })
+        };
+        Identity {
+            webhook_id: self.webhook_id.clone(),
+            account: self.account.to_string(),
+            event: self.event.as_str().to_owned(),
+            received_at: self.received_at,
+            source: self.source,
+            object_id: text(&["id", "hostawayReservationId"]),
+            listing_id: text(&["listingMapId", "listingId"]),
+        }
     }
 }
 
@@ -145,6 +266,8 @@ pub struct Applied {
     pub double_bookings: usize,
     /// What happened to the booking's calendar block, if anything.
     pub block_change: Option<&'static str>,
+    /// What the mapping cut or left out to apply the record.
+    pub adjustments: Vec<Adjustment>,
 }
 
 impl Applied {
@@ -155,6 +278,7 @@ impl Applied {
             events: Vec::new(),
             double_bookings: 0,
             block_change: None,
+            adjustments: Vec::new(),
         }
     }
 }
@@ -167,31 +291,46 @@ enum Work {
 }
 
 impl Work {
-    fn map(inbound: &Inbound) -> Result<Self, IngestError> {
+    fn map(inbound: &Inbound) -> Result<(Self, Vec<Adjustment>), IngestError> {
         let invalid =
             |e: mapping::MappingError| IngestError::permanent("invalid_payload", e.to_string());
         Ok(match inbound.event {
             WebhookEvent::ReservationCreated
             | WebhookEvent::ReservationUpdated
-            | WebhookEvent::ReservationCancelled => Work::Reservation(Box::new(
-                mapping::map_reservation(
+            | WebhookEvent::ReservationCancelled => {
+                let mapped = mapping::map_reservation(
                     &inbound.account,
                     inbound.event,
                     &inbound.data,
                     inbound.sent_at,
+                    inbound.origin(),
                 )
-                .map_err(invalid)?,
-            )),
-            WebhookEvent::MessageReceived => Work::Message(
-                mapping::map_message(&inbound.account, &inbound.data).map_err(invalid)?,
+                .map_err(invalid)?;
+                mapping::check_version_skew(&mapped.value, inbound.received_at.naive_utc())
+                    .map_err(|e| IngestError::permanent("clock_skew", e.to_string()))?;
+                (
+                    Work::Reservation(Box::new(mapped.value)),
+                    mapped.adjustments,
+                )
+            }
+            WebhookEvent::MessageReceived => {
+                let mapped =
+                    mapping::map_message(&inbound.account, &inbound.data).map_err(invalid)?;
+                (Work::Message(mapped.value), mapped.adjustments)
+            }
+            WebhookEvent::ListingUpdated => (
+                Work::Listing(
+                    mapping::map_listing_change(&inbound.data).map_err(invalid)?,
+                    pb::ListingChangeKind::Details,
+                ),
+                Vec::new(),
             ),
-            WebhookEvent::ListingUpdated => Work::Listing(
-                mapping::map_listing_change(&inbound.data).map_err(invalid)?,
-                pb::ListingChangeKind::Details,
-            ),
-            WebhookEvent::CalendarUpdated => Work::Listing(
-                mapping::map_listing_change(&inbound.data).map_err(invalid)?,
-                pb::ListingChangeKind::Calendar,
+            WebhookEvent::CalendarUpdated => (
+                Work::Listing(
+                    mapping::map_listing_change(&inbound.data).map_err(invalid)?,
+                    pb::ListingChangeKind::Calendar,
+                ),
+                Vec::new(),
             ),
         })
     }
@@ -211,37 +350,43 @@ fn source_name(source: pb::Source) -> &'static str {
         pb::Source::WebhookHmac => "webhook_hmac",
         pb::Source::DlqReplay => "dlq_replay",
         pb::Source::Reconciliation => "reconciliation",
+        pb::Source::ApiFetch => "api_fetch",
         pb::Source::Unspecified => "unspecified",
-    }
-}
-
-/// The `webhook_log` key fields of a message.
-pub fn meta<'a>(inbound: &'a Inbound, object_id: Option<&'a str>) -> WebhookMeta<'a> {
-    WebhookMeta {
-        webhook_id: &inbound.webhook_id,
-        account: inbound.account.as_str(),
-        event: inbound.event.as_str(),
-        object_id,
-        source: source_name(inbound.source),
-        received_at: inbound.received_at,
     }
 }
 
 /// Applies one webhook in one transaction.
 pub async fn apply(pool: &PgPool, inbound: &Inbound) -> Result<Applied, IngestError> {
-    let work = Work::map(inbound)?;
+    if inbound.account_disabled {
+        return Err(IngestError::Park {
+            reason: ParkReason::AccountDisabled,
+            message: format!(
+                "account {} was disabled in the connector when this webhook arrived",
+                inbound.account
+            ),
+            reservation: None,
+            listing: None,
+        });
+    }
+    let (work, adjustments) = Work::map(inbound)?;
     let object_id = work.object_id();
+    let identity = inbound.identity();
+    let meta = WebhookMeta {
+        object_id: Some(&object_id),
+        ..identity.meta()
+    };
     let mut tx = pool.begin().await?;
-    let failed_before = match webhook_log::begin(&mut tx, &meta(inbound, Some(&object_id))).await? {
+    let failed_before = match webhook_log::begin(&mut tx, &meta).await? {
         Prior::Processed => {
             tx.commit().await?;
             return Ok(Applied::outcome("repeat", None));
         }
         Prior::New => false,
-        // A retry, or a dead-lettered webhook coming back: apply it.
+        // A retry, a parked webhook released, or a dead-lettered one coming
+        // back: apply it.
         Prior::Unfinished { .. } => true,
     };
-    let applied = match work {
+    let mut applied = match work {
         Work::Reservation(update) => {
             apply_reservation(&mut tx, *update, &inbound.webhook_id).await?
         }
@@ -250,20 +395,39 @@ pub async fn apply(pool: &PgPool, inbound: &Inbound) -> Result<Applied, IngestEr
             forward_listing_change(&mut tx, inbound, &change, kind).await?
         }
     };
+    let mut fresh_events = Vec::with_capacity(applied.events.len());
+    for event in applied.events.drain(..) {
+        if store::outbox::enqueue(&mut tx, &event).await? {
+            fresh_events.push(event);
+        }
+    }
+    if fresh_events.is_empty() && applied.outcome == "forwarded" {
+        // The event's id comes from its content (a message's id): a repeat
+        // of it with other incidental fields tells TVL nothing new.
+        applied.outcome = "duplicate";
+    }
+    applied.events = fresh_events;
+    let noted = (!adjustments.is_empty()).then(|| {
+        adjustments
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
     webhook_log::finish(
         &mut tx,
         &inbound.webhook_id,
         applied.outcome,
         applied.booking.map(|b| b.as_uuid()),
+        noted.as_deref(),
     )
     .await?;
     if failed_before {
         store::dlq::resolve_for_job(&mut tx, &inbound.webhook_id).await?;
-    }
-    for event in &applied.events {
-        store::outbox::enqueue(&mut tx, event).await?;
+        store::parked::remove(&mut tx, &inbound.webhook_id).await?;
     }
     tx.commit().await?;
+    applied.adjustments = adjustments;
     Ok(applied)
 }
 
@@ -274,10 +438,14 @@ async fn apply_reservation(
 ) -> Result<Applied, IngestError> {
     bookings::lock_reservation(tx, &update.account, &update.reservation).await?;
     let current = bookings::find(tx, &update.account, &update.reservation).await?;
+    let reservation = update.reservation.to_string();
+    let listing = update.listing.as_ref().map(ToString::to_string);
     let decision = domain::decide(current.as_ref().map(|c| &c.record), update).map_err(|e| {
-        IngestError::Retryable {
-            reason: "incomplete_payload",
+        IngestError::Park {
+            reason: ParkReason::IncompletePayload,
             message: e.to_string(),
+            reservation: Some(reservation.clone()),
+            listing: listing.clone(),
         }
     })?;
     let (record, change) = match decision {
@@ -292,12 +460,14 @@ async fn apply_reservation(
         // A link removed after the booking was made: keep the booking's unit.
         (None, Some(existing)) => existing.unit,
         (None, None) => {
-            return Err(IngestError::Retryable {
-                reason: "listing_not_linked",
+            return Err(IngestError::Park {
+                reason: ParkReason::ListingNotLinked,
                 message: format!(
                     "Hostaway listing {} of account {} is not linked to a TVL unit",
                     record.listing, record.account
                 ),
+                reservation: Some(reservation),
+                listing: Some(record.listing.to_string()),
             });
         }
     };
@@ -318,6 +488,11 @@ async fn apply_reservation(
     let mut events = Vec::new();
     if let Some(change) = change {
         events.push(event_builders::booking_changed(&stored, change, webhook_id));
+    }
+    if change == Some(domain::ChangeKind::Created) {
+        // Partial payloads that overtook this reservation's first complete
+        // record wait parked: they can be applied now.
+        store::parked::wake_reservation(tx, &stored.record.account, &reservation).await?;
     }
     let mut double_bookings = 0;
     // An unchanged block was checked when it was written; a block written later
@@ -363,6 +538,7 @@ async fn apply_reservation(
             bookings::BlockChange::Released => Some("released"),
             bookings::BlockChange::Unchanged => None,
         },
+        adjustments: Vec::new(),
     })
 }
 
@@ -380,6 +556,7 @@ async fn forward_message(
         events: vec![event_builders::guest_message(message, booking.as_ref())],
         double_bookings: 0,
         block_change: None,
+        adjustments: Vec::new(),
     })
 }
 
@@ -402,5 +579,6 @@ async fn forward_listing_change(
         )],
         double_bookings: 0,
         block_change: None,
+        adjustments: Vec::new(),
     })
 }

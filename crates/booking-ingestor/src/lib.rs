@@ -6,7 +6,10 @@
 //! is created, moved or released, overlaps are recorded as double bookings,
 //! `webhook_log` records the outcome, and the events for TVL are written to the
 //! outbox; they are published after the commit ([`outbox`]). A webhook that
-//! cannot be applied yet is retried with backoff and then dead-lettered
+//! waits for something else (its reservation's complete record, its
+//! listing's link, its account) is parked and released when due or when the
+//! wait is over ([`release`]); one that fails is retried with backoff; one
+//! that cannot be used, or runs out of retries, is dead-lettered
 //! ([`dead_letter`]); a database outage pauses consumption ([`consumer`]).
 
 pub mod consumer;
@@ -16,6 +19,8 @@ pub mod ingest;
 pub mod maintenance;
 pub mod metrics;
 pub mod outbox;
+pub mod reemit;
+pub mod release;
 pub mod server;
 
 pub use server::{Ingestor, IngestorDeps, IngestorSettings};

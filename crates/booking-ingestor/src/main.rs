@@ -30,6 +30,21 @@ struct Args {
     /// Days processed webhooks stay in webhook_log.
     #[arg(long, env = "INGEST_LOG_RETENTION_DAYS", default_value_t = 30)]
     log_retention_days: u64,
+    /// Days a resolved dead letter is kept (it may hold guest data).
+    #[arg(long, env = "INGEST_DLQ_RESOLVED_RETENTION_DAYS", default_value_t = 30)]
+    dlq_resolved_retention_days: u64,
+    /// Seconds between the releases of a parked webhook (one per retry, then
+    /// the dead-letter queue), comma-separated.
+    #[arg(
+        long,
+        env = "INGEST_PARK_SCHEDULE_SECS",
+        default_value = "10,30,60,120,300,600,900,1800,3600,3600,7200,7200,10800",
+        value_delimiter = ','
+    )]
+    park_schedule_secs: Vec<u64>,
+    /// Statement or lock timeouts of one webhook that cost no attempt.
+    #[arg(long, env = "INGEST_FREE_TIMEOUTS", default_value_t = 3)]
+    free_timeouts: u16,
     #[command(flatten)]
     ops: OpsArgs,
     #[command(flatten)]
@@ -58,6 +73,14 @@ async fn main() -> anyhow::Result<()> {
     settings.migrate = args.database.migrate;
     settings.retention.webhook_log =
         Duration::from_secs(args.log_retention_days.max(1) * 24 * 3600);
+    settings.retention.resolved_dead_letters =
+        Duration::from_secs(args.dlq_resolved_retention_days.max(1) * 24 * 3600);
+    settings.park_schedule = args
+        .park_schedule_secs
+        .iter()
+        .map(|secs| Duration::from_secs(*secs))
+        .collect();
+    settings.free_timeouts = i32::from(args.free_timeouts);
     settings.shutdown_timeout = args.ops.shutdown_timeout();
 
     let nats = args.nats.connect("booking-ingestor").await?;
@@ -92,5 +115,25 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         super::Args::command().debug_assert();
+    }
+
+    #[test]
+    fn the_default_park_schedule_is_the_documented_one() {
+        use clap::Parser;
+        let args =
+            super::Args::try_parse_from(["booking-ingestor"]).unwrap_or_else(|e| panic!("{e}"));
+        let schedule: Vec<_> = args
+            .park_schedule_secs
+            .iter()
+            .map(|s| std::time::Duration::from_secs(*s))
+            .collect();
+        assert_eq!(schedule, booking_ingestor::server::default_park_schedule());
+        let total: u64 = args.park_schedule_secs.iter().sum();
+        // Hours, not seconds: Hostaway's first webhook of a reservation can lag minutes.
+        assert_eq!(total, 36_220, "10 h 3 min 40 s");
+        assert!(
+            args.park_schedule_secs[..3].iter().sum::<u64>() >= 60,
+            "a minute of reordering is covered within three releases"
+        );
     }
 }

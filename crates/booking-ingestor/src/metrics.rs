@@ -2,7 +2,7 @@
 //! (`hostaway.webhooks.processed`, `hostaway.webhooks.processing_duration`).
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
 };
 use service_kit::metrics::{LATENCY_BUCKETS, Metrics};
 
@@ -24,6 +24,19 @@ pub struct IngestorMetrics {
     pub events_published: IntCounterVec,
     pub outbox_pending: IntGauge,
     pub database_available: IntGauge,
+    /// Webhooks parked to wait, by reason.
+    pub parked: IntCounterVec,
+    /// Parked webhooks now, by reason.
+    pub parked_now: IntGaugeVec,
+    /// Parked webhooks published again (their retry fell due, or what they
+    /// waited for happened).
+    pub released: IntCounter,
+    /// Fields the mapping cut or left out, by field and action.
+    pub adjustments: IntCounterVec,
+    /// Open dead letters by kind of error.
+    pub dlq_open_by_kind: IntGaugeVec,
+    /// Reservation fetches asked of the dispatcher.
+    pub fetches_requested: IntCounter,
 }
 
 impl IngestorMetrics {
@@ -101,6 +114,39 @@ impl IngestorMetrics {
             database_available: metrics.register(IntGauge::new(
                 "hostaway_ingestor_database_available",
                 "1 when PostgreSQL answers, 0 while consumption is paused for it",
+            )?)?,
+            parked: metrics.register(IntCounterVec::new(
+                Opts::new(
+                    "hostaway_webhooks_parked_total",
+                    "Webhooks parked to wait for their reservation, their listing's link or their account, by reason",
+                ),
+                &["reason"],
+            )?)?,
+            parked_now: metrics.register(IntGaugeVec::new(
+                Opts::new("hostaway_webhooks_parked", "Webhooks parked now, by reason"),
+                &["reason"],
+            )?)?,
+            released: metrics.register(IntCounter::new(
+                "hostaway_webhooks_released_total",
+                "Parked webhooks published again",
+            )?)?,
+            adjustments: metrics.register(IntCounterVec::new(
+                Opts::new(
+                    "hostaway_mapping_adjustments_total",
+                    "Fields cut or left out so that a record could be applied, by field and action",
+                ),
+                &["field", "action"],
+            )?)?,
+            dlq_open_by_kind: metrics.register(IntGaugeVec::new(
+                Opts::new(
+                    "hostaway_dlq_open_by_kind",
+                    "Dead letters not yet resolved, by kind of error",
+                ),
+                &["kind"],
+            )?)?,
+            fetches_requested: metrics.register(IntCounter::new(
+                "hostaway_reservation_fetches_requested_total",
+                "Reservations whose complete record was asked of the API because a webhook was incomplete",
             )?)?,
         })
     }

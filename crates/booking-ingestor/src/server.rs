@@ -19,6 +19,7 @@ use crate::metrics::IngestorMetrics;
 use crate::outbox::{EventPublisher, sweep_loop};
 use retry::RetryPolicy;
 use service_kit::consume::{DbGate, Stopped};
+use service_kit::sync_queue::JobQueue;
 
 #[derive(Debug, Clone)]
 pub struct IngestorSettings {
@@ -35,7 +36,27 @@ pub struct IngestorSettings {
     pub outbox_min_age: Duration,
     pub migrate: bool,
     pub retention: crate::maintenance::Retention,
+    /// When parked webhooks are released again (see [`default_park_schedule`]).
+    pub park_schedule: Vec<Duration>,
+    pub release: crate::release::ReleaseSettings,
+    /// Statement or lock timeouts of one webhook that cost no attempt.
+    pub free_timeouts: i32,
     pub shutdown_timeout: Duration,
+}
+
+/// The retries of a parked webhook: 10 s, 30 s, 1, 2, 5, 10, 15 and 30 min,
+/// 1 h twice, 2 h twice and 3 h: thirteen releases over 10 h 04 min after it
+/// was first parked, then the dead-letter queue. Hostaway's first webhook of
+/// a reservation can lag its updates by minutes; a waiting webhook is also
+/// released at once when its reservation's booking is created, its listing
+/// linked or its account enabled.
+pub fn default_park_schedule() -> Vec<Duration> {
+    [
+        10, 30, 60, 120, 300, 600, 900, 1800, 3600, 3600, 7200, 7200, 10800,
+    ]
+    .into_iter()
+    .map(Duration::from_secs)
+    .collect()
 }
 
 impl IngestorSettings {
@@ -55,6 +76,9 @@ impl IngestorSettings {
             outbox_min_age: Duration::from_secs(5),
             migrate: true,
             retention: crate::maintenance::Retention::default(),
+            park_schedule: default_park_schedule(),
+            release: crate::release::ReleaseSettings::default(),
+            free_timeouts: 3,
             shutdown_timeout: Duration::from_secs(25),
         }
     }
@@ -113,6 +137,13 @@ impl Ingestor {
             metrics: self.metrics.clone(),
             retry: self.settings.retry.clone(),
             gate: Arc::new(DbGate::default()),
+            park_schedule: self.settings.park_schedule.clone(),
+            free_timeouts: self.settings.free_timeouts,
+            jobs: JobQueue::new(
+                self.deps.nats.clone(),
+                self.settings.topology.clone(),
+                Duration::from_secs(5),
+            ),
         });
 
         let consuming = Arc::clone(&self.consuming);
@@ -125,6 +156,13 @@ impl Ingestor {
             self.deps.pool.clone(),
             self.settings.outbox_sweep_interval,
             self.settings.outbox_min_age,
+            stop.clone(),
+        ));
+        background.spawn(crate::release::run(
+            self.deps.pool.clone(),
+            js.clone(),
+            self.metrics.clone(),
+            self.settings.release.clone(),
             stop.clone(),
         ));
         background.spawn(crate::maintenance::run(

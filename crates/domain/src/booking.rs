@@ -272,7 +272,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{Currency, EventRank};
+    use crate::{Currency, EventRank, Origin};
 
     fn at(day: u32, second: u32) -> NaiveDateTime {
         NaiveDate::from_ymd_opt(2025, 10, day)
@@ -317,6 +317,8 @@ mod tests {
             version: Version {
                 updated_at,
                 terminal: status.is_terminal(),
+                latest_activity: None,
+                origin: Origin::Webhook,
                 event,
                 digest: [tag; 32],
             },
@@ -425,6 +427,62 @@ mod tests {
     }
 
     #[test]
+    fn within_one_second_latest_activity_orders_before_any_digest() {
+        // The later activity carries the smaller digest: the digest must not decide.
+        let mut earlier = update(
+            "modified",
+            stay(1, 3),
+            Some(at(1, 0)),
+            EventRank::Updated,
+            9,
+        );
+        earlier.version.latest_activity = Some(at(1, 0));
+        let mut later = update(
+            "modified",
+            stay(1, 5),
+            Some(at(1, 0)),
+            EventRank::Updated,
+            1,
+        );
+        later.version.latest_activity = Some(at(1, 1));
+        for order in [
+            [earlier.clone(), later.clone()],
+            [later.clone(), earlier.clone()],
+        ] {
+            assert_eq!(fold(&order).unwrap().stay, stay(1, 5));
+        }
+    }
+
+    #[test]
+    fn an_api_read_wins_a_tie_over_a_webhook_payload() {
+        let webhook = update(
+            "modified",
+            stay(1, 3),
+            Some(at(1, 0)),
+            EventRank::Updated,
+            9,
+        );
+        let mut read = update(
+            "modified",
+            stay(1, 4),
+            Some(at(1, 0)),
+            EventRank::Updated,
+            1,
+        );
+        read.version.origin = Origin::ApiRead;
+        for order in [
+            [webhook.clone(), read.clone()],
+            [read.clone(), webhook.clone()],
+        ] {
+            assert_eq!(fold(&order).unwrap().stay, stay(1, 4));
+        }
+        // A newer webhook still wins over an older read.
+        let mut newer = webhook.clone();
+        newer.version.updated_at = Some(at(1, 1));
+        assert_eq!(fold(&[read, newer]).unwrap().stay, stay(1, 3));
+    }
+
+    #[test]
     fn an_unstamped_payload_never_overwrites_a_stamped_state() {
         let stamped = update("new", stay(1, 3), Some(at(1, 0)), EventRank::Created, 1);
         let unstamped = update("modified", stay(1, 5), None, EventRank::Updated, 2);
@@ -468,6 +526,8 @@ mod tests {
             version: Version {
                 updated_at: Some(at(2, 0)),
                 terminal: false,
+                latest_activity: None,
+                origin: Origin::Webhook,
                 event: EventRank::Updated,
                 digest: [7; 32],
             },
@@ -548,24 +608,33 @@ mod tests {
             1u32..6,
             prop::option::weighted(0.9, 0u32..4),
             0u8..3,
+            prop::option::of(0u32..3),
+            any::<bool>(),
         );
         prop::collection::vec(step, 1..8).prop_map(|steps| {
             steps
                 .into_iter()
                 .enumerate()
-                .map(|(i, (status, from, len, second, event))| {
+                .map(|(i, (status, from, len, second, event, activity, read))| {
                     let event = match event {
                         0 => EventRank::Created,
                         1 => EventRank::Updated,
                         _ => EventRank::Cancelled,
                     };
-                    update(
+                    let mut payload = update(
                         status,
                         stay(from, from + len),
                         second.map(|s| at(1, s)),
                         event,
                         u8::try_from(i).unwrap_or(u8::MAX),
-                    )
+                    );
+                    payload.version.latest_activity = activity.map(|s| at(1, s));
+                    payload.version.origin = if read {
+                        Origin::ApiRead
+                    } else {
+                        Origin::Webhook
+                    };
+                    payload
                 })
                 .collect()
         })

@@ -25,7 +25,7 @@ pub use patch::Patch;
 pub use status::{CalendarEffect, ReservationStatus};
 pub use stay::{StayDates, StayError};
 pub use sync::{ChangeStamp, StampError, SyncKind};
-pub use version::{EventRank, Version};
+pub use version::{EventRank, Origin, Version};
 
 /// The `external_source` of every booking this connector creates.
 pub const EXTERNAL_SOURCE: &str = "hostaway";

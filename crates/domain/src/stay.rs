@@ -47,9 +47,10 @@ impl StayDates {
         Ok(stay)
     }
 
-    /// Hostaway's placeholder for an inquiry that named no dates
-    /// (`isDatesUnspecified: 1`, `nights: 0`, arrival = departure).
-    pub fn unspecified(day: NaiveDate) -> Result<Self, StayError> {
+    /// A stay of no nights: Hostaway's placeholder for an inquiry that named
+    /// no dates (`isDatesUnspecified: 1`, `nights: 0`, arrival = departure), or
+    /// a dated record whose departure is its arrival. It holds no block.
+    pub fn zero_nights(day: NaiveDate) -> Result<Self, StayError> {
         Self::check_year(day)?;
         Ok(Self {
             arrival: day,

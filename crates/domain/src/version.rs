@@ -17,6 +17,16 @@ pub enum EventRank {
     Cancelled = 2,
 }
 
+/// Where a payload came from. Only breaks ties: a record read from Hostaway's
+/// API (polling, or a fetch of an incomplete reservation) is the state at
+/// the moment of the read, so it wins over a webhook payload that agrees on
+/// every stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    Webhook = 0,
+    ApiRead = 1,
+}
+
 /// Fields compare in declaration order.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
@@ -27,6 +37,11 @@ pub struct Version {
     /// Within one second, a terminal status (cancelled, declined…) wins: a
     /// cancellation is never undone by a same-second update.
     pub terminal: bool,
+    /// Hostaway's `latestActivityOn`: orders two updates stamped with the same
+    /// `updatedOn` second (absent sorts first).
+    pub latest_activity: Option<NaiveDateTime>,
+    /// An API read wins a tie over a webhook payload.
+    pub origin: Origin,
     pub event: EventRank,
     /// SHA-256 of the payload's canonical JSON: the final, deterministic tiebreak
     /// between different payloads that agree on everything above.

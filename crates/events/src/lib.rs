@@ -101,6 +101,12 @@ mod tests {
             raw_body: b"{\"data\":{}}".to_vec(),
             source: pb::Source::WebhookBasic as i32,
             request_id: "r1".into(),
+            problem: Some(pb::Problem {
+                reason: "invalid_payload".into(),
+                field: "departureDate".into(),
+                detail: "departure is before arrival".into(),
+            }),
+            account_disabled: true,
         };
         let bytes = msg.encode_to_vec();
         assert_eq!(pb::InboundWebhook::decode(bytes.as_slice()), Ok(msg));

@@ -3,9 +3,9 @@
 //! | class | HTTP | retried |
 //! |---|---|---|
 //! | `rate_limit` | 429 | yes, after `Retry-After`, `X-RateLimit-Retry-After` or a whole window |
-//! | `server_error` | 500, 502, 503, 504 (other 5xx: not retried) | yes |
+//! | `server_error` | 408, 425, 500, 502, 503, 504, 507, 520-524 (a proxy's or CDN's transient failures); other 5xx: not retried | yes |
 //! | `network_error` | timeouts, resets, refused connections | yes |
-//! | `auth_error` | 401, a 403 about the token that survives one refresh | no |
+//! | `auth_error` | 401 (the token is dropped: the next call mints one with the current key), a 403 about the token that survives one refresh | no |
 //! | `validation_error` | 400, 422, `status: "fail"` on a 2xx | no |
 //! | `not_found` | 404 | no |
 //! | `conflict` | 409 | no |
@@ -122,6 +122,16 @@ const TOKEN_PHRASES: &[&str] = &[
     "access denied",
 ];
 
+/// Statuses that say "try again": a timeout, "too early", storage that may
+/// free up, the usual 5xx, and the proxy/CDN errors (Cloudflare's 520-524)
+/// in front of Hostaway.
+pub(crate) fn is_transient(status: u16) -> bool {
+    matches!(
+        status,
+        408 | 425 | 429 | 500 | 502 | 503 | 504 | 507 | 520..=524
+    )
+}
+
 pub(crate) fn classify(status: u16, error_text: Option<&str>) -> Verdict {
     let failed = |kind: ErrorKind, retryable: bool| Verdict::Failed { kind, retryable };
     match status {
@@ -145,8 +155,7 @@ pub(crate) fn classify(status: u16, error_text: Option<&str>) -> Verdict {
         404 => failed(ErrorKind::NotFound, false),
         409 => failed(ErrorKind::Conflict, false),
         429 => failed(ErrorKind::RateLimit, true),
-        500 | 502 | 503 | 504 => failed(ErrorKind::Server, true),
-        _ => failed(ErrorKind::Server, false),
+        status => failed(ErrorKind::Server, is_transient(status)),
     }
 }
 
@@ -182,6 +191,13 @@ mod tests {
             (502, ErrorKind::Server, true),
             (503, ErrorKind::Server, true),
             (504, ErrorKind::Server, true),
+            (408, ErrorKind::Server, true),
+            (425, ErrorKind::Server, true),
+            (507, ErrorKind::Server, true),
+            (520, ErrorKind::Server, true),
+            (522, ErrorKind::Server, true),
+            (524, ErrorKind::Server, true),
+            (525, ErrorKind::Server, false),
             (501, ErrorKind::Server, false),
             (401, ErrorKind::Auth, false),
             (400, ErrorKind::Validation, false),

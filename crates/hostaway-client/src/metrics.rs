@@ -21,6 +21,9 @@ pub struct ClientMetrics {
     /// Burst left after the last request, per scope (`account`, `ip`).
     pub available_tokens: IntGaugeVec,
     pub token_fetches: IntCounter,
+    /// Cached tokens dropped, by reason: `token_rejected` (a 403 about it),
+    /// `unauthorized` (a 401), `key_changed` (the stored key was rotated).
+    pub token_drops: IntCounterVec,
     /// Requests refused because the account's circuit was open.
     pub short_circuited: IntCounter,
 }
@@ -69,6 +72,13 @@ impl ClientMetrics {
                 "hostaway_api_token_fetches_total",
                 "Access tokens fetched",
             )?,
+            token_drops: IntCounterVec::new(
+                Opts::new(
+                    "hostaway_api_token_drops_total",
+                    "Cached access tokens dropped, by reason",
+                ),
+                &["reason"],
+            )?,
             short_circuited: IntCounter::new(
                 "hostaway_api_short_circuited_total",
                 "Requests refused without sending because the account's circuit was open",
@@ -80,6 +90,7 @@ impl ClientMetrics {
         registry.register(Box::new(metrics.circuit_state.clone()))?;
         registry.register(Box::new(metrics.available_tokens.clone()))?;
         registry.register(Box::new(metrics.token_fetches.clone()))?;
+        registry.register(Box::new(metrics.token_drops.clone()))?;
         registry.register(Box::new(metrics.short_circuited.clone()))?;
         for state in [
             CircuitState::Closed,

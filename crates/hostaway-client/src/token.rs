@@ -14,6 +14,8 @@ pub struct CachedToken {
     pub usable_from: Instant,
     /// When to fetch a new one (a margin before the real expiry).
     pub refresh_at: Instant,
+    /// SHA-256 of the client secret it was minted with (not the secret).
+    key_fingerprint: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for CachedToken {
@@ -22,8 +24,13 @@ impl std::fmt::Debug for CachedToken {
             .field("secret", &"[REDACTED]")
             .field("usable_from", &self.usable_from)
             .field("refresh_at", &self.refresh_at)
-            .finish()
+            .finish_non_exhaustive()
     }
+}
+
+fn fingerprint(key: &SecretString) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key.expose_secret().as_bytes()).into()
 }
 
 /// Tokens of unknown lifetime are refreshed after a day.
@@ -43,7 +50,19 @@ impl CachedToken {
             secret,
             usable_from: issued + activation,
             refresh_at: issued + lifetime.saturating_sub(margin),
+            key_fingerprint: None,
         }
+    }
+
+    /// Notes the client secret the token was minted with.
+    pub fn minted_with(mut self, key: &SecretString) -> Self {
+        self.key_fingerprint = Some(fingerprint(key));
+        self
+    }
+
+    /// Whether it was minted with `key` (unknown: no).
+    pub fn was_minted_with(&self, key: &SecretString) -> bool {
+        self.key_fingerprint == Some(fingerprint(key))
     }
 
     pub fn is_fresh(&self, now: Instant) -> bool {

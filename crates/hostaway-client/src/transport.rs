@@ -138,6 +138,57 @@ impl HostawayClient {
         }))
     }
 
+    /// Drops the account's cached token unless it was minted with
+    /// `current_key` (the key stored now; `None`: the account has none any
+    /// more). Told by PostgreSQL whenever an account's stored key changes, so
+    /// a rotation reaches every running dispatcher, while a master-key rewrap
+    /// (same key, new ciphertext) keeps the token. Returns whether it dropped one.
+    pub async fn forget_token_unless_minted_with(
+        &self,
+        account: &AccountId,
+        current_key: Option<&SecretString>,
+    ) -> bool {
+        let state = self.account(account);
+        let mut slot = state.token.lock().await;
+        let stale = slot
+            .as_ref()
+            .is_some_and(|token| current_key.is_none_or(|key| !token.was_minted_with(key)));
+        if stale {
+            *slot = None;
+            self.inner
+                .metrics
+                .token_drops
+                .with_label_values(&["key_changed"])
+                .inc();
+        }
+        stale
+    }
+
+    /// The accounts this client has seen (whose tokens it may hold).
+    pub fn known_accounts(&self) -> Vec<AccountId> {
+        self.inner
+            .accounts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Drops the cached token if it is `used` (a concurrent call may have
+    /// replaced it already).
+    async fn drop_token(&self, state: &AccountState, used: &SecretString, reason: &str) {
+        let mut slot = state.token.lock().await;
+        if slot.as_ref().is_some_and(|token| token.same_as(used)) {
+            *slot = None;
+            self.inner
+                .metrics
+                .token_drops
+                .with_label_values(&[reason])
+                .inc();
+        }
+    }
+
     /// The account's circuit state (for callers that park work while it is open).
     pub fn circuit_state(&self, account: &AccountId) -> crate::breaker::CircuitState {
         self.account(account).breaker.state()
@@ -204,15 +255,17 @@ impl HostawayClient {
                 error.retry_after = Some(remaining);
                 return Err(error);
             }
+            let mut used = None;
             let outcome = match self.token(account, &state, &context).await {
-                Ok(token) => self
-                    .send_once(account, &request, &context, &token)
-                    .await
-                    .map(|e| (e, token)),
+                Ok(token) => {
+                    let sent = self.send_once(account, &request, &context, &token).await;
+                    used = Some(token);
+                    sent
+                }
                 Err(error) => Err(Failure::Error(error)),
             };
             let error = match outcome {
-                Ok((envelope, _)) => {
+                Ok(envelope) => {
                     let transition = state.breaker.record_success();
                     self.note(account, transition);
                     return Ok(envelope);
@@ -222,10 +275,7 @@ impl HostawayClient {
                     // concurrent request replaced it already) and go again.
                     refreshed = true;
                     attempt -= 1;
-                    let mut slot = state.token.lock().await;
-                    if slot.as_ref().is_some_and(|t| t.same_as(&used)) {
-                        *slot = None;
-                    }
+                    self.drop_token(&state, &used, "token_rejected").await;
                     tracing::info!(account_id = %account, "access token rejected; fetching a new one");
                     continue;
                 }
@@ -234,7 +284,18 @@ impl HostawayClient {
                     context.clone(),
                     "access denied even with a fresh token",
                 ),
-                Err(Failure::Error(error)) => error,
+                Err(Failure::Error(error)) => {
+                    if error.status == Some(401)
+                        && let Some(used) = &used
+                    {
+                        // The key behind the token may have been rotated or
+                        // revoked: the next call mints a token with the key
+                        // stored now.
+                        self.drop_token(&state, used, "unauthorized").await;
+                        tracing::warn!(account_id = %account, "401 from Hostaway; the account's token is dropped");
+                    }
+                    error
+                }
             };
             if error.counts_against_circuit() {
                 let transition = state.breaker.record_failure();
@@ -458,7 +519,7 @@ impl HostawayClient {
                         .unwrap_or_else(|| "token request refused".into()),
                 );
                 error.status = Some(status.as_u16());
-                error.retryable = matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504);
+                error.retryable = crate::error::is_transient(status.as_u16());
                 if kind == ErrorKind::RateLimit {
                     error.retry_after = Some(retry_after(
                         &headers,
@@ -476,7 +537,8 @@ impl HostawayClient {
                     issued,
                     parsed.expires_in,
                     self.inner.config.token_activation_delay,
-                ))
+                )
+                .minted_with(&secret))
             }
         }
     }

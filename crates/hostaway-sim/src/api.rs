@@ -208,6 +208,12 @@ async fn authorize(
                 "Access denied: no valid access token",
             );
         };
+        if issued.revoked {
+            return fail(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: the key this token was issued for was revoked",
+            );
+        }
         if now < issued.active_from {
             return fail(
                 StatusCode::FORBIDDEN,
@@ -296,6 +302,7 @@ async fn access_token(
             account: account.clone(),
             active_from: now + shared.config.token_activation,
             expires_at: now + shared.config.token_lifetime,
+            revoked: false,
         },
     );
     let body = json!({

@@ -149,6 +149,16 @@ impl Sim {
         }
     }
 
+    /// Revokes the account's tokens, as a key rotation at Hostaway might: a
+    /// request with one is answered 401.
+    pub async fn revoke_tokens(&self, account: &str) {
+        for token in self.state.lock().await.tokens.values_mut() {
+            if token.account == account {
+                token.revoked = true;
+            }
+        }
+    }
+
     /// Tokens issued so far.
     pub async fn tokens_issued(&self) -> usize {
         self.state.lock().await.tokens.len()

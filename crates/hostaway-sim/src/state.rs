@@ -40,6 +40,8 @@ pub struct IssuedToken {
     pub account: String,
     pub active_from: Instant,
     pub expires_at: Instant,
+    /// Revoked (its account's key was): answered 401.
+    pub revoked: bool,
 }
 
 /// A calendar day as stored; days never written take the listing's defaults.

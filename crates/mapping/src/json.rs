@@ -13,6 +13,92 @@ use crate::{MappingError, Problem};
 /// Longest free text kept from a payload (names, emails, channel ids).
 pub const MAX_TEXT_LEN: usize = 500;
 
+/// Something the mapping changed or left out so that a field TVL does not
+/// need cannot sink the record. Names the field and the problem, never the
+/// value (it may be personal data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjustment {
+    pub field: &'static str,
+    pub action: AdjustmentAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdjustmentAction {
+    /// Cut to this many characters.
+    Truncated(usize),
+    /// NUL characters removed (PostgreSQL text cannot hold them).
+    NulRemoved,
+    /// Left out: the record keeps what it knew of the field.
+    Dropped(Problem),
+}
+
+impl AdjustmentAction {
+    /// A stable label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AdjustmentAction::Truncated(_) => "truncated",
+            AdjustmentAction::NulRemoved => "nul_removed",
+            AdjustmentAction::Dropped(_) => "dropped",
+        }
+    }
+}
+
+impl std::fmt::Display for Adjustment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.action {
+            AdjustmentAction::Truncated(len) => {
+                write!(f, "`{}` truncated to {len} characters", self.field)
+            }
+            AdjustmentAction::NulRemoved => {
+                write!(f, "`{}`: NUL characters removed", self.field)
+            }
+            AdjustmentAction::Dropped(problem) => {
+                write!(f, "`{}` left out: {problem}", self.field)
+            }
+        }
+    }
+}
+
+/// The adjustments made while mapping one record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Adjustments(Vec<Adjustment>);
+
+impl Adjustments {
+    pub fn note(&mut self, field: &'static str, action: AdjustmentAction) {
+        self.0.push(Adjustment { field, action });
+    }
+
+    /// The value of an optional field, or `Absent` (noted) when it cannot be read.
+    pub fn optional<T>(&mut self, read: Result<Patch<T>, MappingError>) -> Patch<T> {
+        match read {
+            Ok(patch) => patch,
+            Err(error) => {
+                self.note(error.field, AdjustmentAction::Dropped(error.problem));
+                Patch::Absent
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Adjustment> {
+        self.0.iter()
+    }
+
+    pub fn into_vec(self) -> Vec<Adjustment> {
+        self.0
+    }
+}
+
+/// A mapped record and what was adjusted to map it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapped<T> {
+    pub value: T,
+    pub adjustments: Vec<Adjustment>,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
     map: &'a Map<String, Value>,
@@ -90,6 +176,44 @@ impl<'a> Record<'a> {
             return Err(MappingError::new(field, Problem::NulCharacter));
         }
         Ok(Patch::Set(text.to_owned()))
+    }
+
+    /// Free text TVL can do without exactly as sent: over `max_len` characters
+    /// it is cut, NUL characters are removed, and a value that is not text
+    /// is left out; each is noted in `notes`.
+    pub fn lenient_text(
+        &self,
+        field: &'static str,
+        names: &[&str],
+        max_len: usize,
+        notes: &mut Adjustments,
+    ) -> Patch<String> {
+        let Some(value) = self.raw(names) else {
+            return Patch::Absent;
+        };
+        let text = match value {
+            Value::Null => return Patch::Clear,
+            Value::String(s) => s.trim(),
+            Value::Number(n) => return Patch::Set(n.to_string()),
+            _ => {
+                notes.note(field, AdjustmentAction::Dropped(Problem::WrongType("text")));
+                return Patch::Absent;
+            }
+        };
+        let mut text = if text.contains('\0') {
+            notes.note(field, AdjustmentAction::NulRemoved);
+            text.replace('\0', "").trim().to_owned()
+        } else {
+            text.to_owned()
+        };
+        if text.is_empty() {
+            return Patch::Clear;
+        }
+        if let Some((cut, _)) = text.char_indices().nth(max_len) {
+            text.truncate(cut);
+            notes.note(field, AdjustmentAction::Truncated(max_len));
+        }
+        Patch::Set(text)
     }
 
     /// An integer sent as an int, an integral float (`2.0`) or a digit string.
@@ -304,6 +428,45 @@ mod tests {
                 .text("a", &["a"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn lenient_text_truncates_strips_and_notes() {
+        let long = "é".repeat(MAX_TEXT_LEN + 20);
+        let v = json!({"a": long, "b": "x\u{0}y", "c": {"k": 1}, "d": "ok", "e": "\u{0}"});
+        let r = record(&v);
+        let mut notes = Adjustments::default();
+        let Patch::Set(a) = r.lenient_text("a", &["a"], MAX_TEXT_LEN, &mut notes) else {
+            panic!("text expected")
+        };
+        assert_eq!(a.chars().count(), MAX_TEXT_LEN);
+        assert_eq!(
+            r.lenient_text("b", &["b"], MAX_TEXT_LEN, &mut notes),
+            Patch::Set("xy".into())
+        );
+        assert_eq!(
+            r.lenient_text("c", &["c"], MAX_TEXT_LEN, &mut notes),
+            Patch::Absent
+        );
+        assert_eq!(
+            r.lenient_text("d", &["d"], MAX_TEXT_LEN, &mut notes),
+            Patch::Set("ok".into())
+        );
+        assert_eq!(
+            r.lenient_text("e", &["e"], MAX_TEXT_LEN, &mut notes),
+            Patch::Clear
+        );
+        let labels: Vec<_> = notes.iter().map(|n| (n.field, n.action.label())).collect();
+        assert_eq!(
+            labels,
+            vec![
+                ("a", "truncated"),
+                ("b", "nul_removed"),
+                ("c", "dropped"),
+                ("e", "nul_removed")
+            ]
+        );
+        assert!(!notes.iter().any(|n| n.to_string().contains("ok")));
     }
 
     #[test]

@@ -13,12 +13,17 @@ pub mod error;
 pub mod json;
 pub mod listing_change;
 pub mod message;
+pub mod probe;
 pub mod reservation;
 pub mod signature;
 pub mod webhook;
 
 pub use error::{MappingError, Problem};
+pub use json::{Adjustment, AdjustmentAction, Adjustments, Mapped};
 pub use listing_change::{ListingChange, map_listing_change};
 pub use message::map_message;
-pub use reservation::map_reservation;
-pub use webhook::{EnvelopeError, Webhook, WebhookEvent, parse_webhook, webhook_id};
+pub use probe::probe_account;
+pub use reservation::{MAX_VERSION_SKEW, check_version_skew, map_reservation};
+pub use webhook::{
+    EnvelopeError, Webhook, WebhookEvent, parse_webhook, raw_webhook_id, webhook_id,
+};

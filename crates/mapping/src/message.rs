@@ -6,17 +6,20 @@
 use domain::{AccountId, GuestMessage, ListingId, Patch, ReservationId};
 use serde_json::{Map, Value};
 
-use crate::json::Record;
+use crate::json::{AdjustmentAction, Adjustments, Mapped, Record};
 use crate::{MappingError, Problem};
 
 /// Longest message body kept.
 pub const MAX_BODY_LEN: usize = 100_000;
 
+/// Maps a message. Only its id is required; anything else that cannot be
+/// read is left out, and a body that is too long is cut (both noted).
 pub fn map_message(
     account: &AccountId,
     data: &Map<String, Value>,
-) -> Result<GuestMessage, MappingError> {
+) -> Result<Mapped<GuestMessage>, MappingError> {
     let r = Record::new(data);
+    let mut notes = Adjustments::default();
     let message_id = match r.id("id", &["id"])? {
         Patch::Set(id) => id,
         _ => return Err(MappingError::new("id", Problem::Missing)),
@@ -28,34 +31,70 @@ pub fn map_message(
     {
         return Err(MappingError::new("id", Problem::WrongType("an id")));
     }
-    let reservation = match r.id("reservationId", &["reservationId"])? {
-        Patch::Set(id) => Some(
-            ReservationId::parse(id)
-                .map_err(|e| MappingError::new("reservationId", Problem::Invalid(e.to_string())))?,
-        ),
-        _ => None,
-    };
-    let listing = match r.id("listingMapId", &["listingMapId", "listingId"])? {
-        Patch::Set(id) => Some(
-            ListingId::parse(id)
-                .map_err(|e| MappingError::new("listingMapId", Problem::Invalid(e.to_string())))?,
-        ),
-        _ => None,
-    };
-    Ok(GuestMessage {
-        account: account.clone(),
-        message_id,
-        conversation_id: r.id("conversationId", &["conversationId"])?.set(),
-        reservation,
-        listing,
-        channel_id: r.int("channelId", &["channelId"])?.set(),
-        body: r
-            .text_up_to("body", &["body"], MAX_BODY_LEN)?
-            .set()
-            .unwrap_or_default(),
-        is_incoming: r.flag("isIncoming", &["isIncoming"])?.set().unwrap_or(true),
-        sent_at: r.datetime("date", &["date", "insertedOn"])?.set(),
+    let reservation = optional_id(
+        &r,
+        &mut notes,
+        "reservationId",
+        &["reservationId"],
+        ReservationId::parse,
+    );
+    let listing = optional_id(
+        &r,
+        &mut notes,
+        "listingMapId",
+        &["listingMapId", "listingId"],
+        ListingId::parse,
+    );
+    let conversation_id = notes
+        .optional(r.id("conversationId", &["conversationId"]))
+        .set();
+    let channel_id = notes.optional(r.int("channelId", &["channelId"])).set();
+    let body = r
+        .lenient_text("body", &["body"], MAX_BODY_LEN, &mut notes)
+        .set()
+        .unwrap_or_default();
+    let is_incoming = notes
+        .optional(r.flag("isIncoming", &["isIncoming"]))
+        .set()
+        .unwrap_or(true);
+    let sent_at = notes
+        .optional(r.datetime("date", &["date", "insertedOn"]))
+        .set();
+    Ok(Mapped {
+        value: GuestMessage {
+            account: account.clone(),
+            message_id,
+            conversation_id,
+            reservation,
+            listing,
+            channel_id,
+            body,
+            is_incoming,
+            sent_at,
+        },
+        adjustments: notes.into_vec(),
     })
+}
+
+/// An id the message can do without: one that cannot be read is left out.
+fn optional_id<T>(
+    r: &Record<'_>,
+    notes: &mut Adjustments,
+    field: &'static str,
+    names: &[&str],
+    parse: fn(String) -> Result<T, domain::IdError>,
+) -> Option<T> {
+    let id = notes.optional(r.id(field, names)).set()?;
+    match parse(id) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            notes.note(
+                field,
+                AdjustmentAction::Dropped(Problem::Invalid(e.to_string())),
+            );
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -75,12 +114,24 @@ mod tests {
             &AccountId::parse("59808").unwrap(),
             data.as_object().unwrap(),
         )
-        .unwrap();
+        .unwrap()
+        .value;
         assert_eq!(m.message_id, "340127415");
         assert_eq!(m.reservation.unwrap().as_str(), "49264388");
         assert_eq!(m.conversation_id.as_deref(), Some("35460020"));
         assert!(m.is_incoming);
         assert!(m.sent_at.is_some());
+    }
+
+    #[test]
+    fn a_long_body_with_nuls_is_cut_and_cleaned_not_refused() {
+        let data = json!({"id": 1, "body": format!("a\u{0}{}", "b".repeat(MAX_BODY_LEN + 5)), "reservationId": "x y"});
+        let m = map_message(&AccountId::parse("1").unwrap(), data.as_object().unwrap()).unwrap();
+        assert_eq!(m.value.body.chars().count(), MAX_BODY_LEN);
+        assert!(!m.value.body.contains('\0'));
+        assert_eq!(m.value.reservation, None);
+        let fields: Vec<_> = m.adjustments.iter().map(|a| a.field).collect();
+        assert_eq!(fields, vec!["reservationId", "body", "body"]);
     }
 
     #[test]

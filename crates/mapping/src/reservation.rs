@@ -6,13 +6,13 @@
 
 use chrono::NaiveDateTime;
 use domain::{
-    AccountId, Currency, EventRank, GuestPatch, ListingId, Money, MoneyError, Patch, ReservationId,
-    ReservationStatus, ReservationUpdate, StayDates, StayError, Version,
+    AccountId, Currency, EventRank, GuestPatch, ListingId, Money, MoneyError, Origin, Patch,
+    ReservationId, ReservationStatus, ReservationUpdate, StayDates, StayError, Version,
 };
 use serde_json::{Map, Value};
 
 use crate::canonical::object_to_canonical_bytes;
-use crate::json::Record;
+use crate::json::{AdjustmentAction, Adjustments, MAX_TEXT_LEN, Mapped, Record};
 use crate::{MappingError, Problem, WebhookEvent};
 
 /// More guests than this in one reservation is an error upstream.
@@ -20,18 +20,47 @@ pub const MAX_GUESTS: i64 = 1000;
 /// Longest status name accepted (the longest documented one has 25 characters).
 const MAX_STATUS_LEN: usize = 40;
 
+/// How far ahead of the connector's clock a payload's `updatedOn` may be. A
+/// version far in the future would make every genuine later update of the
+/// booking stale.
+pub const MAX_VERSION_SKEW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Refuses a version stamped more than [`MAX_VERSION_SKEW`] after `received`
+/// (when the connector received it).
+pub fn check_version_skew(
+    update: &ReservationUpdate,
+    received: NaiveDateTime,
+) -> Result<(), MappingError> {
+    match update.version.updated_at {
+        Some(at) if at > received + MAX_VERSION_SKEW => Err(MappingError::new(
+            "updatedOn",
+            Problem::OutOfRange("more than an hour ahead of the connector's clock"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Maps one reservation record.
 ///
 /// `event` ranks same-second payloads and forces `cancelled` for the
 /// specification's `reservation.cancelled`; `sent_at` (the specification
-/// envelope's `timestamp`) stands in for a missing `updatedOn`.
+/// envelope's `timestamp`) stands in for a missing `updatedOn`; `origin` says
+/// whether the record is a webhook's or was read from the API.
+///
+/// Only what makes a booking impossible or dangerous is an error: no id, an
+/// unreadable listing or status, dates that are missing, unreadable or
+/// impossible (departure before arrival, out of range), money that is
+/// negative or absurd. Any other field that cannot be read is left out, and
+/// text that is too long is cut; both are listed in the adjustments.
 pub fn map_reservation(
     account: &AccountId,
     event: WebhookEvent,
     data: &Map<String, Value>,
     sent_at: Option<NaiveDateTime>,
-) -> Result<ReservationUpdate, MappingError> {
+    origin: Origin,
+) -> Result<Mapped<ReservationUpdate>, MappingError> {
     let r = Record::new(data);
+    let mut notes = Adjustments::default();
 
     let reservation = match r.id("id", &["id", "hostawayReservationId"])? {
         Patch::Set(id) => ReservationId::parse(id)
@@ -62,26 +91,36 @@ pub fn map_reservation(
         },
     };
 
-    let stay = stay(&r)?;
-    let guest = GuestPatch {
-        name: r.text("guestName", &["guestName"])?,
-        first_name: r.text("guestFirstName", &["guestFirstName"])?,
-        last_name: r.text("guestLastName", &["guestLastName"])?,
-        email: r.text("guestEmail", &["guestEmail"])?,
-        phone: r.text("phone", &["phone", "guestPhone"])?,
-        number_of_guests: r.count("numberOfGuests", &["numberOfGuests"], MAX_GUESTS)?,
-        adults: r.count("adults", &["adults"], MAX_GUESTS)?,
-        children: r.count("children", &["children"], MAX_GUESTS)?,
-        infants: r.count("infants", &["infants"], MAX_GUESTS)?,
-        pets: r.count("pets", &["pets"], MAX_GUESTS)?,
+    let stay = stay(&r, &mut notes)?;
+    let text = |notes: &mut Adjustments, field: &'static str, names: &[&str]| {
+        r.lenient_text(field, names, MAX_TEXT_LEN, notes)
     };
-    let total = total(&r)?;
-    let (channel_id, channel_name) = channel(&r)?;
+    let guest = GuestPatch {
+        name: text(&mut notes, "guestName", &["guestName"]),
+        first_name: text(&mut notes, "guestFirstName", &["guestFirstName"]),
+        last_name: text(&mut notes, "guestLastName", &["guestLastName"]),
+        email: text(&mut notes, "guestEmail", &["guestEmail"]),
+        phone: text(&mut notes, "phone", &["phone", "guestPhone"]),
+        number_of_guests: notes.optional(r.count(
+            "numberOfGuests",
+            &["numberOfGuests"],
+            MAX_GUESTS,
+        )),
+        adults: notes.optional(r.count("adults", &["adults"], MAX_GUESTS)),
+        children: notes.optional(r.count("children", &["children"], MAX_GUESTS)),
+        infants: notes.optional(r.count("infants", &["infants"], MAX_GUESTS)),
+        pets: notes.optional(r.count("pets", &["pets"], MAX_GUESTS)),
+    };
+    let total = total(&r, &mut notes)?;
+    let (channel_id, channel_name) = channel(&r, &mut notes);
 
-    let updated_at = match r.datetime("updatedOn", &["updatedOn", "updatedAt"])? {
+    let updated_at = match notes.optional(r.datetime("updatedOn", &["updatedOn", "updatedAt"])) {
         Patch::Set(at) => Some(at),
         _ => sent_at,
     };
+    let latest_activity = notes
+        .optional(r.datetime("latestActivityOn", &["latestActivityOn"]))
+        .set();
     let event_rank = match event {
         WebhookEvent::ReservationCreated => EventRank::Created,
         WebhookEvent::ReservationCancelled => EventRank::Cancelled,
@@ -90,11 +129,13 @@ pub fn map_reservation(
     let version = Version {
         updated_at,
         terminal: status.as_ref().is_some_and(ReservationStatus::is_terminal),
+        latest_activity,
+        origin,
         event: event_rank,
         digest: Version::digest_of(&object_to_canonical_bytes(data)),
     };
 
-    Ok(ReservationUpdate {
+    let value = ReservationUpdate {
         account: account.clone(),
         reservation,
         listing,
@@ -104,37 +145,59 @@ pub fn map_reservation(
         total,
         channel_id,
         channel_name,
-        channel_reservation_id: r
-            .text("reservationId", &["reservationId", "channelReservationId"])?,
-        confirmation_code: r.text("confirmationCode", &["confirmationCode"])?,
-        cancelled_by: r.text("cancelledBy", &["cancelledBy"])?,
-        cancelled_at: r.datetime("cancellationDate", &["cancellationDate"])?,
+        channel_reservation_id: text(
+            &mut notes,
+            "reservationId",
+            &["reservationId", "channelReservationId"],
+        ),
+        confirmation_code: text(&mut notes, "confirmationCode", &["confirmationCode"]),
+        cancelled_by: text(&mut notes, "cancelledBy", &["cancelledBy"]),
+        // Hostaway writes "0000-00-00 00:00:00" here when there is none.
+        cancelled_at: notes.optional(r.datetime("cancellationDate", &["cancellationDate"])),
         version,
+    };
+    Ok(Mapped {
+        value,
+        adjustments: notes.into_vec(),
     })
 }
 
 /// Hostaway's `channelId` is a number (2018 = Airbnb); the specification's
 /// example sends a name there (`"airbnb"`), which is read as the channel name.
-fn channel(r: &Record<'_>) -> Result<(Patch<i64>, Patch<String>), MappingError> {
-    let name = r.text("channelName", &["channelName"])?;
+fn channel(r: &Record<'_>, notes: &mut Adjustments) -> (Patch<i64>, Patch<String>) {
+    let name = r.lenient_text("channelName", &["channelName"], MAX_TEXT_LEN, notes);
     match r.int("channelId", &["channelId"]) {
-        Ok(id) => Ok((id, name)),
+        Ok(id) => (id, name),
         Err(_) => {
-            let named = r.text_up_to("channelId", &["channelId"], 64)?;
+            let named = r.lenient_text("channelId", &["channelId"], 64, notes);
             let name = if name.is_absent() { named } else { name };
-            Ok((Patch::Absent, name))
+            (Patch::Absent, name)
         }
     }
 }
 
-fn stay(r: &Record<'_>) -> Result<Option<StayDates>, MappingError> {
+/// The stay. Both dates are needed to make a booking, and they must make
+/// sense: missing one, an unreadable one or a departure before the arrival is
+/// an error. A departure equal to the arrival is a stay of no nights (an
+/// undated inquiry's placeholder, or a day the channel sold no night of): it
+/// holds no block.
+fn stay(r: &Record<'_>, notes: &mut Adjustments) -> Result<Option<StayDates>, MappingError> {
     let arrival = r.date("arrivalDate", &["arrivalDate", "checkIn"])?;
     let departure = r.date("departureDate", &["departureDate", "checkOut"])?;
-    let unspecified = r.flag("isDatesUnspecified", &["isDatesUnspecified"])? == Patch::Set(true);
+    let unspecified =
+        notes.optional(r.flag("isDatesUnspecified", &["isDatesUnspecified"])) == Patch::Set(true);
     match (arrival, departure) {
         (Patch::Set(arrival), Patch::Set(departure)) => {
-            let result = if unspecified && arrival == departure {
-                StayDates::unspecified(arrival)
+            let result = if arrival == departure {
+                if !unspecified {
+                    notes.note(
+                        "departureDate",
+                        AdjustmentAction::Dropped(Problem::Invalid(
+                            "equals arrivalDate: a stay of no nights, no block".into(),
+                        )),
+                    );
+                }
+                StayDates::zero_nights(arrival)
             } else {
                 StayDates::new(arrival, departure)
             };
@@ -158,38 +221,50 @@ fn stay(r: &Record<'_>) -> Result<Option<StayDates>, MappingError> {
     }
 }
 
-/// `totalPrice` in `currency`. A price without a currency is not stored: the
-/// connector never guesses a currency (the captured `reservation.created` subset
-/// has exactly this shape; the next complete payload fills it in).
-fn total(r: &Record<'_>) -> Result<Patch<Money>, MappingError> {
-    let amount = r.decimal("totalPrice", &["totalPrice"])?;
-    let currency = match r.text("currency", &["currency"])? {
-        Patch::Set(code) => Some(
-            Currency::parse(&code)
-                .map_err(|e| MappingError::new("currency", Problem::Invalid(e.to_string())))?,
-        ),
+/// `totalPrice` in `currency`. Money that is negative or absurd is an error
+/// (it says the record is corrupt); a price that cannot be read, or has no
+/// readable currency, is left out: the connector never guesses a currency
+/// (the captured `reservation.created` subset has exactly this shape; the next
+/// complete payload fills it in).
+fn total(r: &Record<'_>, notes: &mut Adjustments) -> Result<Patch<Money>, MappingError> {
+    let amount = notes.optional(r.decimal("totalPrice", &["totalPrice"]));
+    let currency = match notes.optional(r.text("currency", &["currency"])) {
+        Patch::Set(code) => match Currency::parse(&code) {
+            Ok(currency) => Some(currency),
+            Err(e) => {
+                notes.note(
+                    "currency",
+                    AdjustmentAction::Dropped(Problem::Invalid(e.to_string())),
+                );
+                None
+            }
+        },
         _ => None,
     };
-    match (amount, currency) {
-        (Patch::Set(text), Some(currency)) => Money::from_decimal(&text, currency)
-            .map(Patch::Set)
-            .map_err(|e| {
-                let problem = match e {
-                    MoneyError::NotANumber => Problem::WrongType("a decimal number"),
-                    other => Problem::Invalid(other.to_string()),
-                };
-                MappingError::new("totalPrice", problem)
-            }),
-        (Patch::Set(text), None) => {
-            // Still refuse garbage even when it would not be stored.
-            let any = Currency::parse("XXX")
-                .map_err(|e| MappingError::new("currency", Problem::Invalid(e.to_string())))?;
-            Money::from_decimal(&text, any)
-                .map(|_| Patch::Absent)
-                .map_err(|e| MappingError::new("totalPrice", Problem::Invalid(e.to_string())))
+    let Patch::Set(text) = amount else {
+        return Ok(match amount {
+            Patch::Clear => Patch::Clear,
+            _ => Patch::Absent,
+        });
+    };
+    // Checked even without a currency: a corrupt amount says the record is.
+    let any = currency
+        .map_or_else(|| Currency::parse("XXX"), Ok)
+        .map_err(|e| MappingError::new("currency", Problem::Invalid(e.to_string())))?;
+    match Money::from_decimal(&text, any) {
+        Ok(money) if currency.is_some() => Ok(Patch::Set(money)),
+        Ok(_) => Ok(Patch::Absent),
+        Err(MoneyError::NotANumber | MoneyError::BadCurrency) => {
+            notes.note(
+                "totalPrice",
+                AdjustmentAction::Dropped(Problem::WrongType("a decimal number")),
+            );
+            Ok(Patch::Absent)
         }
-        (Patch::Clear, _) => Ok(Patch::Clear),
-        (Patch::Absent, _) => Ok(Patch::Absent),
+        Err(e) => Err(MappingError::new(
+            "totalPrice",
+            Problem::Invalid(e.to_string()),
+        )),
     }
 }
 
@@ -203,13 +278,27 @@ mod tests {
         AccountId::parse("59808").unwrap()
     }
 
-    fn map(value: Value) -> Result<ReservationUpdate, MappingError> {
+    fn mapped(value: Value) -> Result<Mapped<ReservationUpdate>, MappingError> {
         map_reservation(
             &account(),
             WebhookEvent::ReservationUpdated,
             value.as_object().unwrap(),
             None,
+            Origin::Webhook,
         )
+    }
+
+    fn map(value: Value) -> Result<ReservationUpdate, MappingError> {
+        mapped(value).map(|m| m.value)
+    }
+
+    fn dropped(value: Value) -> Vec<&'static str> {
+        mapped(value)
+            .unwrap()
+            .adjustments
+            .iter()
+            .map(|a| a.field)
+            .collect()
     }
 
     #[test]
@@ -255,8 +344,10 @@ mod tests {
             .as_object()
             .unwrap(),
             crate::json::parse_datetime("2025-10-24T10:00:00Z"),
+            Origin::Webhook,
         )
-        .unwrap();
+        .unwrap()
+        .value;
         assert_eq!(update.status, Some(ReservationStatus::New));
         assert_eq!(update.channel_id, Patch::Absent);
         assert_eq!(update.channel_name, Patch::Set("Airbnb".into()));
@@ -277,8 +368,10 @@ mod tests {
             WebhookEvent::ReservationCancelled,
             json!({"id": 1, "status": "confirmed"}).as_object().unwrap(),
             None,
+            Origin::Webhook,
         )
-        .unwrap();
+        .unwrap()
+        .value;
         assert_eq!(update.status, Some(ReservationStatus::Cancelled));
         assert!(update.version.terminal);
     }
@@ -307,11 +400,10 @@ mod tests {
     fn a_price_without_currency_is_not_stored() {
         let update = map(json!({"id": 1, "totalPrice": 696.67})).unwrap();
         assert_eq!(update.total, Patch::Absent);
-        assert!(map(json!({"id": 1, "totalPrice": "lots"})).is_err());
     }
 
     #[test]
-    fn hostile_values_are_refused_by_field() {
+    fn what_makes_a_booking_impossible_or_dangerous_is_refused_by_field() {
         let cases = [
             (json!({"listingMapId": 1}), "id"),
             (json!({"id": "1 OR 1=1"}), "id"),
@@ -324,8 +416,16 @@ mod tests {
                 "departureDate",
             ),
             (
+                json!({"id": 1, "arrivalDate": "2026-4-1", "departureDate": "2026-04-03"}),
+                "arrivalDate",
+            ),
+            (
                 json!({"id": 1, "arrivalDate": "1970-01-01", "departureDate": "1970-01-02"}),
                 "arrivalDate",
+            ),
+            (
+                json!({"id": 1, "arrivalDate": "2025-01-01", "departureDate": "2030-01-02"}),
+                "departureDate",
             ),
             (
                 json!({"id": 1, "totalPrice": -5, "currency": "USD"}),
@@ -335,19 +435,90 @@ mod tests {
                 json!({"id": 1, "totalPrice": 1e12, "currency": "USD"}),
                 "totalPrice",
             ),
-            (
-                json!({"id": 1, "totalPrice": 10, "currency": "dollars"}),
-                "currency",
-            ),
-            (json!({"id": 1, "numberOfGuests": -1}), "numberOfGuests"),
-            (json!({"id": 1, "numberOfGuests": 100000}), "numberOfGuests"),
+            (json!({"id": 1, "totalPrice": 1e12}), "totalPrice"),
             (json!({"id": 1, "status": "new; drop table"}), "status"),
-            (json!({"id": 1, "guestName": {"first": "x"}}), "guestName"),
-            (json!({"id": 1, "updatedOn": "yesterday"}), "updatedOn"),
+            (json!({"id": 1, "listingMapId": [1]}), "listingMapId"),
         ];
         for (value, field) in cases {
             let err = map(value.clone()).expect_err(&value.to_string());
             assert_eq!(err.field, field, "{value}");
         }
+    }
+
+    #[test]
+    fn fields_tvl_can_do_without_never_sink_the_booking() {
+        let long = "x".repeat(MAX_TEXT_LEN + 1);
+        let base = || {
+            json!({"id": 1, "listingMapId": 2, "status": "new",
+                   "arrivalDate": "2026-04-10", "departureDate": "2026-04-12"})
+        };
+        let with = |key: &str, value: Value| {
+            let mut v = base();
+            v[key] = value;
+            v
+        };
+        let cases = [
+            (with("guestName", json!(long)), "guestName"),
+            (with("guestName", json!({"first": "x"})), "guestName"),
+            (
+                with("guestEmail", json!("a\u{0}b@example.com")),
+                "guestEmail",
+            ),
+            (with("numberOfGuests", json!(100_000)), "numberOfGuests"),
+            (with("adults", json!(-1)), "adults"),
+            (with("totalPrice", json!("NaN")), "totalPrice"),
+            (with("currency", json!("dollars")), "currency"),
+            (
+                with("cancellationDate", json!("0000-00-00 00:00:00")),
+                "cancellationDate",
+            ),
+            (with("updatedOn", json!("yesterday")), "updatedOn"),
+            (with("latestActivityOn", json!(7)), "latestActivityOn"),
+            (with("isDatesUnspecified", json!(7)), "isDatesUnspecified"),
+            (with("channelName", json!([1])), "channelName"),
+        ];
+        for (value, field) in cases {
+            let update = map(value.clone()).unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(update.stay.unwrap().nights(), 2, "{value}");
+            assert_eq!(dropped(value.clone()), vec![field], "{value}");
+        }
+        let update = map(with("guestName", json!(long))).unwrap();
+        assert_eq!(
+            update.guest.name.set().unwrap().chars().count(),
+            MAX_TEXT_LEN
+        );
+        let update = map(with("cancellationDate", json!("0000-00-00 00:00:00"))).unwrap();
+        assert_eq!(update.cancelled_at, Patch::Absent);
+        let update = map(with("updatedOn", json!("yesterday"))).unwrap();
+        assert_eq!(update.version.updated_at, None);
+    }
+
+    #[test]
+    fn a_dated_stay_of_no_nights_holds_no_block() {
+        let update = map(json!({
+            "id": 1, "listingMapId": 2, "status": "new",
+            "arrivalDate": "2026-04-10", "departureDate": "2026-04-10"
+        }))
+        .unwrap();
+        assert_eq!(update.stay.unwrap().nights(), 0);
+    }
+
+    #[test]
+    fn latest_activity_and_origin_enter_the_version() {
+        let data = json!({"id": 1, "updatedOn": "2026-01-01 10:00:00", "latestActivityOn": "2026-01-01 10:00:05"});
+        let read = map_reservation(
+            &account(),
+            WebhookEvent::ReservationUpdated,
+            data.as_object().unwrap(),
+            None,
+            Origin::ApiRead,
+        )
+        .unwrap()
+        .value;
+        assert_eq!(read.version.origin, Origin::ApiRead);
+        assert_eq!(
+            read.version.latest_activity,
+            crate::json::parse_datetime("2026-01-01 10:00:05")
+        );
     }
 }

@@ -239,6 +239,20 @@ pub fn webhook_id(
     hex::encode(&digest[..16])
 }
 
+/// The id of a body that is not a webhook the connector can read (not JSON,
+/// an unknown event): its exact bytes, so a repeat is the same delivery.
+pub fn raw_webhook_id(account: &AccountId, kind: &str, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"hostaway-webhook-raw/v1\n");
+    hasher.update(account.as_str().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(kind.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(body);
+    let digest = hasher.finalize();
+    hex::encode(&digest[..16])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

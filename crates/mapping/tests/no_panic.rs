@@ -77,7 +77,7 @@ proptest! {
     fn mapping_a_record_never_panics(record in arb_record(), event in 0usize..6) {
         let account = AccountId::parse("70001").unwrap();
         let event = WebhookEvent::ALL[event];
-        let _ = mapping::map_reservation(&account, event, &record, None);
+        let _ = mapping::map_reservation(&account, event, &record, None, domain::Origin::Webhook);
         let _ = mapping::map_message(&account, &record);
         let _ = mapping::map_listing_change(&record);
     }

@@ -9,11 +9,13 @@ pub mod config;
 pub mod consume;
 pub mod dead_letter;
 pub mod health;
+pub mod inbound;
 pub mod metrics;
 pub mod nats;
 pub mod ops;
 pub mod publish;
 pub mod shutdown;
+pub mod sync_queue;
 pub mod telemetry;
 
 /// Installs the process-wide TLS provider (ring). Safe to call more than once.

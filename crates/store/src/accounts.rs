@@ -275,21 +275,28 @@ pub async fn finish_rotation(pool: &PgPool, account: &AccountId) -> Result<(), S
     Ok(())
 }
 
+/// Enables or disables an account. A disabled account's webhooks are kept,
+/// parked; enabling it releases them.
 pub async fn set_enabled(
     pool: &PgPool,
     account: &AccountId,
     enabled: bool,
 ) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
     let result = sqlx::query(
         "UPDATE channels SET enabled = $2, updated_at = now() WHERE hostaway_account_id = $1",
     )
     .bind(account.as_str())
     .bind(enabled)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
     if result.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("account {account}")));
     }
+    if enabled {
+        crate::parked::wake_ready(&mut tx, Some(account), None).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

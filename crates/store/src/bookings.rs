@@ -1,11 +1,11 @@
 //! Bookings, their calendar blocks and double-booking detection. All of it runs
 //! inside the ingestor's per-webhook transaction.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use domain::{
     AccountId, BlockKind, BookingId, BookingRecord, CalendarBlock, Currency, EXTERNAL_SOURCE,
-    EventRank, Guest, ListingId, Money, ReservationId, ReservationStatus, StayDates, UnitId,
-    Version,
+    EventRank, Guest, ListingId, Money, Origin, ReservationId, ReservationStatus, StayDates,
+    UnitId, Version,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -55,7 +55,8 @@ const BOOKING_COLUMNS: &str =
     arrival_date, departure_date, guest_name, guest_first_name, guest_last_name, guest_email,
     guest_phone, number_of_guests, adults, children, infants, pets, total_amount_minor, currency,
     channel_id, channel_name, channel_reservation_id, confirmation_code, cancelled_by,
-    cancelled_at, source_updated_at, version_terminal, version_event, version_digest, revision";
+    cancelled_at, source_updated_at, version_terminal, version_latest_activity, version_origin,
+    version_event, version_digest, revision";
 
 /// The account's booking for a reservation. Bookings are keyed per account: a
 /// webhook authenticated as one account never reaches another's bookings.
@@ -77,6 +78,50 @@ pub async fn find(
     row.map(|r| from_row(&r)).transpose()
 }
 
+/// Where a page of [`changed_since`] ends: the next page starts after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangedCursor {
+    pub updated_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// Bookings last changed at or after `since` (of one account, if given), in
+/// the order they changed, a page of `limit` after `after`.
+pub async fn changed_since(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    account: Option<&AccountId>,
+    after: Option<ChangedCursor>,
+    limit: i64,
+) -> Result<Vec<(StoredBooking, ChangedCursor)>, StoreError> {
+    let sql = format!(
+        "SELECT {BOOKING_COLUMNS}, updated_at FROM bookings
+         WHERE external_source = $1 AND updated_at >= $2
+           AND ($3::text IS NULL OR hostaway_account_id = $3)
+           AND ($4::timestamptz IS NULL OR (updated_at, id) > ($4, $5))
+         ORDER BY updated_at, id LIMIT $6"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(EXTERNAL_SOURCE)
+        .bind(since)
+        .bind(account.map(AccountId::as_str))
+        .bind(after.map(|c| c.updated_at))
+        .bind(after.map(|c| c.id))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let booking = from_row(row)?;
+            let cursor = ChangedCursor {
+                updated_at: row.try_get("updated_at")?,
+                id: booking.id.as_uuid(),
+            };
+            Ok((booking, cursor))
+        })
+        .collect()
+}
+
 fn invalid(what: &str) -> impl Fn(String) -> StoreError + '_ {
     move |e| StoreError::Invalid(format!("stored booking has an invalid {what}: {e}"))
 }
@@ -85,7 +130,7 @@ fn from_row(row: &PgRow) -> Result<StoredBooking, StoreError> {
     let arrival: NaiveDate = row.try_get("arrival_date")?;
     let departure: NaiveDate = row.try_get("departure_date")?;
     let stay = if arrival == departure {
-        StayDates::unspecified(arrival)
+        StayDates::zero_nights(arrival)
     } else {
         StayDates::new(arrival, departure)
     }
@@ -138,6 +183,11 @@ fn from_row(row: &PgRow) -> Result<StoredBooking, StoreError> {
         version: Version {
             updated_at: row.try_get("source_updated_at")?,
             terminal: row.try_get("version_terminal")?,
+            latest_activity: row.try_get("version_latest_activity")?,
+            origin: match row.try_get::<i16, _>("version_origin")? {
+                0 => Origin::Webhook,
+                _ => Origin::ApiRead,
+            },
             event,
             digest: digest
                 .try_into()
@@ -162,9 +212,9 @@ pub async fn save(conn: &mut PgConnection, booking: &StoredBooking) -> Result<i6
              guest_email, guest_phone, number_of_guests, adults, children, infants, pets,
              total_amount_minor, currency, channel_id, channel_name, channel_reservation_id,
              confirmation_code, cancelled_by, cancelled_at, source_updated_at, version_terminal,
-             version_event, version_digest)
+             version_event, version_digest, version_latest_activity, version_origin)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                 $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
+                 $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)
          ON CONFLICT (id) DO UPDATE SET
              hostaway_listing_id = EXCLUDED.hostaway_listing_id, unit_id = EXCLUDED.unit_id,
              status = EXCLUDED.status, arrival_date = EXCLUDED.arrival_date,
@@ -179,7 +229,9 @@ pub async fn save(conn: &mut PgConnection, booking: &StoredBooking) -> Result<i6
              confirmation_code = EXCLUDED.confirmation_code, cancelled_by = EXCLUDED.cancelled_by,
              cancelled_at = EXCLUDED.cancelled_at, source_updated_at = EXCLUDED.source_updated_at,
              version_terminal = EXCLUDED.version_terminal, version_event = EXCLUDED.version_event,
-             version_digest = EXCLUDED.version_digest, revision = bookings.revision + 1,
+             version_digest = EXCLUDED.version_digest,
+             version_latest_activity = EXCLUDED.version_latest_activity,
+             version_origin = EXCLUDED.version_origin, revision = bookings.revision + 1,
              updated_at = now()
          RETURNING revision",
     )
@@ -214,6 +266,8 @@ pub async fn save(conn: &mut PgConnection, booking: &StoredBooking) -> Result<i6
     .bind(r.version.terminal)
     .bind(r.version.event as i16)
     .bind(r.version.digest.as_slice())
+    .bind(r.version.latest_activity)
+    .bind(r.version.origin as i16)
     .fetch_one(conn)
     .await?;
     Ok(revision)

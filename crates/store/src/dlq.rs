@@ -156,6 +156,26 @@ pub async fn resolve(pool: &PgPool, id: Uuid) -> Result<bool, StoreError> {
     exists.ok_or_else(|| StoreError::NotFound(format!("dead letter {id}")))
 }
 
+/// Deletes dead letters resolved longer than `age` ago: they may hold guest
+/// data (a reservation's payload), kept no longer than needed.
+pub async fn purge_resolved(pool: &PgPool, age: std::time::Duration) -> Result<u64, StoreError> {
+    let result = sqlx::query("DELETE FROM dead_letter_queue WHERE resolved_at < now() - $1")
+        .bind(age)
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// Open dead letters by kind of error, for the gauge.
+pub async fn count_open_by_kind(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT coalesce(error->>'kind', 'unknown'), count(*) FROM dead_letter_queue
+         WHERE resolved_at IS NULL GROUP BY 1",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
 pub async fn count_open(pool: &PgPool) -> Result<i64, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT count(*) FROM dead_letter_queue WHERE resolved_at IS NULL")

@@ -5,10 +5,14 @@ pub enum StoreError {
     /// The database cannot be reached or asked us to retry: waiting helps.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
-    /// Another transaction is in the way (deadlock, serialization failure, lock
-    /// or statement timeout): retry soon; nothing is wrong with the database.
+    /// Another transaction was in the way (deadlock, serialization failure):
+    /// retry soon; nothing is wrong with the work or the database.
     #[error("database busy: {0}")]
     Busy(#[source] sqlx::Error),
+    /// A statement or lock timeout: usually contention, but work that always
+    /// times out is poisoned, so callers count repeats as attempts.
+    #[error("database timeout: {0}")]
+    Timeout(#[source] sqlx::Error),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -35,6 +39,7 @@ impl From<sqlx::Error> for StoreError {
         match classify(&error) {
             Class::Outage => StoreError::Unavailable(error),
             Class::Contention => StoreError::Busy(error),
+            Class::Timeout => StoreError::Timeout(error),
             Class::Other => StoreError::Database(error),
         }
     }
@@ -43,6 +48,7 @@ impl From<sqlx::Error> for StoreError {
 enum Class {
     Outage,
     Contention,
+    Timeout,
     Other,
 }
 
@@ -55,8 +61,10 @@ fn classify(error: &sqlx::Error) -> Class {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => Class::Outage,
         sqlx::Error::Database(db) => match db.code().as_deref() {
-            // serialization failure, deadlock, lock timeout, statement timeout
-            Some("40001" | "40P01" | "55P03" | "57014") => Class::Contention,
+            // serialization failure, deadlock
+            Some("40001" | "40P01") => Class::Contention,
+            // lock timeout, statement timeout
+            Some("55P03" | "57014") => Class::Timeout,
             // connection exceptions, too many connections, server shutting down
             // or starting up, read-only replica
             Some(code)

@@ -12,6 +12,7 @@ pub mod dlq;
 pub mod error;
 pub mod links;
 pub mod outbox;
+pub mod parked;
 pub mod remote;
 pub mod sync_jobs;
 pub mod webhook_log;

@@ -14,13 +14,16 @@ pub struct ListingLink {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Links (or relinks) a listing to a unit. The account must exist.
+/// Links (or relinks) a listing to a unit. The account must exist. Webhooks
+/// of the listing that waited for the link, parked or dead-lettered, are due
+/// at once (the ingestor releases them).
 pub async fn link(
     pool: &PgPool,
     account: &AccountId,
     listing: &ListingId,
     unit: UnitId,
 ) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
     let result = sqlx::query(
         "INSERT INTO listing_links (hostaway_account_id, hostaway_listing_id, unit_id)
          SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM channels WHERE hostaway_account_id = $1)
@@ -30,10 +33,15 @@ pub async fn link(
     .bind(account.as_str())
     .bind(listing.as_str())
     .bind(unit.as_uuid())
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
     if result.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("account {account}")));
+    }
+    let woken = crate::parked::wake_ready(&mut tx, Some(account), Some(listing)).await?;
+    tx.commit().await?;
+    if woken > 0 {
+        tracing::info!(account_id = %account, listing_id = %listing, webhooks = woken, "listing linked; its waiting webhooks are released");
     }
     Ok(())
 }

@@ -17,14 +17,19 @@ pub struct OutboxEvent {
     pub payload: Vec<u8>,
 }
 
-pub async fn enqueue(conn: &mut PgConnection, event: &OutboxEvent) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO outbox (id, subject_suffix, payload) VALUES ($1, $2, $3)")
-        .bind(event.id)
-        .bind(&event.subject_suffix)
-        .bind(&event.payload)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Writes the event; false when an event with its id is already there (an
+/// event whose id is derived from its content was written before).
+pub async fn enqueue(conn: &mut PgConnection, event: &OutboxEvent) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO outbox (id, subject_suffix, payload) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(event.id)
+    .bind(&event.subject_suffix)
+    .bind(&event.payload)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }
 
 pub async fn mark_published(pool: &PgPool, ids: &[Uuid]) -> Result<(), StoreError> {

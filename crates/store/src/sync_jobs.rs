@@ -306,3 +306,59 @@ pub async fn advance_poll_cursor(
     .await?;
     Ok(())
 }
+
+/// Asks for a reservation's complete record to be fetched from the API (the
+/// ingestor met an incomplete payload of it). Inside the caller's
+/// transaction; asking twice is asking once; false when nothing was asked
+/// (already asked, or the account has no API key to fetch with).
+pub async fn request_fetch(
+    conn: &mut PgConnection,
+    account: &AccountId,
+    reservation: &str,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO reservation_fetches (hostaway_account_id, reservation_id)
+         SELECT $1, $2 WHERE EXISTS (
+             SELECT 1 FROM channels WHERE hostaway_account_id = $1 AND enabled
+               AND credentials ? 'encrypted_api_key')
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(account.as_str())
+    .bind(reservation)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// The account's reservations waiting to be fetched, oldest request first.
+pub async fn pending_fetches(
+    pool: &PgPool,
+    account: &AccountId,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT reservation_id FROM reservation_fetches WHERE hostaway_account_id = $1
+         ORDER BY requested_at LIMIT $2",
+    )
+    .bind(account.as_str())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The reservation was fetched (and fed to the ingestor), or Hostaway does
+/// not have it.
+pub async fn fetch_done(
+    pool: &PgPool,
+    account: &AccountId,
+    reservation: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM reservation_fetches WHERE hostaway_account_id = $1 AND reservation_id = $2",
+    )
+    .bind(account.as_str())
+    .bind(reservation)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

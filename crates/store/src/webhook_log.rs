@@ -16,6 +16,34 @@ pub struct WebhookMeta<'a> {
     pub received_at: DateTime<Utc>,
 }
 
+/// Binds what every new `webhook_log` row starts with as $1…$6: webhook id,
+/// account, event, object id, source, received at.
+fn bind_meta<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    meta: &WebhookMeta<'q>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(meta.webhook_id)
+        .bind(meta.account)
+        .bind(meta.event)
+        .bind(meta.object_id)
+        .bind(meta.source)
+        .bind(meta.received_at)
+}
+
+fn bind_meta_scalar<'q, O>(
+    query: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    meta: &WebhookMeta<'q>,
+) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    query
+        .bind(meta.webhook_id)
+        .bind(meta.account)
+        .bind(meta.event)
+        .bind(meta.object_id)
+        .bind(meta.source)
+        .bind(meta.received_at)
+}
+
 /// What the log knew about a webhook before this delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prior {
@@ -23,7 +51,7 @@ pub enum Prior {
     New,
     /// Already processed: this delivery is a repeat.
     Processed,
-    /// Seen before and not finished (retrying or dead-lettered).
+    /// Seen before and not finished (retrying, parked or dead-lettered).
     Unfinished { status: String, attempts: i32 },
 }
 
@@ -32,19 +60,16 @@ pub enum Prior {
 /// redelivery racing this one waits until this transaction ends, then sees its
 /// outcome (the row returned is the latest committed one).
 pub async fn begin(conn: &mut PgConnection, meta: &WebhookMeta<'_>) -> Result<Prior, StoreError> {
-    let row = sqlx::query(
-        "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at, status)
-         VALUES ($1, $2, $3, $4, $5, $6, 'processing')
-         ON CONFLICT (webhook_id) DO UPDATE SET deliveries = webhook_log.deliveries + 1,
-             object_id = COALESCE(webhook_log.object_id, EXCLUDED.object_id), updated_at = now()
-         RETURNING (xmax = 0) AS inserted, status, attempts",
+    let row = bind_meta(
+        sqlx::query(
+            "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at, status)
+             VALUES ($1, $2, $3, $4, $5, $6, 'processing')
+             ON CONFLICT (webhook_id) DO UPDATE SET deliveries = webhook_log.deliveries + 1,
+                 object_id = COALESCE(webhook_log.object_id, EXCLUDED.object_id), updated_at = now()
+             RETURNING (xmax = 0) AS inserted, status, attempts",
+        ),
+        meta,
     )
-    .bind(meta.webhook_id)
-    .bind(meta.account)
-    .bind(meta.event)
-    .bind(meta.object_id)
-    .bind(meta.source)
-    .bind(meta.received_at)
     .fetch_one(&mut *conn)
     .await?;
     if row.try_get::<bool, _>("inserted")? {
@@ -60,20 +85,69 @@ pub async fn begin(conn: &mut PgConnection, meta: &WebhookMeta<'_>) -> Result<Pr
     })
 }
 
+/// Marks the webhook processed with its outcome and what the mapping had to
+/// adjust (`None`: nothing).
 pub async fn finish(
     conn: &mut PgConnection,
     webhook_id: &str,
     outcome: &str,
     booking: Option<Uuid>,
+    adjustments: Option<&str>,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE webhook_log SET status = 'processed', outcome = $2, booking_id = COALESCE($3, booking_id),
-             error = NULL, processed_at = now(), updated_at = now()
+             error = NULL, adjustments = $4, processed_at = now(), updated_at = now()
          WHERE webhook_id = $1",
     )
     .bind(webhook_id)
     .bind(outcome)
     .bind(booking)
+    .bind(adjustments)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Counts one statement or lock timeout of a webhook (outside its rolled-back
+/// transaction); returns the timeouts so far, `None` when it was processed
+/// meanwhile.
+pub async fn record_timeout(
+    pool: &PgPool,
+    meta: &WebhookMeta<'_>,
+) -> Result<Option<i32>, StoreError> {
+    Ok(bind_meta_scalar(
+        sqlx::query_scalar(
+            "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at,
+                                      status, timeouts)
+             VALUES ($1, $2, $3, $4, $5, $6, 'retrying', 1)
+             ON CONFLICT (webhook_id) DO UPDATE SET timeouts = webhook_log.timeouts + 1, updated_at = now()
+             WHERE webhook_log.status <> 'processed'
+             RETURNING timeouts",
+        ),
+        meta,
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Notes that the webhook waits in `parked_webhooks`.
+pub async fn mark_parked(
+    conn: &mut PgConnection,
+    meta: &WebhookMeta<'_>,
+    error: &str,
+) -> Result<(), StoreError> {
+    bind_meta(
+        sqlx::query(
+            "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at,
+                                      status, error)
+             VALUES ($1, $2, $3, $4, $5, $6, 'parked', $7)
+             ON CONFLICT (webhook_id) DO UPDATE SET status = 'parked', error = EXCLUDED.error,
+                 object_id = COALESCE(webhook_log.object_id, EXCLUDED.object_id), updated_at = now()
+             WHERE webhook_log.status <> 'processed'",
+        ),
+        meta,
+    )
+    .bind(error)
     .execute(conn)
     .await?;
     Ok(())
@@ -88,38 +162,43 @@ pub async fn record_failure(
     meta: &WebhookMeta<'_>,
     error: &str,
 ) -> Result<Option<i32>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at,
-                                  status, attempts, error)
-         VALUES ($1, $2, $3, $4, $5, $6, 'retrying', 1, $7)
-         ON CONFLICT (webhook_id) DO UPDATE SET
-             status = 'retrying',
-             attempts = CASE WHEN webhook_log.status = 'dead_lettered' THEN 1 ELSE webhook_log.attempts + 1 END,
-             object_id = COALESCE(webhook_log.object_id, EXCLUDED.object_id),
-             error = EXCLUDED.error, updated_at = now()
-         WHERE webhook_log.status <> 'processed'
-         RETURNING attempts",
+    Ok(bind_meta_scalar(
+        sqlx::query_scalar(
+            "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at,
+                                      status, attempts, error)
+             VALUES ($1, $2, $3, $4, $5, $6, 'retrying', 1, $7)
+             ON CONFLICT (webhook_id) DO UPDATE SET
+                 status = 'retrying',
+                 attempts = CASE WHEN webhook_log.status = 'dead_lettered' THEN 1 ELSE webhook_log.attempts + 1 END,
+                 object_id = COALESCE(webhook_log.object_id, EXCLUDED.object_id),
+                 error = EXCLUDED.error, updated_at = now()
+             WHERE webhook_log.status <> 'processed'
+             RETURNING attempts",
+        ),
+        meta,
     )
-    .bind(meta.webhook_id)
-    .bind(meta.account)
-    .bind(meta.event)
-    .bind(meta.object_id)
-    .bind(meta.source)
-    .bind(meta.received_at)
     .bind(error)
     .fetch_optional(pool)
     .await?)
 }
 
+/// Records that the webhook went to the dead-letter queue (a row is made if
+/// it never had one: a webhook refused before any attempt is logged too).
 pub async fn mark_dead_lettered(
     conn: &mut PgConnection,
-    webhook_id: &str,
+    meta: &WebhookMeta<'_>,
     error: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE webhook_log SET status = 'dead_lettered', error = $2, updated_at = now() WHERE webhook_id = $1",
+    bind_meta(
+        sqlx::query(
+            "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at,
+                                      status, error)
+             VALUES ($1, $2, $3, $4, $5, $6, 'dead_lettered', $7)
+             ON CONFLICT (webhook_id) DO UPDATE SET status = 'dead_lettered', error = EXCLUDED.error,
+                 object_id = COALESCE(webhook_log.object_id, EXCLUDED.object_id), updated_at = now()",
+        ),
+        meta,
     )
-    .bind(webhook_id)
     .bind(error)
     .execute(conn)
     .await?;
@@ -137,6 +216,7 @@ pub struct WebhookLogView {
     pub attempts: i32,
     pub deliveries: i32,
     pub error: Option<String>,
+    pub adjustments: Option<String>,
 }
 
 /// Deletes processed entries older than `age`. Repeats older than that are
@@ -153,7 +233,8 @@ pub async fn purge_processed(pool: &PgPool, age: std::time::Duration) -> Result<
 
 pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<WebhookLogView>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT webhook_id, hostaway_account_id, event, object_id, status, outcome, attempts, deliveries, error
+        "SELECT webhook_id, hostaway_account_id, event, object_id, status, outcome, attempts, deliveries,
+                error, adjustments
          FROM webhook_log ORDER BY first_seen_at DESC LIMIT $1",
     )
     .bind(limit)

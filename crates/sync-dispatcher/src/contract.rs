@@ -15,8 +15,9 @@ pub const MAX_CHANGE_ID_LEN: usize = 128;
 /// Longest range one change may cover, and how far ahead it may reach.
 pub const MAX_RANGE_DAYS: i64 = 1096;
 /// A change stamped further ahead than this would win over every real change
-/// made until then: refused.
-pub const MAX_CLOCK_SKEW: Duration = Duration::hours(1);
+/// made until then (newest wins per field): one publisher with a fast clock
+/// could pin a calendar. Refused, naming the header field.
+pub const MAX_CLOCK_SKEW: Duration = Duration::seconds(5);
 pub const MAX_STAY_NIGHTS: u32 = 1125;
 pub const MAX_MIN_STAY_NIGHTS: u32 = 365;
 /// 10 million in major units of a two-decimal currency.
@@ -174,7 +175,7 @@ impl Header {
         if occurred_at > now + MAX_CLOCK_SKEW {
             return Err(refuse(
                 "header.occurred_at",
-                "more than an hour in the future",
+                "more than 5 seconds ahead of the connector's clock (check the publisher's clock)",
             ));
         }
         let stamp = ChangeStamp::new(occurred_at, header.version, id)
@@ -480,6 +481,20 @@ mod tests {
     }
 
     #[test]
+    fn a_change_from_a_fast_clock_is_refused_but_a_few_seconds_are_tolerated() {
+        let at = |ahead: i64| {
+            availability_change(|m| {
+                m.header.as_mut().unwrap().occurred_at =
+                    Some(events::timestamp(now() + Duration::seconds(ahead)))
+            })
+        };
+        assert!(decode("ns", &subject("availability"), &at(4), now()).is_ok());
+        let refused = decode("ns", &subject("availability"), &at(6), now()).unwrap_err();
+        assert_eq!(refused.field, "header.occurred_at");
+        assert!(refused.to_string().contains("5 seconds"), "{refused}");
+    }
+
+    #[test]
     fn a_valid_availability_change_decodes() {
         let got = decode(
             "ns",
@@ -533,7 +548,7 @@ mod tests {
                 "header.occurred_at",
                 Box::new(|m| {
                     m.header.as_mut().unwrap().occurred_at =
-                        Some(events::timestamp(now() + Duration::hours(2)))
+                        Some(events::timestamp(now() + Duration::seconds(10)))
                 }),
             ),
             (

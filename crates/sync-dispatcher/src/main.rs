@@ -159,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
     let health = Health::new();
     let client = HostawayClient::new(
         args.api.config(),
-        sync_dispatcher::credentials::from_database(pool.clone(), cipher),
+        sync_dispatcher::credentials::from_database(pool.clone(), Arc::clone(&cipher)),
         ClientMetrics::register(metrics.registry())?,
     )?;
     let dispatcher = SyncDispatcher::new(
@@ -170,6 +170,7 @@ async fn main() -> anyhow::Result<()> {
             metrics: metrics.clone(),
             health: health.clone(),
             client,
+            cipher,
         },
     )?;
     let stop = service_kit::ops::start(&args.ops, DEFAULT_OPS_LISTEN.parse()?, metrics, health)

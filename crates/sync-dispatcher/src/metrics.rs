@@ -28,6 +28,8 @@ pub struct SyncMetrics {
     pub drift: IntCounterVec,
     pub reconcile_runs: IntCounterVec,
     pub reservations_polled: IntCounter,
+    /// Reservations fetched one by one because a webhook of theirs was incomplete.
+    pub reservations_fetched: IntCounter,
     pub database_available: IntGauge,
 }
 
@@ -95,6 +97,10 @@ impl SyncMetrics {
             reservations_polled: metrics.register(IntCounter::new(
                 "hostaway_reservations_polled_total",
                 "Reservations fetched by polling and fed to ingestion",
+            )?)?,
+            reservations_fetched: metrics.register(IntCounter::new(
+                "hostaway_reservations_fetched_total",
+                "Reservations fetched from the API because a webhook of theirs was incomplete",
             )?)?,
             database_available: metrics.register(IntGauge::new(
                 "hostaway_sync_database_available",

@@ -14,6 +14,7 @@ use service_kit::metrics::Metrics;
 use service_kit::nats::{StreamSettings, Topology};
 use service_kit::publish::Publisher;
 use store::PgPool;
+use store::crypto::CredentialCipher;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -97,6 +98,8 @@ pub struct DispatcherDeps {
     pub metrics: Metrics,
     pub health: Health,
     pub client: HostawayClient,
+    /// Decrypts the stored API keys (to tell a rotation from a rewrap).
+    pub cipher: Arc<CredentialCipher>,
 }
 
 #[derive(Debug)]
@@ -223,6 +226,12 @@ impl SyncDispatcher {
         }
 
         if settings.roles.jobs {
+            background.spawn(crate::credentials::watch_api_keys(
+                deps.pool.clone(),
+                Arc::clone(&deps.cipher),
+                deps.client.clone(),
+                stop.clone(),
+            ));
             let runner = Arc::new(JobRunner {
                 pool: deps.pool.clone(),
                 client: deps.client.clone(),

@@ -22,7 +22,6 @@ use async_nats::jetstream::{self, AckKind};
 use chrono::{NaiveDate, NaiveDateTime, Utc};
 use domain::{AccountId, Currency, ListingId, SyncKind, UnitId};
 use hostaway_client::{ErrorKind, HostawayClient, HostawayError, ListingsQuery, ReservationsQuery};
-use mapping::WebhookEvent;
 use retry::{RetryPolicy, full_jitter};
 use serde_json::{Map, Value, json};
 use service_kit::consume::{DbGate, ack};
@@ -85,6 +84,9 @@ impl Default for WorkerSettings {
 const READ_CHUNK_DAYS: i64 = 365;
 /// Reservations per page when polling.
 const POLL_PAGE: u32 = 100;
+/// Reservations fetched one by one per polling run at most (the rest wait
+/// for the next run).
+const MAX_FETCHES_PER_RUN: i64 = 20;
 /// Hostaway's date-time format.
 const HOSTAWAY_TIME: &str = "%Y-%m-%d %H:%M:%S";
 
@@ -844,14 +846,17 @@ impl JobRunner {
         Ok(Report { ranges: 1 })
     }
 
-    /// Pages through the account's reservations changed since the cursor and
-    /// feeds each to the ingestor exactly as a webhook would be: the same
-    /// stream, the same deduplication, the same ordering rule.
+    /// Fetches the reservations the ingestor asked for (a webhook of theirs
+    /// was incomplete), then pages through the account's reservations
+    /// changed since the cursor; each goes to the ingestor exactly as a
+    /// webhook would: the same stream, the same deduplication, the same
+    /// ordering rule (an API read wins a tie).
     async fn poll_reservations(
         &self,
         account: &AccountId,
         calls: &mut Calls<'_>,
     ) -> Result<Report, JobError> {
+        self.fetch_requested(account, calls).await?;
         let cursor = store::sync_jobs::poll_cursor(&self.pool, account).await?;
         let started = Utc::now().naive_utc();
         // A cursor ahead of this clock (a stamp from the future, stored before
@@ -898,7 +903,8 @@ impl JobRunner {
                     tracing::warn!("polled reservation without an id; skipped");
                     continue;
                 }
-                self.feed(account, reservation).await?;
+                self.feed(account, reservation, events::pb::Source::Reconciliation)
+                    .await?;
                 seen += 1;
                 if let Some(activity) = poll_mark(reservation, &horizon)
                     && newest.as_deref().is_none_or(|n| activity.as_str() > n)
@@ -921,38 +927,62 @@ impl JobRunner {
         Ok(Report { ranges: 0 })
     }
 
+    /// Fetches each reservation the ingestor asked for and feeds it. One
+    /// Hostaway no longer has is dropped from the requests.
+    async fn fetch_requested(
+        &self,
+        account: &AccountId,
+        calls: &mut Calls<'_>,
+    ) -> Result<(), JobError> {
+        let requested =
+            store::sync_jobs::pending_fetches(&self.pool, account, MAX_FETCHES_PER_RUN).await?;
+        for id in requested {
+            let Ok(reservation) = domain::ReservationId::parse(id.as_str()) else {
+                store::sync_jobs::fetch_done(&self.pool, account, &id).await?;
+                continue;
+            };
+            let answer = self.client.get_reservation(account, &reservation).await;
+            calls.count(&answer);
+            match answer {
+                Ok(record) => {
+                    self.feed(account, &record, events::pb::Source::ApiFetch)
+                        .await?;
+                    self.metrics.reservations_fetched.inc();
+                    tracing::info!(reservation_id = %id, "incomplete reservation fetched from the API");
+                }
+                Err(error) if error.kind == ErrorKind::NotFound => {
+                    tracing::warn!(reservation_id = %id, "Hostaway does not have the reservation an incomplete webhook named");
+                }
+                Err(error) => {
+                    return Err(JobError::api(
+                        error,
+                        json!({"reading": "reservation", "reservationId": id}),
+                    ));
+                }
+            }
+            store::sync_jobs::fetch_done(&self.pool, account, &id).await?;
+        }
+        Ok(())
+    }
+
     async fn feed(
         &self,
         account: &AccountId,
         reservation: &Map<String, Value>,
+        source: events::pb::Source,
     ) -> Result<(), JobError> {
-        use events::Message as _;
-        let event = WebhookEvent::ReservationUpdated;
-        let body = json!({
-            "object": "reservation",
-            "event": event.as_str(),
-            "accountId": account.as_str(),
-            "data": reservation,
-        });
-        let webhook_id = mapping::webhook_id(account, event, None, reservation);
-        let message = events::pb::InboundWebhook {
-            webhook_id: webhook_id.clone(),
-            account_id: account.to_string(),
-            event: event.as_str().to_owned(),
-            received_at: Some(events::timestamp(Utc::now())),
-            raw_body: body.to_string().into_bytes(),
-            source: events::pb::Source::Reconciliation as i32,
-            request_id: format!("poll-{}", self.holder),
-        };
-        let subject = self
-            .queue
-            .topology()
-            .webhook_subject(account.as_str(), event.subject_token());
+        let outgoing = service_kit::inbound::api_read(
+            self.queue.topology(),
+            account,
+            reservation,
+            source,
+            format!("poll-{}", self.holder),
+        );
         self.inbound
-            .publish(subject, &webhook_id, message.encode_to_vec().into())
+            .publish(outgoing.subject, &outgoing.webhook_id, outgoing.payload)
             .await
             .map_err(|error| {
-                tracing::warn!(%error, "cannot feed a polled reservation; the poll runs again later");
+                tracing::warn!(%error, "cannot feed a reservation read from the API; the poll runs again later");
                 JobError::Defer {
                     reason: "nats",
                     delay: Duration::from_secs(5),

@@ -55,36 +55,92 @@ pub struct Unverified {
     pub body: Bytes,
 }
 
-/// A request whose sender proved to be `account`.
-#[derive(Debug)]
+/// A sender who proved to be `account`. Only a `Verified` sender's body is
+/// read in full, parsed and published.
+#[derive(Debug, Clone)]
 pub struct Verified {
     pub account: AccountId,
     pub method: AuthMethod,
-    pub body: Bytes,
+    /// The account is disabled in the connector: its webhooks are kept, parked.
+    pub enabled: bool,
 }
 
 /// A fixed secret that nothing is signed with: unknown accounts are checked
 /// against it so they cost the same as known ones.
 const DECOY_SECRET: &[u8] = b"decoy-secret-never-valid-9f1c2e7a4b";
 
-/// The Basic login in the request, if any (to find the account by it).
-pub fn basic_login(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(signature::parse_basic)
-        .map(|(login, _)| login)
+/// The credentials a request presents, read from its headers alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    Basic {
+        login: String,
+        password: String,
+    },
+    /// The specification's signature: checking it needs the body.
+    Hmac,
+    Missing,
+    Malformed,
 }
 
+pub fn presented(headers: &HeaderMap) -> Presented {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if headers.contains_key(SIGNATURE_HEADER) {
+        return Presented::Hmac;
+    }
+    match header(AUTHORIZATION.as_str()) {
+        None => Presented::Missing,
+        Some(value) => match signature::parse_basic(value) {
+            Some((login, password)) => Presented::Basic { login, password },
+            None => Presented::Malformed,
+        },
+    }
+}
+
+/// Checks Basic credentials against `account` (`None`: unknown, checked
+/// against a decoy so it costs the same). Needs no body: a refused sender's
+/// body is never read.
+pub fn verify_basic(
+    login: &str,
+    password: &str,
+    account: Option<&AccountAuth>,
+) -> Result<Verified, AuthFailure> {
+    let (expected_login, passwords): (Option<&str>, Vec<&[u8]>) = match account {
+        Some(auth) if !auth.passwords.is_empty() => (
+            auth.login.as_deref(),
+            auth.passwords
+                .iter()
+                .map(|p| p.expose_secret().as_bytes())
+                .collect(),
+        ),
+        _ => (None, vec![DECOY_SECRET]),
+    };
+    let login_ok = expected_login
+        .is_none_or(|expected| signature::secrets_match(login.as_bytes(), expected.as_bytes()));
+    let mut password_ok = false;
+    for expected in &passwords {
+        password_ok |= signature::secrets_match(password.as_bytes(), expected);
+    }
+    match account {
+        Some(auth) if login_ok && password_ok && !auth.passwords.is_empty() => Ok(Verified {
+            account: auth.account.clone(),
+            method: AuthMethod::Basic,
+            enabled: auth.enabled,
+        }),
+        _ => Err(AuthFailure::Invalid),
+    }
+}
+
+/// Authenticates a request whose body has been read (HMAC needs it; Basic
+/// does not, see [`verify_basic`]).
 pub fn authenticate(
-    request: Unverified,
+    request: &Unverified,
     account: Option<&AccountAuth>,
     now_unix: i64,
 ) -> Result<Verified, AuthFailure> {
     let Unverified { headers, body } = request;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
 
-    let method = if let Some(signature_header) = header(SIGNATURE_HEADER) {
+    if let Some(signature_header) = header(SIGNATURE_HEADER) {
         let timestamp = header(TIMESTAMP_HEADER).ok_or(AuthFailure::Malformed)?;
         let secrets: Vec<&[u8]> = match account {
             Some(auth) if !auth.hmac_secrets.is_empty() => auth
@@ -94,7 +150,7 @@ pub fn authenticate(
                 .collect(),
             _ => vec![DECOY_SECRET],
         };
-        signature::verify(&secrets, timestamp, signature_header, &body, now_unix).map_err(|e| {
+        signature::verify(&secrets, timestamp, signature_header, body, now_unix).map_err(|e| {
             match e {
                 SignatureError::Stale => AuthFailure::Stale,
                 SignatureError::Future => AuthFailure::Future,
@@ -104,45 +160,20 @@ pub fn authenticate(
                 SignatureError::Mismatch => AuthFailure::Invalid,
             }
         })?;
-        if account.is_none_or(|a| a.hmac_secrets.is_empty()) {
-            return Err(AuthFailure::Invalid);
-        }
-        AuthMethod::Hmac
-    } else if let Some(authorization) = header(AUTHORIZATION.as_str()) {
-        let (login, password) =
-            signature::parse_basic(authorization).ok_or(AuthFailure::Malformed)?;
-        let (expected_login, passwords): (Option<&str>, Vec<&[u8]>) = match account {
-            Some(auth) if !auth.passwords.is_empty() => (
-                auth.login.as_deref(),
-                auth.passwords
-                    .iter()
-                    .map(|p| p.expose_secret().as_bytes())
-                    .collect(),
-            ),
-            _ => (None, vec![DECOY_SECRET]),
+        return match account {
+            Some(auth) if !auth.hmac_secrets.is_empty() => Ok(Verified {
+                account: auth.account.clone(),
+                method: AuthMethod::Hmac,
+                enabled: auth.enabled,
+            }),
+            _ => Err(AuthFailure::Invalid),
         };
-        let login_ok = expected_login
-            .is_none_or(|expected| signature::secrets_match(login.as_bytes(), expected.as_bytes()));
-        let mut password_ok = false;
-        for expected in &passwords {
-            password_ok |= signature::secrets_match(password.as_bytes(), expected);
-        }
-        if !(login_ok && password_ok) || account.is_none_or(|a| a.passwords.is_empty()) {
-            return Err(AuthFailure::Invalid);
-        }
-        AuthMethod::Basic
-    } else {
-        return Err(AuthFailure::Missing);
-    };
-
-    let account = account
-        .map(|a| a.account.clone())
-        .ok_or(AuthFailure::Invalid)?;
-    Ok(Verified {
-        account,
-        method,
-        body,
-    })
+    }
+    match presented(headers) {
+        Presented::Basic { login, password } => verify_basic(&login, &password, account),
+        Presented::Missing => Err(AuthFailure::Missing),
+        Presented::Hmac | Presented::Malformed => Err(AuthFailure::Malformed),
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +197,7 @@ mod tests {
                 .iter()
                 .map(|p| SecretString::from(p.to_string()))
                 .collect(),
+            enabled: true,
         }
     }
 
@@ -203,13 +235,17 @@ mod tests {
     #[test]
     fn basic_with_the_right_login_and_password() {
         let acct = account(Some("hostaway"), &["pw"], &[]);
-        let ok =
-            authenticate(request(&[basic("hostaway", "pw")], b"{}"), Some(&acct), NOW).unwrap();
+        let ok = authenticate(
+            &request(&[basic("hostaway", "pw")], b"{}"),
+            Some(&acct),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(ok.method, AuthMethod::Basic);
         assert_eq!(ok.account.as_str(), "59808");
         for (login, pw) in [("hostaway", "wrong"), ("other", "pw"), ("", "")] {
             assert_eq!(
-                authenticate(request(&[basic(login, pw)], b"{}"), Some(&acct), NOW).unwrap_err(),
+                authenticate(&request(&[basic(login, pw)], b"{}"), Some(&acct), NOW).unwrap_err(),
                 AuthFailure::Invalid
             );
         }
@@ -219,7 +255,7 @@ mod tests {
     fn both_passwords_of_a_rotation_are_accepted() {
         let acct = account(None, &["new", "old"], &[]);
         for pw in ["new", "old"] {
-            assert!(authenticate(request(&[basic("x", pw)], b"{}"), Some(&acct), NOW).is_ok());
+            assert!(authenticate(&request(&[basic("x", pw)], b"{}"), Some(&acct), NOW).is_ok());
         }
     }
 
@@ -227,15 +263,16 @@ mod tests {
     fn hmac_over_the_raw_body() {
         let acct = account(None, &[], &["s3cret"]);
         let body = b"{\"a\":1}";
-        let ok = authenticate(request(&hmac("s3cret", NOW, body), body), Some(&acct), NOW).unwrap();
+        let ok =
+            authenticate(&request(&hmac("s3cret", NOW, body), body), Some(&acct), NOW).unwrap();
         assert_eq!(ok.method, AuthMethod::Hmac);
         assert_eq!(
-            authenticate(request(&hmac("nope", NOW, body), body), Some(&acct), NOW).unwrap_err(),
+            authenticate(&request(&hmac("nope", NOW, body), body), Some(&acct), NOW).unwrap_err(),
             AuthFailure::Invalid
         );
         assert_eq!(
             authenticate(
-                request(&hmac("s3cret", NOW - 301, body), body),
+                &request(&hmac("s3cret", NOW - 301, body), body),
                 Some(&acct),
                 NOW
             )
@@ -244,7 +281,7 @@ mod tests {
         );
         assert_eq!(
             authenticate(
-                request(&hmac("s3cret", NOW + 301, body), body),
+                &request(&hmac("s3cret", NOW + 301, body), body),
                 Some(&acct),
                 NOW
             )
@@ -257,21 +294,21 @@ mod tests {
     fn unknown_accounts_fail_exactly_like_wrong_credentials() {
         let body = b"{}";
         assert_eq!(
-            authenticate(request(&[basic("x", "y")], body), None, NOW).unwrap_err(),
+            authenticate(&request(&[basic("x", "y")], body), None, NOW).unwrap_err(),
             AuthFailure::Invalid
         );
         assert_eq!(
-            authenticate(request(&hmac("s", NOW, body), body), None, NOW).unwrap_err(),
+            authenticate(&request(&hmac("s", NOW, body), body), None, NOW).unwrap_err(),
             AuthFailure::Invalid
         );
         // Even the decoy secret does not let a request in for an unknown account.
         let decoy = std::str::from_utf8(DECOY_SECRET).unwrap();
         assert_eq!(
-            authenticate(request(&hmac(decoy, NOW, body), body), None, NOW).unwrap_err(),
+            authenticate(&request(&hmac(decoy, NOW, body), body), None, NOW).unwrap_err(),
             AuthFailure::Invalid
         );
         assert_eq!(
-            authenticate(request(&[basic("x", decoy)], body), None, NOW).unwrap_err(),
+            authenticate(&request(&[basic("x", decoy)], body), None, NOW).unwrap_err(),
             AuthFailure::Invalid
         );
     }
@@ -283,26 +320,26 @@ mod tests {
         let decoy = std::str::from_utf8(DECOY_SECRET).unwrap();
         assert!(
             authenticate(
-                request(&hmac(decoy, NOW, body), body),
+                &request(&hmac(decoy, NOW, body), body),
                 Some(&basic_only),
                 NOW
             )
             .is_err()
         );
         let hmac_only = account(None, &[], &["s"]);
-        assert!(authenticate(request(&[basic("x", decoy)], body), Some(&hmac_only), NOW).is_err());
+        assert!(authenticate(&request(&[basic("x", decoy)], body), Some(&hmac_only), NOW).is_err());
     }
 
     #[test]
     fn no_credentials_at_all() {
         let acct = account(None, &["pw"], &["s"]);
         assert_eq!(
-            authenticate(request(&[], b"{}"), Some(&acct), NOW).unwrap_err(),
+            authenticate(&request(&[], b"{}"), Some(&acct), NOW).unwrap_err(),
             AuthFailure::Missing
         );
         assert_eq!(
             authenticate(
-                request(&[("authorization", "Bearer x".into())], b"{}"),
+                &request(&[("authorization", "Bearer x".into())], b"{}"),
                 Some(&acct),
                 NOW
             )

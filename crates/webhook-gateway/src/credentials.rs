@@ -24,6 +24,9 @@ pub struct AccountAuth {
     pub login: Option<String>,
     pub passwords: Vec<SecretString>,
     pub hmac_secrets: Vec<SecretString>,
+    /// A disabled account still authenticates: its webhooks are kept, parked
+    /// until it is enabled again (Hostaway never retries a 401).
+    pub enabled: bool,
 }
 
 impl From<WebhookCredentials> for AccountAuth {
@@ -33,6 +36,7 @@ impl From<WebhookCredentials> for AccountAuth {
             login: c.login,
             passwords: c.passwords,
             hmac_secrets: c.hmac_secrets,
+            enabled: c.enabled,
         }
     }
 }
@@ -91,7 +95,7 @@ impl CredentialCache {
         self.current().by_login.get(login).cloned()
     }
 
-    /// Replaces the snapshot with the enabled accounts loaded from the database.
+    /// Replaces the snapshot with the accounts loaded from the database.
     /// An account whose credentials did not decrypt (`undecryptable`) keeps the
     /// entry it had: refusing its webhooks would answer 401, which Hostaway
     /// never retries, for a fault of ours.
@@ -109,12 +113,7 @@ impl CredentialCache {
                 .filter_map(|account| previous.by_account.get(account))
                 .map(|auth| auth.as_ref().clone()),
         );
-        accounts.extend(
-            loaded
-                .into_iter()
-                .filter(|c| c.enabled)
-                .map(AccountAuth::from),
-        );
+        accounts.extend(loaded.into_iter().map(AccountAuth::from));
         let mut snapshot = Snapshot::build(accounts);
         snapshot.loaded_at = Some(Instant::now());
         match self.snapshot.write() {

@@ -1,39 +1,61 @@
 //! `POST /webhooks/hostaway[/{accountId}]`.
 //!
 //! Order of checks, each with its answer (promise 5 of the design brief):
-//! 1. body larger than the limit → 413;
-//! 2. the account: from the URL, else the Basic login, else the body's
-//!    `accountId` (a body that must name the account is parsed first → 400 if
-//!    it is not JSON);
-//! 3. credentials (Basic or HMAC, constant time; unknown account = wrong
-//!    credentials) → 401;
-//! 4. envelope and record → 400 naming the field;
-//! 5. ping → 200; unknown event → 200, logged, not published;
-//! 6. publish with `Nats-Msg-Id` → 200 after the server's ack, 503 if it cannot
-//!    be made durable (Hostaway retries 5xx; it never retries a 4xx).
+//! 1. credentials from the headers alone. Basic credentials of an account the
+//!    URL or the login names are checked **before the body is read**: a
+//!    refused sender costs no body (401). Otherwise (HMAC, or an account only
+//!    the body names) the body is read first, from a separate, smaller pool
+//!    of requests and, where the URL does not name the account, under a
+//!    smaller limit; only `accountId` is picked out of it (no JSON tree is
+//!    built) before the credentials are checked. Unknown account = wrong
+//!    credentials: the same 401.
+//! 2. the body: larger than the limit → 413; too slow or cut off → 503
+//!    (never 408, which Hostaway would not retry).
+//! 3. **authenticated means kept**: a ping is answered 200; anything else is
+//!    published to JetStream with `Nats-Msg-Id` = its webhook id and answered
+//!    200 only after the server's ack (503 if it cannot be made durable). A
+//!    webhook the connector cannot use (not JSON, an unknown event, another
+//!    account's body, a record the mapping refuses, a version from the
+//!    future) is published too, marked with its problem, answered 200 naming
+//!    the problem, and dead-lettered by the ingestor: Hostaway never retries
+//!    a 4xx, so a 4xx would lose it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::Utc;
 use domain::AccountId;
-use events::Message as _;
 use events::pb;
-use mapping::{EnvelopeError, MappingError, Webhook, WebhookEvent};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use mapping::{MappingError, Webhook, WebhookEvent};
 use serde_json::{Map, Value, json};
+use service_kit::inbound::{Content, Inbound};
 use service_kit::nats::Topology;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::auth::{self, AuthFailure, AuthMethod, Unverified};
-use crate::credentials::CredentialCache;
+use crate::auth::{self, AuthFailure, AuthMethod, Presented, Unverified, Verified};
+use crate::credentials::{AccountAuth, CredentialCache};
+use crate::log_limit::LogLimiter;
 use crate::metrics::GatewayMetrics;
 use service_kit::publish::{PublishFailure, Publisher};
+
+/// What bounds one request's body.
+#[derive(Debug, Clone)]
+pub struct BodyLimits {
+    /// Bodies of authenticated senders, and of senders the URL names.
+    pub max_bytes: usize,
+    /// Bodies read before the sender is known, where the URL names no account.
+    pub preauth_max_bytes: usize,
+    /// How long a body may take to arrive; a slower one is answered 503.
+    pub timeout: Duration,
+}
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -41,20 +63,42 @@ pub struct AppState {
     pub publisher: Publisher,
     pub topology: Topology,
     pub metrics: GatewayMetrics,
-    pub max_body_bytes: usize,
-    pub body_timeout: Duration,
+    pub body: BodyLimits,
+    /// Requests of authenticated senders handled at once.
+    pub authenticated: Arc<Semaphore>,
+    /// Requests whose body must be read before the sender is known.
+    pub preauth: Arc<Semaphore>,
+    /// Refusals are logged, but never faster than this lets them.
+    pub refusal_log: Arc<LogLimiter>,
+}
+
+/// Who a refused request claimed to be, for the log. Neither is a secret;
+/// both are cut and cleaned, since the sender chose them.
+#[derive(Debug, Default, Clone)]
+pub struct Claimed {
+    account: Option<String>,
+    login: Option<String>,
+}
+
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(64)
+        .collect()
 }
 
 /// Everything the gateway answers besides 200. Bodies name the problem but
 /// never echo a credential or a value from the request.
 #[derive(Debug)]
 pub enum Rejection {
-    Unauthorized(AuthFailure),
-    TooLarge { limit: usize },
-    BodyTimeout,
-    Malformed(EnvelopeError),
-    InvalidPayload(MappingError),
-    AccountMismatch,
+    Unauthorized(AuthFailure, Claimed),
+    TooLarge {
+        limit: usize,
+    },
+    /// The body was too slow or cut off: 503, so Hostaway sends it again.
+    BodyIncomplete(&'static str),
+    /// Too many requests at once in the sender's pool.
+    Overloaded,
     Unavailable(PublishFailure),
     CredentialsNotLoaded,
 }
@@ -62,24 +106,34 @@ pub enum Rejection {
 impl Rejection {
     fn metric_reason(&self) -> &'static str {
         match self {
-            Rejection::Unauthorized(failure) => failure.metric_reason(),
+            Rejection::Unauthorized(failure, _) => failure.metric_reason(),
             Rejection::TooLarge { .. } => "too_large",
-            Rejection::BodyTimeout => "body_timeout",
-            Rejection::Malformed(_) => "malformed_body",
-            Rejection::InvalidPayload(_) => "invalid_payload",
-            Rejection::AccountMismatch => "account_mismatch",
+            Rejection::BodyIncomplete(why) => why,
+            Rejection::Overloaded => "overloaded",
             Rejection::Unavailable(_) => "unavailable",
             Rejection::CredentialsNotLoaded => "credentials_not_loaded",
         }
     }
 }
 
+fn unavailable(error: &'static str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+        Json(json!({"error": error})),
+    )
+        .into_response()
+}
+
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         match self {
-            Rejection::Unauthorized(_) => (
+            Rejection::Unauthorized(..) => (
                 StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"hostaway-webhooks\""))],
+                [(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"hostaway-webhooks\""),
+                )],
                 Json(json!({"error": "unauthorized"})),
             )
                 .into_response(),
@@ -88,49 +142,13 @@ impl IntoResponse for Rejection {
                 Json(json!({"error": "payload_too_large", "limit_bytes": limit})),
             )
                 .into_response(),
-            Rejection::BodyTimeout => (
-                StatusCode::REQUEST_TIMEOUT,
-                Json(json!({"error": "body_not_received_in_time"})),
-            )
-                .into_response(),
-            Rejection::Malformed(error) => (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": "malformed_body", "detail": error.to_string()})),
-            )
-                .into_response(),
-            Rejection::InvalidPayload(error) => (
-                StatusCode::BAD_REQUEST,
-                Json(json!({
-                    "error": "invalid_payload",
-                    "field": error.field,
-                    "detail": error.problem.to_string(),
-                })),
-            )
-                .into_response(),
-            Rejection::AccountMismatch => (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": "account_mismatch", "detail": "accountId in the body is not the authenticated account"})),
-            )
-                .into_response(),
-            Rejection::Unavailable(_) | Rejection::CredentialsNotLoaded => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
-                Json(json!({"error": "temporarily_unavailable"})),
-            )
-                .into_response(),
+            Rejection::BodyIncomplete(_) => unavailable("body_incomplete"),
+            Rejection::Overloaded => unavailable("overloaded"),
+            Rejection::Unavailable(_) | Rejection::CredentialsNotLoaded => {
+                unavailable("temporarily_unavailable")
+            }
         }
     }
-}
-
-/// The gateway is at its concurrency limit: shed the request (Hostaway retries 503).
-pub async fn overloaded(_: tower::BoxError) -> Response {
-    tracing::warn!("gateway overloaded; request shed");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
-        Json(json!({"error": "overloaded"})),
-    )
-        .into_response()
 }
 
 /// A handler panicked: a bug. 500 makes Hostaway retry; the body says nothing more.
@@ -174,22 +192,11 @@ async fn handle(
         event = tracing::field::Empty,
         webhook_id = tracing::field::Empty,
     );
-    let metrics = state.metrics.clone();
     async move {
-        let result = process(&state, path_account, headers, body, &request_id).await;
-        match result {
+        match process(&state, path_account, headers, body, &request_id).await {
             Ok(accepted) => accepted.into_response(),
             Err(rejection) => {
-                metrics.rejected.with_label_values(&[rejection.metric_reason()]).inc();
-                match &rejection {
-                    Rejection::Unavailable(error) => {
-                        tracing::error!(%error, "webhook not made durable; answered 503 so Hostaway retries");
-                    }
-                    Rejection::Unauthorized(failure) => {
-                        tracing::warn!(reason = %failure, "webhook refused: unauthorized");
-                    }
-                    other => tracing::warn!(reason = other.metric_reason(), detail = ?other, "webhook refused"),
-                }
+                refused(&state, &rejection);
                 rejection.into_response()
             }
         }
@@ -198,26 +205,85 @@ async fn handle(
     .await
 }
 
+/// Counts a refusal and logs it, unless refusals are coming too fast to log
+/// each (a flood of forgeries must not flood the logs).
+fn refused(state: &AppState, rejection: &Rejection) {
+    state
+        .metrics
+        .rejected
+        .with_label_values(&[rejection.metric_reason()])
+        .inc();
+    let Some(suppressed) = state.refusal_log.allow() else {
+        state.metrics.unauthorized_logs_suppressed.inc();
+        return;
+    };
+    match rejection {
+        Rejection::Unavailable(error) => {
+            tracing::error!(%error, suppressed, "webhook not made durable; answered 503 so Hostaway retries");
+        }
+        Rejection::Unauthorized(failure, claimed) => {
+            tracing::warn!(
+                reason = %failure,
+                claimed_account = claimed.account.as_deref(),
+                claimed_login = claimed.login.as_deref(),
+                suppressed,
+                "webhook refused: unauthorized"
+            );
+        }
+        other => {
+            tracing::warn!(
+                reason = other.metric_reason(),
+                suppressed,
+                "webhook refused"
+            )
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Accepted {
     Ping,
-    Ignored,
-    Durable { webhook_id: String },
+    Durable {
+        webhook_id: String,
+    },
+    /// Authenticated and kept, but the connector cannot use it: the ingestor
+    /// dead-letters it with `problem`.
+    Kept {
+        webhook_id: String,
+        problem: pb::Problem,
+    },
 }
 
 impl IntoResponse for Accepted {
     fn into_response(self) -> Response {
         let body = match self {
             Accepted::Ping => json!({"received": true, "ping": true}),
-            Accepted::Ignored => json!({"received": true, "ignored": "unknown event"}),
             Accepted::Durable { webhook_id } => json!({"received": true, "webhookId": webhook_id}),
+            Accepted::Kept {
+                webhook_id,
+                problem,
+            } => json!({
+                "received": true,
+                "webhookId": webhook_id,
+                "processed": false,
+                "keptFor": "dead_letter_queue",
+                "problem": {
+                    "reason": problem.reason,
+                    "field": problem.field,
+                    "detail": problem.detail,
+                },
+            }),
         };
         (StatusCode::OK, Json(body)).into_response()
     }
 }
 
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Rejection> {
-    let limit = state.max_body_bytes;
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Rejection> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -225,11 +291,13 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     if declared.is_some_and(|len| len > limit) {
         return Err(Rejection::TooLarge { limit });
     }
-    match tokio::time::timeout(state.body_timeout, to_bytes(body, limit)).await {
-        Err(_) => Err(Rejection::BodyTimeout),
-        // `to_bytes` fails when the limit is exceeded (or the client hung up).
-        Ok(Err(_)) => Err(Rejection::TooLarge { limit }),
-        Ok(Ok(bytes)) => Ok(bytes),
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(Rejection::BodyIncomplete("body_too_slow")),
+        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(Rejection::TooLarge { limit })
+        }
+        Ok(Err(_)) => Err(Rejection::BodyIncomplete("body_aborted")),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
 
@@ -240,106 +308,171 @@ async fn process(
     body: Body,
     request_id: &str,
 ) -> Result<Accepted, Rejection> {
-    let body = read_body(state, &headers, body).await?;
-
-    let mut parsed: Option<Webhook> = None;
-    let credentials = match &path_account {
-        // An id that cannot exist is an unknown account: the same 401.
-        Some(raw) => AccountId::parse(raw.as_str())
-            .ok()
-            .and_then(|id| state.cache.by_account(&id)),
-        None => match auth::basic_login(&headers).and_then(|login| state.cache.by_login(&login)) {
-            Some(found) => Some(found),
-            // A body that cannot name its account fails authentication like any
-            // other unknown account: a 400 here would tell a caller which logins
-            // exist. It is reported as malformed only after authentication.
-            None => mapping::parse_webhook(&body).ok().and_then(|webhook| {
-                let found = webhook.account().and_then(|id| state.cache.by_account(id));
-                parsed = Some(webhook);
-                found
-            }),
+    let presented = auth::presented(&headers);
+    let mut claimed = Claimed {
+        account: path_account.as_deref().map(printable),
+        login: match &presented {
+            Presented::Basic { login, .. } => Some(printable(login)),
+            _ => None,
         },
     };
-    if credentials.is_none() && !state.cache.loaded_from_database() {
+    match presented {
+        Presented::Missing => return Err(Rejection::Unauthorized(AuthFailure::Missing, claimed)),
+        Presented::Malformed => {
+            return Err(Rejection::Unauthorized(AuthFailure::Malformed, claimed));
+        }
+        Presented::Basic { .. } | Presented::Hmac => {}
+    }
+    // The account the URL or the login names: `Some(None)` when it names one
+    // that does not exist, `None` when only the body can say.
+    let named: Option<Option<Arc<AccountAuth>>> = match (&path_account, &presented) {
+        (Some(raw), _) => Some(
+            AccountId::parse(raw.as_str())
+                .ok()
+                .and_then(|id| state.cache.by_account(&id)),
+        ),
+        (None, Presented::Basic { login, .. }) => state.cache.by_login(login).map(Some),
+        _ => None,
+    };
+    let not_loaded = |found: &Option<Arc<AccountAuth>>| {
         // Never loaded from PostgreSQL since this process started: the account
         // may well exist. 503 makes Hostaway retry; a 401 would be final.
+        found.is_none() && !state.cache.loaded_from_database()
+    };
+
+    if let (Some(found), Presented::Basic { login, password }) = (&named, &presented) {
+        if not_loaded(found) {
+            return Err(Rejection::CredentialsNotLoaded);
+        }
+        let verified = auth::verify_basic(login, password, found.as_deref())
+            .map_err(|failure| Rejection::Unauthorized(failure, claimed))?;
+        let _permit = Arc::clone(&state.authenticated)
+            .try_acquire_owned()
+            .map_err(|_| Rejection::Overloaded)?;
+        let body = read_body(&headers, body, state.body.max_bytes, state.body.timeout).await?;
+        return keep(state, &verified, body, request_id).await;
+    }
+
+    // The body is needed to know or check the sender.
+    let _permit = Arc::clone(&state.preauth)
+        .try_acquire_owned()
+        .map_err(|_| Rejection::Overloaded)?;
+    let limit = if path_account.is_some() {
+        state.body.max_bytes
+    } else {
+        state.body.preauth_max_bytes
+    };
+    let body = read_body(&headers, body, limit, state.body.timeout).await?;
+    let account = match named {
+        Some(found) => found,
+        None => {
+            let probed = mapping::probe_account(&body);
+            if let Some(id) = &probed {
+                claimed.account = Some(id.to_string());
+            }
+            probed.and_then(|id| state.cache.by_account(&id))
+        }
+    };
+    if not_loaded(&account) {
         return Err(Rejection::CredentialsNotLoaded);
     }
+    let unverified = Unverified { headers, body };
+    let verified = auth::authenticate(&unverified, account.as_deref(), Utc::now().timestamp())
+        .map_err(|failure| Rejection::Unauthorized(failure, claimed))?;
+    keep(state, &verified, unverified.body, request_id).await
+}
 
-    let verified = auth::authenticate(
-        Unverified { headers, body },
-        credentials.as_deref(),
-        Utc::now().timestamp(),
-    )
-    .map_err(Rejection::Unauthorized)?;
+/// An authenticated webhook: durable on JetStream before the answer, whatever
+/// is wrong with it.
+async fn keep(
+    state: &AppState,
+    verified: &Verified,
+    body: Bytes,
+    request_id: &str,
+) -> Result<Accepted, Rejection> {
     let span = tracing::Span::current();
     span.record("account_id", verified.account.as_str());
-
-    let webhook = match parsed {
-        Some(webhook) => webhook,
-        None => mapping::parse_webhook(&verified.body).map_err(Rejection::Malformed)?,
-    };
-    if webhook
-        .account()
-        .is_some_and(|claimed| claimed != &verified.account)
-    {
-        return Err(Rejection::AccountMismatch);
-    }
-
-    let (event, data, sent_at) = match webhook {
-        Webhook::Ping { .. } => {
+    let parsed = mapping::parse_webhook(&body);
+    let (content, problem, event_label) = match &parsed {
+        Err(error) => (
+            Content::Unparsed,
+            Some(problem("malformed_body", "", error.to_string())),
+            "unparsed",
+        ),
+        Ok(Webhook::Ping { .. }) => {
             state.metrics.received.with_label_values(&["ping"]).inc();
             tracing::info!("Hostaway test ping answered");
             return Ok(Accepted::Ping);
         }
-        Webhook::Unknown { event, .. } => {
-            state.metrics.received.with_label_values(&["unknown"]).inc();
-            tracing::warn!(unknown_event = %event, "webhook event not handled by this version; answered 200, not processed");
-            return Ok(Accepted::Ignored);
-        }
-        Webhook::Event {
+        Ok(Webhook::Unknown { event, .. }) => (
+            Content::Unknown,
+            Some(problem(
+                "unknown_event",
+                "event",
+                format!("`{event}` is not an event this version handles"),
+            )),
+            "unknown",
+        ),
+        Ok(Webhook::Event {
+            account,
             event,
             data,
             sent_at,
             ..
-        } => (event, data, sent_at),
+        }) => {
+            let problem = if account
+                .as_ref()
+                .is_some_and(|claimed| claimed != &verified.account)
+            {
+                Some(problem(
+                    "account_mismatch",
+                    "accountId",
+                    "accountId in the body is not the authenticated account".into(),
+                ))
+            } else {
+                validate(
+                    &verified.account,
+                    *event,
+                    data,
+                    *sent_at,
+                    Utc::now().naive_utc(),
+                )
+                .err()
+            };
+            span.record("event", event.as_str());
+            (
+                Content::Event {
+                    event: *event,
+                    sent_at: *sent_at,
+                    data,
+                },
+                problem,
+                event.as_str(),
+            )
+        }
     };
-    span.record("event", event.as_str());
     state
         .metrics
         .received
-        .with_label_values(&[event.as_str()])
+        .with_label_values(&[event_label])
         .inc();
-
-    validate(
-        &verified.account,
-        event,
-        &data,
-        sent_at,
-        Utc::now().naive_utc(),
-    )
-    .map_err(Rejection::InvalidPayload)?;
-
-    let webhook_id = mapping::webhook_id(&verified.account, event, sent_at, &data);
-    span.record("webhook_id", webhook_id.as_str());
-    let message = pb::InboundWebhook {
-        webhook_id: webhook_id.clone(),
-        account_id: verified.account.to_string(),
-        event: event.as_str().to_owned(),
-        received_at: Some(events::timestamp(Utc::now())),
-        raw_body: verified.body.to_vec(),
+    let outgoing = Inbound {
+        account: &verified.account,
+        content,
+        raw_body: body.clone(),
         source: match verified.method {
             AuthMethod::Basic => pb::Source::WebhookBasic,
             AuthMethod::Hmac => pb::Source::WebhookHmac,
-        } as i32,
+        },
         request_id: request_id.to_owned(),
-    };
-    let subject = state
-        .topology
-        .webhook_subject(verified.account.as_str(), event.subject_token());
+        problem: problem.clone(),
+        account_disabled: !verified.enabled,
+    }
+    .build(&state.topology);
+    span.record("webhook_id", outgoing.webhook_id.as_str());
     let acked = state
         .publisher
-        .publish(subject, &webhook_id, Bytes::from(message.encode_to_vec()))
+        .publish(outgoing.subject, &outgoing.webhook_id, outgoing.payload)
         .await
         .map_err(Rejection::Unavailable)?;
     state
@@ -349,54 +482,75 @@ async fn process(
     state
         .metrics
         .published
-        .with_label_values(&[
-            event.as_str(),
-            if acked.duplicate { "true" } else { "false" },
-        ])
+        .with_label_values(&[event_label, if acked.duplicate { "true" } else { "false" }])
         .inc();
-    tracing::info!(
-        stream_sequence = acked.sequence,
-        duplicate = acked.duplicate,
-        "webhook received and durable"
-    );
-    Ok(Accepted::Durable { webhook_id })
+    let webhook_id = outgoing.webhook_id;
+    match problem {
+        None => {
+            tracing::info!(
+                stream_sequence = acked.sequence,
+                duplicate = acked.duplicate,
+                account_enabled = verified.enabled,
+                "webhook received and durable"
+            );
+            Ok(Accepted::Durable { webhook_id })
+        }
+        Some(problem) => {
+            state
+                .metrics
+                .kept_unusable
+                .with_label_values(&[problem.reason.as_str()])
+                .inc();
+            tracing::warn!(
+                reason = problem.reason,
+                field = problem.field,
+                detail = problem.detail,
+                stream_sequence = acked.sequence,
+                "webhook cannot be used; kept for the dead-letter queue and answered 200"
+            );
+            Ok(Accepted::Kept {
+                webhook_id,
+                problem,
+            })
+        }
+    }
 }
 
-/// How far ahead of our clock a payload's `updatedOn` may be. A version far in
-/// the future would make every genuine later update of the booking stale.
-const MAX_VERSION_SKEW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+fn problem(reason: &str, field: &str, detail: String) -> pb::Problem {
+    pb::Problem {
+        reason: reason.to_owned(),
+        field: field.to_owned(),
+        detail,
+    }
+}
 
-/// The record must map: what would fail in the ingestor is refused here, while
-/// the sender can still be told.
+/// Whether the record can be used: what the ingestor would refuse is found
+/// here too, so the sender's answer names it. (The ingestor judges again.)
 fn validate(
     account: &AccountId,
     event: WebhookEvent,
     data: &Map<String, Value>,
     sent_at: Option<chrono::NaiveDateTime>,
     now: chrono::NaiveDateTime,
-) -> Result<(), MappingError> {
+) -> Result<(), pb::Problem> {
+    let invalid = |e: MappingError| problem("invalid_payload", e.field, e.problem.to_string());
     match event {
         WebhookEvent::ReservationCreated
         | WebhookEvent::ReservationUpdated
         | WebhookEvent::ReservationCancelled => {
-            let update = mapping::map_reservation(account, event, data, sent_at)?;
-            if update
-                .version
-                .updated_at
-                .is_some_and(|at| at > now + MAX_VERSION_SKEW)
-            {
-                return Err(MappingError::new(
-                    "updatedOn",
-                    mapping::Problem::OutOfRange(
-                        "more than an hour ahead of the connector's clock",
-                    ),
-                ));
-            }
-            Ok(())
+            let update =
+                mapping::map_reservation(account, event, data, sent_at, domain::Origin::Webhook)
+                    .map_err(invalid)?;
+            mapping::check_version_skew(&update.value, now)
+                .map_err(|e| problem("clock_skew", e.field, e.problem.to_string()))
         }
-        WebhookEvent::MessageReceived => mapping::map_message(account, data).map(|_| ()),
+        WebhookEvent::MessageReceived => mapping::map_message(account, data)
+            .map(|_| ())
+            .map_err(invalid),
         WebhookEvent::ListingUpdated | WebhookEvent::CalendarUpdated => {
-            mapping::map_listing_change(data).map(|_| ())
+            mapping::map_listing_change(data)
+                .map(|_| ())
+                .map_err(invalid)
         }
     }
 }

@@ -12,6 +12,7 @@ use service_kit::config::{
 };
 use service_kit::{health::Health, metrics::Metrics};
 use webhook_gateway::credentials::AccountAuth;
+use webhook_gateway::listener::ConnectionLimits;
 use webhook_gateway::{Gateway, GatewayDeps, GatewaySettings};
 
 /// Authenticates Hostaway webhooks and makes them durable on JetStream.
@@ -24,12 +25,34 @@ struct Args {
     /// Requests with a larger body are answered 413.
     #[arg(long, env = "WEBHOOK_MAX_BODY_BYTES", default_value_t = 512 * 1024)]
     max_body_bytes: usize,
+    /// Limit of a body read before its sender is known, where the URL names no
+    /// account (HMAC, or a Basic login the gateway does not know).
+    #[arg(long, env = "WEBHOOK_PREAUTH_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    preauth_max_body_bytes: usize,
+    /// How long a body may take to arrive; a slower one is answered 503.
+    #[arg(long, env = "GATEWAY_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    body_timeout_ms: u64,
+    /// From a request's first byte to its last header byte; the connection is
+    /// closed after.
+    #[arg(long, env = "GATEWAY_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    header_read_timeout_ms: u64,
+    /// How long a connection may sit idle between requests.
+    #[arg(long, env = "GATEWAY_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// Open connections at most; a new one past it closes the longest-idle one.
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
     /// JetStream ack wait before answering 503 (the specification's webhook timeout).
     #[arg(long, env = "HOSTAWAY_WEBHOOK_TIMEOUT_MS", default_value_t = 5000)]
     publish_timeout_ms: u64,
-    /// Requests handled at once; beyond it the gateway sheds load with 503.
+    /// Requests of authenticated senders handled at once; beyond it the
+    /// gateway sheds load with 503.
     #[arg(long, env = "GATEWAY_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     max_concurrent_requests: usize,
+    /// Requests whose body must be read before the sender is known, at once;
+    /// beyond it 503.
+    #[arg(long, env = "GATEWAY_MAX_PREAUTH_REQUESTS", default_value_t = 256)]
+    max_preauth_requests: usize,
     /// Safety-net period of the credential reload (changes are pushed at once).
     #[arg(long, env = "CREDENTIALS_REFRESH_SECS", default_value_t = 30)]
     credentials_refresh_secs: u64,
@@ -65,6 +88,15 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = GatewaySettings::new(args.listen, topology);
     settings.streams = args.nats.stream_settings();
     settings.max_body_bytes = args.max_body_bytes;
+    settings.preauth_max_body_bytes = args.preauth_max_body_bytes;
+    settings.body_timeout = Duration::from_millis(args.body_timeout_ms);
+    settings.max_preauth_requests = args.max_preauth_requests;
+    settings.connections = ConnectionLimits {
+        max_connections: args.max_connections,
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+        ..ConnectionLimits::default()
+    };
     settings.publish_timeout = Duration::from_millis(args.publish_timeout_ms);
     settings.credentials_refresh = Duration::from_secs(args.credentials_refresh_secs);
     settings.shutdown_timeout = args.ops.shutdown_timeout();
@@ -100,6 +132,7 @@ fn bootstrap_account(args: &BootstrapAccountArgs) -> anyhow::Result<Option<Accou
         login: args.webhook_login.clone(),
         passwords: args.webhook_password.iter().cloned().collect(),
         hmac_secrets: args.webhook_secret.iter().cloned().collect(),
+        enabled: true,
     };
     if auth.passwords.is_empty() && auth.hmac_secrets.is_empty() {
         tracing::warn!(account_id = %auth.account, "HOSTAWAY_ACCOUNT_ID is set without HOSTAWAY_WEBHOOK_PASSWORD or HOSTAWAY_WEBHOOK_SECRET: its webhooks cannot authenticate");

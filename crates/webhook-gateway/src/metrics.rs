@@ -16,6 +16,15 @@ pub struct GatewayMetrics {
     pub publish_duration: Histogram,
     pub accounts_loaded: IntGauge,
     pub credentials_reloaded_at: IntGauge,
+    /// Authenticated webhooks kept although they cannot be used, by reason
+    /// (the ingestor dead-letters them).
+    pub kept_unusable: IntCounterVec,
+    pub connections_open: IntGauge,
+    /// Connections the gateway closed, by reason: `header_timeout`,
+    /// `idle_timeout`, `evicted` (the cap was reached), `refused`.
+    pub connections_closed: IntCounterVec,
+    /// 401 log lines left out by the log rate limit.
+    pub unauthorized_logs_suppressed: prometheus::IntCounter,
 }
 
 impl GatewayMetrics {
@@ -56,6 +65,28 @@ impl GatewayMetrics {
             credentials_reloaded_at: metrics.register(IntGauge::new(
                 "hostaway_gateway_credentials_reloaded_timestamp_seconds",
                 "Unix time of the last successful credential reload from PostgreSQL",
+            )?)?,
+            kept_unusable: metrics.register(IntCounterVec::new(
+                Opts::new(
+                    "hostaway_webhooks_kept_unusable_total",
+                    "Authenticated webhooks kept for the dead-letter queue because they cannot be used, by reason",
+                ),
+                &["reason"],
+            )?)?,
+            connections_open: metrics.register(IntGauge::new(
+                "hostaway_gateway_connections_open",
+                "Connections open on the webhook port",
+            )?)?,
+            connections_closed: metrics.register(IntCounterVec::new(
+                Opts::new(
+                    "hostaway_gateway_connections_closed_total",
+                    "Connections the gateway closed, by reason",
+                ),
+                &["reason"],
+            )?)?,
+            unauthorized_logs_suppressed: metrics.register(prometheus::IntCounter::new(
+                "hostaway_gateway_unauthorized_logs_suppressed_total",
+                "Refused-request log lines left out by the log rate limit",
             )?)?,
         })
     }

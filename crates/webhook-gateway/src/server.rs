@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::routing::post;
 use service_kit::health::Health;
 use service_kit::metrics::Metrics;
@@ -15,13 +14,15 @@ use service_kit::nats::{StreamSettings, Topology};
 use store::PgPool;
 use store::crypto::CredentialCipher;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::credentials::{AccountAuth, CredentialCache, refresh_loop};
-use crate::handler::{AppState, webhook_with_account, webhook_without_account};
+use crate::handler::{AppState, BodyLimits, webhook_with_account, webhook_without_account};
+use crate::listener::ConnectionLimits;
+use crate::log_limit::LogLimiter;
 use crate::metrics::GatewayMetrics;
 use service_kit::publish::Publisher;
 
@@ -32,16 +33,27 @@ pub struct GatewaySettings {
     pub streams: StreamSettings,
     /// Larger bodies are answered 413. Real reservation payloads are ~6 KiB.
     pub max_body_bytes: usize,
-    /// How long a request may take to send its body.
+    /// The limit of a body read before its sender is known, where the URL
+    /// does not name the account (HMAC, or a login the gateway does not know).
+    pub preauth_max_body_bytes: usize,
+    /// How long a request may take to send its body (503 after).
     pub body_timeout: Duration,
     /// How long to wait for JetStream's ack before answering 503.
     pub publish_timeout: Duration,
     /// Safety-net reload period (changes are also pushed by NOTIFY).
     pub credentials_refresh: Duration,
     pub bootstrap: Option<AccountAuth>,
-    /// Requests handled at once; beyond it the gateway answers 503 at once
-    /// (each request may hold up to `max_body_bytes`).
+    /// Requests of authenticated senders handled at once; beyond it the
+    /// gateway answers 503 at once (each may hold up to `max_body_bytes`).
     pub max_concurrent_requests: usize,
+    /// Requests whose body must be read before the sender is known, at once
+    /// (each may hold up to `preauth_max_body_bytes`, or `max_body_bytes`
+    /// when the URL names the account).
+    pub max_preauth_requests: usize,
+    /// Open connections, header and idle timeouts.
+    pub connections: ConnectionLimits,
+    /// Refused requests logged per second at most (the rest are counted).
+    pub refusal_logs_per_second: u32,
     pub shutdown_timeout: Duration,
 }
 
@@ -52,11 +64,15 @@ impl GatewaySettings {
             topology,
             streams: StreamSettings::default(),
             max_body_bytes: 512 * 1024,
+            preauth_max_body_bytes: 64 * 1024,
             body_timeout: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(5),
             credentials_refresh: Duration::from_secs(30),
             bootstrap: None,
             max_concurrent_requests: 1024,
+            max_preauth_requests: 256,
+            connections: ConnectionLimits::default(),
+            refusal_logs_per_second: 10,
             shutdown_timeout: Duration::from_secs(25),
         }
     }
@@ -81,8 +97,6 @@ pub enum StartError {
     },
     #[error("metrics: {0}")]
     Metrics(String),
-    #[error("server: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 #[derive(Debug)]
@@ -106,8 +120,14 @@ impl Gateway {
             publisher: Publisher::new(deps.nats.clone(), settings.publish_timeout),
             topology: settings.topology.clone(),
             metrics: metrics.clone(),
-            max_body_bytes: settings.max_body_bytes,
-            body_timeout: settings.body_timeout,
+            body: BodyLimits {
+                max_bytes: settings.max_body_bytes,
+                preauth_max_bytes: settings.preauth_max_body_bytes,
+                timeout: settings.body_timeout,
+            },
+            authenticated: Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1))),
+            preauth: Arc::new(Semaphore::new(settings.max_preauth_requests.max(1))),
+            refusal_log: Arc::new(LogLimiter::new(settings.refusal_logs_per_second)),
         };
         let router = Router::new()
             .route("/webhooks/hostaway", post(webhook_without_account))
@@ -116,15 +136,9 @@ impl Gateway {
                 post(webhook_with_account),
             )
             .with_state(state)
-            .layer(
-                ServiceBuilder::new()
-                    // A bug answers 500 (Hostaway retries) instead of a dropped
-                    // connection.
-                    .layer(CatchPanicLayer::custom(crate::handler::panicked))
-                    .layer(HandleErrorLayer::new(crate::handler::overloaded))
-                    .load_shed()
-                    .concurrency_limit(settings.max_concurrent_requests.max(1)),
-            );
+            // A bug answers 500 (Hostaway retries) instead of a dropped
+            // connection.
+            .layer(CatchPanicLayer::custom(crate::handler::panicked));
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -179,16 +193,18 @@ impl Gateway {
         background.close();
 
         tracing::info!(addr = %self.local_addr(), namespace = self.settings.topology.namespace(), "webhook gateway listening");
-        let serve_stop = stop.clone();
-        let server = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { serve_stop.cancelled().await })
-            .into_future();
-        let server = tokio::spawn(server);
+        let server = tokio::spawn(crate::listener::serve(
+            self.listener,
+            self.router,
+            self.settings.connections.clone(),
+            self.metrics.clone(),
+            stop.clone(),
+        ));
         stop.cancelled().await;
         let deadline = self.settings.shutdown_timeout;
         let drained = service_kit::shutdown::drain_within(deadline, async {
-            if let Ok(Err(error)) = server.await {
-                tracing::error!(%error, "gateway server error");
+            if let Err(error) = server.await {
+                tracing::error!(%error, "gateway server task failed");
             }
             background.wait().await;
         })
