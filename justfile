@@ -47,3 +47,7 @@ bench-outbound *ARGS: services
 # Format the code.
 fmt:
     cargo fmt --all
+
+# Run each fuzz target (webhook parsing, record mapping, signatures, API responses) for SECONDS each.
+fuzz SECONDS="60":
+    scripts/fuzz.sh {{SECONDS}}
