@@ -60,6 +60,13 @@ CREATE TABLE reservation_fetches (
     PRIMARY KEY (hostaway_account_id, reservation_id)
 );
 
+-- `hostaway-admin events replay --since` pages through bookings by change.
+CREATE INDEX bookings_updated ON bookings (updated_at, id);
+
+-- Resolved dead letters are purged after a retention.
+CREATE INDEX dead_letter_queue_resolved ON dead_letter_queue (resolved_at)
+    WHERE resolved_at IS NOT NULL;
+
 -- Dead letters of a listing not linked yet are found by their listing.
 CREATE INDEX dead_letter_queue_open_kind ON dead_letter_queue ((error->>'kind'))
     WHERE resolved_at IS NULL;

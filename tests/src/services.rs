@@ -91,6 +91,12 @@ impl RunningGateway {
         self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
     }
+
+    /// Like SIGTERM; whether the gateway was done within `deadline`.
+    pub async fn stop_within(self, deadline: Duration) -> bool {
+        self.stop.cancel();
+        tokio::time::timeout(deadline, self.task).await.is_ok()
+    }
 }
 
 impl TestEnv {

@@ -249,16 +249,57 @@ async fn a_dead_letter_replayed_before_its_cause_is_fixed_gets_a_fresh_schedule(
         .remove(0);
     replay(&env, first.id, 1).await;
     let attempts: i32 = eventually("the replay to be dead-lettered again", DEADLINE, || async {
-        sqlx::query_scalar("SELECT attempts FROM dead_letter_queue WHERE id <> $1")
-            .bind(first.id)
-            .fetch_optional(&env.pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar(
+            "SELECT attempts FROM dead_letter_queue WHERE id = $1 AND (data->>'repeats')::int = 2",
+        )
+        .bind(first.id)
+        .fetch_optional(&env.pool)
+        .await
+        .unwrap()
     })
     .await;
     assert_eq!(
         attempts, 3,
         "a replay waits through the whole schedule again"
     );
+    assert_eq!(
+        env.count("SELECT count(*) FROM dead_letter_queue").await,
+        1,
+        "the same webhook failing for the same reason keeps one letter"
+    );
+
+    // Linking now finds the open letter and applies its webhook.
+    env.link(ACCOUNT, "777003").await;
+    eventually("the booking once linked", DEADLINE, || async {
+        env.bookings().await.into_iter().next()
+    })
+    .await;
     ingestor.stop().await;
+}
+
+/// A version stamped ahead of the connector's clock is dead-lettered
+/// (`clock_skew`); replayed once that time has passed, it applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_skew_letter_replayed_after_its_time_applies() {
+    let env = TestEnv::new().await;
+    env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
+    env.link(ACCOUNT, "300101").await;
+    let stamp = chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1);
+    let body = Reservation::new(5_000_004, 300_101)
+        .updated(&stamp.format("%Y-%m-%d %H:%M:%S").to_string())
+        .webhook(ACCOUNT, "reservation.created");
+    // Received three hours ago: its version was then two hours ahead.
+    let mut received = connector_tests::payloads::inbound(ACCOUNT, &body);
+    received.received_at = chrono::Utc::now() - chrono::Duration::hours(3);
+    let refused = booking_ingestor::ingest::apply(&env.pool, &received)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.reason(), "clock_skew");
+    // The same, replayed from the dead-letter queue now.
+    let mut replayed = received.clone();
+    replayed.source = events::pb::Source::DlqReplay;
+    booking_ingestor::ingest::apply(&env.pool, &replayed)
+        .await
+        .unwrap();
+    assert_eq!(env.bookings().await.len(), 1);
 }

@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use connector_tests::TestEnv;
 use connector_tests::payloads::Reservation;
@@ -582,11 +583,15 @@ async fn every_authenticated_hostile_body_is_kept_in_the_dlq_with_its_reason() {
         .await
         .unwrap();
     env.count_reaches(
-        "the replay back in the queue",
-        "SELECT count(*) FROM dead_letter_queue",
-        kept as i64 + 1,
+        "the replay back in the queue, on its own letter",
+        "SELECT count(*) FROM dead_letter_queue WHERE (data->>'repeats')::int = 2",
+        1,
     )
     .await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM dead_letter_queue").await,
+        kept as i64
+    );
     ingestor.stop().await;
 }
 
@@ -616,6 +621,28 @@ async fn fields_tvl_can_do_without_never_sink_a_booking() {
         .dates("2026-05-01", "2026-05-01")
         .webhook(ACCOUNT, "reservation.created");
     post(zero_nights).await;
+    // A booked stay, then an update that would make it a stay of no nights:
+    // the booking keeps its dates and its block (only a status frees nights).
+    post(
+        Reservation::new(6_000_004, 300_101)
+            .dates("2026-06-01", "2026-06-03")
+            .webhook(ACCOUNT, "reservation.created"),
+    )
+    .await;
+    env.count_reaches(
+        "the booked stay",
+        "SELECT count(*) FROM bookings WHERE external_id = '6000004'",
+        1,
+    )
+    .await;
+    post(
+        Reservation::new(6_000_004, 300_101)
+            .dates("2026-06-01", "2026-06-01")
+            .status("modified")
+            .updated("2026-03-02 00:00:00")
+            .webhook(ACCOUNT, "reservation.updated"),
+    )
+    .await;
     post(json!({
         "object": "conversationMessage", "event": "message.received", "accountId": 70001,
         "data": {"id": 88_000_001, "reservationId": 6_000_001, "body": "Hello\u{0} there", "isIncoming": 1}
@@ -625,11 +652,11 @@ async fn fields_tvl_can_do_without_never_sink_a_booking() {
     env.count_reaches(
         "every webhook processed",
         "SELECT count(*) FROM webhook_log WHERE status = 'processed'",
-        4,
+        6,
     )
     .await;
     let bookings = env.bookings().await;
-    assert_eq!(bookings.len(), 3);
+    assert_eq!(bookings.len(), 4);
     let by_id = |id: &str| bookings.iter().find(|b| b.external_id == id).unwrap();
     assert_eq!(
         by_id("6000001")
@@ -642,6 +669,16 @@ async fn fields_tvl_can_do_without_never_sink_a_booking() {
     assert_eq!(by_id("6000002").status, "new");
     let zero = by_id("6000003");
     assert_eq!((zero.nights, zero.block_kind.as_deref()), (0, None));
+    let kept = by_id("6000004");
+    assert_eq!(
+        (
+            kept.status.as_str(),
+            kept.nights,
+            kept.block_kind.as_deref()
+        ),
+        ("modified", 2, Some("booking")),
+        "the update applied, but not a stay of no nights over a booked one"
+    );
     let adjustments: Vec<String> = sqlx::query_scalar(
         "SELECT adjustments FROM webhook_log WHERE adjustments IS NOT NULL ORDER BY object_id",
     )
@@ -707,32 +744,86 @@ async fn a_disabled_account_has_its_webhooks_parked_until_it_is_enabled() {
     store::accounts::set_enabled(&env.pool, &account, false)
         .await
         .unwrap();
+    // One webhook applied before the account was disabled.
+    let applied_before =
+        Reservation::new(7_000_000, 300_101).webhook(ACCOUNT, "reservation.created");
+    let inbound = connector_tests::payloads::inbound(ACCOUNT, &applied_before);
+    booking_ingestor::ingest::apply(&env.pool, &inbound)
+        .await
+        .unwrap();
     let gateway = env.start_gateway().await;
     let ingestor = env.start_ingestor();
 
     let body = Reservation::new(7_000_001, 300_101).webhook(ACCOUNT, "reservation.created");
     let (status, answer) = gateway.post_basic(LOGIN, PASSWORD, &body).await;
     assert_eq!(status, StatusCode::OK, "kept, never refused: {answer}");
+    // Hostaway repeats the one already applied: nothing to wait for.
+    let (status, _) = gateway.post_basic(LOGIN, PASSWORD, &applied_before).await;
+    assert_eq!(status, StatusCode::OK);
     env.count_reaches(
-        "the disabled account's webhook to be parked",
+        "the disabled account's new webhook to be parked",
         "SELECT count(*) FROM parked_webhooks WHERE reason = 'account_disabled' AND due_at IS NULL",
         1,
     )
     .await;
-    assert!(env.bookings().await.is_empty(), "parked, not applied");
+    connector_tests::eventually(
+        "both deliveries consumed",
+        connector_tests::DEADLINE,
+        || async { (env.stream_len(&env.topology.webhooks_stream()).await == 0).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM parked_webhooks").await,
+        1,
+        "the repeat of an applied webhook is not parked"
+    );
+    assert_eq!(env.bookings().await.len(), 1, "parked, not applied");
 
     store::accounts::set_enabled(&env.pool, &account, true)
         .await
         .unwrap();
-    connector_tests::eventually(
+    env.count_reaches(
         "the parked webhook applied once the account is enabled",
-        connector_tests::DEADLINE,
-        || async { env.bookings().await.into_iter().next() },
+        "SELECT count(*) FROM bookings",
+        2,
     )
     .await;
     env.count_reaches("nothing parked", "SELECT count(*) FROM parked_webhooks", 0)
         .await;
     ingestor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_gateway_does_not_wait_for_half_sent_requests() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    captured_logs();
+    let env = TestEnv::new().await;
+    env.add_basic_account(ACCOUNT, LOGIN, PASSWORD).await;
+    let gateway = env
+        .start_gateway_with(|settings| settings.shutdown_timeout = Duration::from_secs(20))
+        .await;
+    // A scanner that stops mid-headers, and an idle keep-alive connection.
+    let mut half_sent = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    half_sent
+        .write_all(b"POST /webhooks/hostaway HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut idle = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let (status, _) = gateway.post_basic(LOGIN, PASSWORD, &reservation()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    assert!(
+        gateway.stop_within(Duration::from_secs(10)).await,
+        "the gateway stops without waiting its 20 s deadline for requests that will never come"
+    );
+    for stream in [&mut half_sent, &mut idle] {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "the connection was closed: {read:?}"
+        );
+    }
 }
 
 trait KeyText {

@@ -252,11 +252,20 @@ async fn a_webhook_that_always_times_out_reaches_the_dlq() {
     .await;
     assert_eq!(kind, "database_timeout");
     assert_eq!(attempts, 3, "counted once the free timeouts were spent");
+    assert_eq!(
+        connector_tests::services::metric_labelled(
+            &ingestor.metrics,
+            "hostaway_ingest_retries_total",
+            ("reason", "database_timeout")
+        ),
+        4.0,
+        "two free retries, then two counted ones; the third counted attempt is the last"
+    );
     let timeouts: i32 = sqlx::query_scalar("SELECT timeouts FROM webhook_log")
         .fetch_one(&env.pool)
         .await
         .unwrap();
-    assert_eq!(timeouts, 5, "two free, then three counted");
+    assert_eq!(timeouts, 0, "a replay gets its free timeouts again");
 
     holder.rollback().await.unwrap();
     let letter = store::dlq::list(&env.pool, false, 10)

@@ -359,6 +359,10 @@ impl Worker {
                 tracing::debug!("a repeat of a parked webhook; it keeps its place");
                 ack(message, AckKind::Ack).await;
             }
+            Ok((Parking::AlreadyApplied, _)) => {
+                tracing::debug!("another copy of the webhook was applied meanwhile");
+                ack(message, AckKind::Ack).await;
+            }
             Ok((Parking::Exhausted { retries }, _)) => {
                 self.dead_letter(message, Some(&identity), error, retries, stream_sequence)
                     .await;

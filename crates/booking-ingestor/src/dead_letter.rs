@@ -83,7 +83,9 @@ impl DeadLetterer {
             stream_sequence: failed.stream_sequence,
         };
         let mut tx = self.pool.begin().await?;
-        store::dlq::insert(&mut tx, &letter).await?;
+        // A webhook dead-lettered again for the same reason (a replay before
+        // the fix) refreshes its open letter: one letter per webhook and problem.
+        store::dlq::insert_or_refresh(&mut tx, &letter).await?;
         if let Some(identity) = identity {
             store::webhook_log::mark_dead_lettered(&mut tx, &identity.meta(), &error).await?;
             store::parked::remove(&mut tx, &identity.webhook_id).await?;

@@ -306,7 +306,14 @@ impl Work {
                     inbound.origin(),
                 )
                 .map_err(invalid)?;
-                mapping::check_version_skew(&mapped.value, inbound.received_at.naive_utc())
+                // A replay is judged against now: it is replayed once the
+                // time has passed.
+                let reference = if inbound.source == pb::Source::DlqReplay {
+                    Utc::now()
+                } else {
+                    inbound.received_at
+                };
+                mapping::check_version_skew(&mapped.value, reference.naive_utc())
                     .map_err(|e| IngestError::permanent("clock_skew", e.to_string()))?;
                 (
                     Work::Reservation(Box::new(mapped.value)),
@@ -378,6 +385,8 @@ pub async fn apply(pool: &PgPool, inbound: &Inbound) -> Result<Applied, IngestEr
     let mut tx = pool.begin().await?;
     let failed_before = match webhook_log::begin(&mut tx, &meta).await? {
         Prior::Processed => {
+            // A copy parked while another was applied waits no more.
+            store::parked::remove(&mut tx, &inbound.webhook_id).await?;
             tx.commit().await?;
             return Ok(Applied::outcome("repeat", None));
         }
@@ -407,8 +416,10 @@ pub async fn apply(pool: &PgPool, inbound: &Inbound) -> Result<Applied, IngestEr
         applied.outcome = "duplicate";
     }
     applied.events = fresh_events;
-    let noted = (!adjustments.is_empty()).then(|| {
-        adjustments
+    applied.adjustments.splice(0..0, adjustments);
+    let noted = (!applied.adjustments.is_empty()).then(|| {
+        applied
+            .adjustments
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
@@ -427,17 +438,30 @@ pub async fn apply(pool: &PgPool, inbound: &Inbound) -> Result<Applied, IngestEr
         store::parked::remove(&mut tx, &inbound.webhook_id).await?;
     }
     tx.commit().await?;
-    applied.adjustments = adjustments;
     Ok(applied)
 }
 
 async fn apply_reservation(
     tx: &mut PgConnection,
-    update: ReservationUpdate,
+    mut update: ReservationUpdate,
     webhook_id: &str,
 ) -> Result<Applied, IngestError> {
     bookings::lock_reservation(tx, &update.account, &update.reservation).await?;
     let current = bookings::find(tx, &update.account, &update.reservation).await?;
+    let mut adjustments = Vec::new();
+    if update.stay.is_some_and(|stay| stay.nights() == 0)
+        && current.as_ref().is_some_and(|c| c.record.stay.nights() > 0)
+    {
+        // A stay of no nights would free the nights a booking holds: the
+        // stored dates are kept (only a status can free them).
+        update.stay = None;
+        adjustments.push(Adjustment {
+            field: "departureDate",
+            action: mapping::AdjustmentAction::Dropped(mapping::Problem::Invalid(
+                "a stay of no nights would free a booked stay; the booking keeps its dates".into(),
+            )),
+        });
+    }
     let reservation = update.reservation.to_string();
     let listing = update.listing.as_ref().map(ToString::to_string);
     let decision = domain::decide(current.as_ref().map(|c| &c.record), update).map_err(|e| {
@@ -538,7 +562,7 @@ async fn apply_reservation(
             bookings::BlockChange::Released => Some("released"),
             bookings::BlockChange::Unchanged => None,
         },
-        adjustments: Vec::new(),
+        adjustments,
     })
 }
 

@@ -21,7 +21,10 @@ pub struct ReleaseSettings {
     /// against the links and accounts (writes through `hostaway-admin` wake
     /// them at once; this catches any other path).
     pub sweep_interval: Duration,
-    /// How long a claimed webhook is left to its releaser.
+    /// How long a released webhook is left to the ingestor before it is
+    /// released again (its message lost, or a backlog slower than this: a
+    /// second release has the same `Nats-Msg-Id` and is deduplicated inside
+    /// JetStream's window, and harmless beyond it).
     pub claim_for: Duration,
     /// Webhooks released per round at most.
     pub batch: i64,
@@ -32,7 +35,7 @@ impl Default for ReleaseSettings {
         Self {
             interval: Duration::from_secs(1),
             sweep_interval: Duration::from_secs(30),
-            claim_for: Duration::from_secs(60),
+            claim_for: Duration::from_secs(600),
             batch: 200,
         }
     }
@@ -59,7 +62,7 @@ pub async fn run(
             match sweep(&pool).await {
                 Ok(0) => {}
                 Ok(woken) => tracing::info!(woken, "parked webhooks whose wait is over"),
-                Err(error) => tracing::debug!(%error, "sweep of parked webhooks skipped"),
+                Err(error) => tracing::warn!(%error, "sweep of parked webhooks failed"),
             }
         }
         loop {
@@ -71,7 +74,7 @@ pub async fn run(
                     }
                 }
                 Err(error) => {
-                    tracing::debug!(%error, "parked webhooks not released this round");
+                    tracing::warn!(%error, "parked webhooks not released this round");
                     break;
                 }
             }
@@ -86,45 +89,52 @@ async fn sweep(pool: &PgPool) -> Result<u64, store::StoreError> {
     Ok(woken)
 }
 
-/// Publishes the webhooks due now; returns how many were published.
+/// Publishes the webhooks due now (32 at a time); returns how many were
+/// published.
 pub async fn release_once(
     pool: &PgPool,
     js: &jetstream::Context,
     settings: &ReleaseSettings,
 ) -> Result<usize, store::StoreError> {
+    use futures::StreamExt;
     let due = store::parked::claim_due(pool, settings.batch, settings.claim_for).await?;
-    let mut published = 0;
-    for release in due {
-        // The gateway's holds are lifted (an account-disabled webhook is
-        // released once the account is enabled); the ingestor judges afresh.
-        let payload = service_kit::inbound::resent(&release.payload, None)
-            .unwrap_or_else(|| release.payload.clone());
-        let message = PublishMessage::build()
-            .payload(payload.into())
-            .message_id(format!(
-                "{}-released-{}",
-                release.webhook_id,
-                uuid::Uuid::now_v7()
-            ));
-        let sent = tokio::time::timeout(PUBLISH_TIMEOUT, async {
-            js.send_publish(release.subject.clone(), message)
-                .await?
-                .await
-                .map_err(async_nats::Error::from)
+    let published = futures::stream::iter(due)
+        .map(|release| async move {
+            // The gateway's holds are lifted (an account-disabled webhook is
+            // released once the account is enabled); the ingestor judges afresh.
+            let payload = service_kit::inbound::resent(&release.payload, None)
+                .unwrap_or_else(|| release.payload.clone());
+            let message = PublishMessage::build()
+                .payload(payload.into())
+                .message_id(format!(
+                    "{}-released-{}",
+                    release.webhook_id, release.release_key
+                ));
+            let sent = tokio::time::timeout(PUBLISH_TIMEOUT, async {
+                js.send_publish(release.subject.clone(), message)
+                    .await?
+                    .await
+                    .map_err(async_nats::Error::from)
+            })
+            .await;
+            match sent {
+                Ok(Ok(_)) => {
+                    tracing::debug!(webhook_id = %release.webhook_id, reason = %release.reason, "parked webhook released");
+                    true
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, webhook_id = %release.webhook_id, "cannot release a parked webhook; it is released again when its claim expires");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!(webhook_id = %release.webhook_id, "release of a parked webhook timed out; it is released again when its claim expires");
+                    false
+                }
+            }
         })
+        .buffer_unordered(32)
+        .filter(|sent| std::future::ready(*sent))
+        .count()
         .await;
-        match sent {
-            Ok(Ok(_)) => {
-                published += 1;
-                tracing::debug!(webhook_id = %release.webhook_id, reason = %release.reason, "parked webhook released");
-            }
-            Ok(Err(error)) => {
-                tracing::warn!(%error, webhook_id = %release.webhook_id, "cannot release a parked webhook; its claim expires and it is released again");
-            }
-            Err(_) => {
-                tracing::warn!(webhook_id = %release.webhook_id, "release of a parked webhook timed out; its claim expires and it is released again");
-            }
-        }
-    }
     Ok(published)
 }

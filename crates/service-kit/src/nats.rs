@@ -209,7 +209,9 @@ pub async fn connect(
         Some(ServerCredentials::Token(token)) => options.token(token),
         None => options,
     };
-    Ok(options.connect(servers.as_str()).await?)
+    // A list, not one string: a comma-separated string is one (invalid)
+    // address to the client.
+    Ok(options.connect(servers.as_slice()).await?)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -220,12 +222,13 @@ enum ServerCredentials {
 
 /// `nats://user:pass@a:4222,nats://user:pass@b:4222` → the URLs without user
 /// info, and the (first) credentials found.
-fn split_credentials(urls: &str) -> (String, Option<ServerCredentials>) {
+fn split_credentials(urls: &str) -> (Vec<String>, Option<ServerCredentials>) {
     let mut credentials = None;
     let servers: Vec<String> = urls
         .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
         .map(|url| {
-            let url = url.trim();
             let (scheme, rest) = url.split_once("://").unwrap_or(("nats", url));
             match rest.rsplit_once('@') {
                 Some((userinfo, host)) => {
@@ -244,7 +247,7 @@ fn split_credentials(urls: &str) -> (String, Option<ServerCredentials>) {
             }
         })
         .collect();
-    (servers.join(","), credentials)
+    (servers, credentials)
 }
 
 pub fn is_connected(client: &Client) -> bool {
@@ -399,7 +402,7 @@ mod tests {
         assert_eq!(
             split_credentials("nats://app:s3cret@a:4222, nats://app:s3cret@b:4222"),
             (
-                "nats://a:4222,nats://b:4222".to_owned(),
+                vec!["nats://a:4222".to_owned(), "nats://b:4222".to_owned()],
                 Some(ServerCredentials::UserPassword(
                     "app".into(),
                     "s3cret".into()
@@ -409,13 +412,18 @@ mod tests {
         assert_eq!(
             split_credentials("tls://tok@x:4222"),
             (
-                "tls://x:4222".to_owned(),
+                vec!["tls://x:4222".to_owned()],
                 Some(ServerCredentials::Token("tok".into()))
             )
         );
         assert_eq!(
             split_credentials("127.0.0.1:4222"),
-            ("nats://127.0.0.1:4222".to_owned(), None)
+            (vec!["nats://127.0.0.1:4222".to_owned()], None)
+        );
+        assert_eq!(
+            split_credentials("nats://a:4222, nats://b:4223,nats://c:4224,").0,
+            vec!["nats://a:4222", "nats://b:4223", "nats://c:4224"],
+            "a list of servers, as NATS clients take it"
         );
     }
 

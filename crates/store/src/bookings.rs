@@ -30,11 +30,20 @@ pub async fn lock_reservation(
     account: &AccountId,
     reservation: &ReservationId,
 ) -> Result<(), StoreError> {
+    lock_reservation_key(conn, account.as_str(), reservation.as_str()).await
+}
+
+/// The same lock as [`lock_reservation`], by the ids as text.
+pub async fn lock_reservation_key(
+    conn: &mut PgConnection,
+    account: &str,
+    reservation: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
         "SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1 || '/' || $2, 0))",
     )
-    .bind(account.as_str())
-    .bind(reservation.as_str())
+    .bind(account)
+    .bind(reservation)
     .execute(conn)
     .await?;
     Ok(())

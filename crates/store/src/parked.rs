@@ -73,6 +73,8 @@ pub enum Parking {
     },
     /// A repeat delivery of a webhook already parked: its release time stands.
     AlreadyParked,
+    /// Another copy of the webhook was applied meanwhile: nothing to park.
+    AlreadyApplied,
     /// Every retry of `schedule` was spent: dead-letter it (the row is gone).
     Exhausted { retries: i32 },
 }
@@ -85,6 +87,18 @@ pub async fn park(
     webhook: &NewParked<'_>,
     schedule: &[Duration],
 ) -> Result<Parking, StoreError> {
+    // Another copy of the same webhook may have been applied meanwhile (a
+    // repeat, a poll of the same content): nothing is left to wait for.
+    let processed: Option<bool> = sqlx::query_scalar(
+        "SELECT status = 'processed' FROM webhook_log WHERE webhook_id = $1 FOR UPDATE",
+    )
+    .bind(webhook.webhook_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if processed == Some(true) {
+        remove(conn, webhook.webhook_id).await?;
+        return Ok(Parking::AlreadyApplied);
+    }
     let prior = sqlx::query(
         "SELECT retries, claimed_until IS NOT NULL AS released FROM parked_webhooks
          WHERE webhook_id = $1 FOR UPDATE",
@@ -98,7 +112,7 @@ pub async fn park(
         // Hostaway repeated it while it waited: nothing to count or move.
         Some(_) => return Ok(Parking::AlreadyParked),
     };
-    let due_in = match webhook.reason {
+    let mut due_in = match webhook.reason {
         ParkReason::AccountDisabled => None,
         _ => match schedule.get(usize::try_from(retries).unwrap_or(usize::MAX)) {
             Some(delay) => Some(*delay),
@@ -108,6 +122,24 @@ pub async fn park(
             }
         },
     };
+    if webhook.reason == ParkReason::IncompletePayload
+        && let Some(reservation) = webhook.reservation_id
+    {
+        // The booking may have been created between this webhook's rolled
+        // back attempt and now; its creation woke the parked rows it saw,
+        // not this one. Serialised with it by the reservation's lock.
+        crate::bookings::lock_reservation_key(conn, webhook.account, reservation).await?;
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM bookings WHERE hostaway_account_id = $1 AND external_id = $2)",
+        )
+        .bind(webhook.account)
+        .bind(reservation)
+        .fetch_one(&mut *conn)
+        .await?;
+        if exists {
+            due_in = Some(Duration::ZERO);
+        }
+    }
     sqlx::query(
         "INSERT INTO parked_webhooks (webhook_id, hostaway_account_id, reason, reservation_id,
              listing_id, event, subject, payload, retries, due_at, last_error)
@@ -149,11 +181,16 @@ pub struct Release {
     pub reason: String,
     pub subject: String,
     pub payload: Vec<u8>,
+    /// Identifies this release: its `Nats-Msg-Id` is made of it, so a
+    /// release published twice (a claim that expired) is deduplicated.
+    pub release_key: String,
 }
 
-/// Claims up to `limit` parked webhooks that are due, for `claim_for`: the
-/// caller publishes them; one it fails to publish is claimed again after.
-/// Replicas claiming at once take disjoint rows.
+/// Claims up to `limit` parked webhooks that are due, oldest first, for
+/// `claim_for`: the caller publishes them; the claim lasts until the webhook
+/// is parked again or applied, or the claim expires (a publish that failed, or
+/// a message lost), when it is published again. Replicas claiming at once
+/// take disjoint rows.
 pub async fn claim_due(
     pool: &PgPool,
     limit: i64,
@@ -164,8 +201,9 @@ pub async fn claim_due(
          WHERE webhook_id IN (
              SELECT webhook_id FROM parked_webhooks
              WHERE due_at <= now() AND (claimed_until IS NULL OR claimed_until < now())
-             ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING webhook_id, reason, subject, payload",
+             ORDER BY due_at, parked_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING webhook_id, reason, subject, payload,
+                   retries || '-' || floor(extract(epoch FROM parked_at) * 1000)::bigint AS release_key",
     )
     .bind(limit)
     .bind(claim_for)
@@ -178,6 +216,7 @@ pub async fn claim_due(
                 reason: row.try_get("reason")?,
                 subject: row.try_get("subject")?,
                 payload: row.try_get("payload")?,
+                release_key: row.try_get("release_key")?,
             })
         })
         .collect()
@@ -226,13 +265,15 @@ pub async fn wake_ready(
                AND l.hostaway_listing_id = q.data->>'listingId'
                AND ($1::text IS NULL OR l.hostaway_account_id = $1)
                AND ($2::text IS NULL OR l.hostaway_listing_id = $2)
-             RETURNING q.job_id, q.data, q.payload)
+             RETURNING q.job_id, q.data, q.payload, q.failed_at)
          INSERT INTO parked_webhooks (webhook_id, hostaway_account_id, reason, reservation_id,
              listing_id, event, subject, payload, due_at, last_error)
-         SELECT job_id, data->>'accountId', 'listing_not_linked', data->>'objectId',
+         SELECT DISTINCT ON (job_id)
+                job_id, data->>'accountId', 'listing_not_linked', data->>'objectId',
                 data->>'listingId', coalesce(data->>'event', 'reservation.updated'),
                 data->>'subject', payload, now(), 'requeued from the dead-letter queue'
          FROM moved
+         ORDER BY job_id, failed_at DESC
          ON CONFLICT (webhook_id) DO UPDATE SET due_at = now(), claimed_until = NULL",
     )
     .bind(account)

@@ -195,6 +195,7 @@ pub async fn mark_dead_lettered(
                                       status, error)
              VALUES ($1, $2, $3, $4, $5, $6, 'dead_lettered', $7)
              ON CONFLICT (webhook_id) DO UPDATE SET status = 'dead_lettered', error = EXCLUDED.error,
+                 timeouts = 0,
                  object_id = COALESCE(webhook_log.object_id, EXCLUDED.object_id), updated_at = now()",
         ),
         meta,

@@ -927,8 +927,10 @@ impl JobRunner {
         Ok(Report { ranges: 0 })
     }
 
-    /// Fetches each reservation the ingestor asked for and feeds it. One
-    /// Hostaway no longer has is dropped from the requests.
+    /// Fetches each reservation the ingestor asked for and feeds it. A
+    /// request Hostaway refuses for good (not found, forbidden, invalid) is
+    /// dropped, and said; a transient failure leaves the rest for the next
+    /// run, and polling goes on (one bad request must not stop it).
     async fn fetch_requested(
         &self,
         account: &AccountId,
@@ -950,14 +952,12 @@ impl JobRunner {
                     self.metrics.reservations_fetched.inc();
                     tracing::info!(reservation_id = %id, "incomplete reservation fetched from the API");
                 }
-                Err(error) if error.kind == ErrorKind::NotFound => {
-                    tracing::warn!(reservation_id = %id, "Hostaway does not have the reservation an incomplete webhook named");
+                Err(error) if error.kind == ErrorKind::CircuitOpen || error.retryable => {
+                    tracing::warn!(reservation_id = %id, %error, "reservation not fetched now; the next poll tries again");
+                    return Ok(());
                 }
                 Err(error) => {
-                    return Err(JobError::api(
-                        error,
-                        json!({"reading": "reservation", "reservationId": id}),
-                    ));
+                    tracing::warn!(reservation_id = %id, %error, "Hostaway refuses the reservation an incomplete webhook named; the request is dropped (the webhook waits for its reservation's next webhook or poll)");
                 }
             }
             store::sync_jobs::fetch_done(&self.pool, account, &id).await?;

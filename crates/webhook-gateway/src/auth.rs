@@ -1,9 +1,11 @@
 //! Authentication of a webhook request, in constant time.
 //!
-//! A request starts [`Unverified`]; only [`authenticate`] turns it into a
-//! [`Verified`] one, and only a `Verified` request is parsed and published.
-//! Unknown accounts, disabled accounts and wrong credentials are
-//! indistinguishable to the caller (the same 401, the same amount of work).
+//! A sender starts unknown; only [`verify_basic`] (from the headers alone) or
+//! [`authenticate`] (HMAC, over the body) turns it into a [`Verified`] one,
+//! and only a `Verified` sender's body is read in full, parsed and published.
+//! Unknown accounts and wrong credentials are indistinguishable to the caller
+//! (the same 401, the same amount of work). A disabled account still
+//! authenticates: its webhooks are kept, parked until it is enabled.
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;

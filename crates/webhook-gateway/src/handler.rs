@@ -213,14 +213,16 @@ fn refused(state: &AppState, rejection: &Rejection) {
         .rejected
         .with_label_values(&[rejection.metric_reason()])
         .inc();
+    if let Rejection::Unavailable(error) = rejection {
+        // Never left out: this is the connector failing, not a sender.
+        tracing::error!(%error, "webhook not made durable; answered 503 so Hostaway retries");
+        return;
+    }
     let Some(suppressed) = state.refusal_log.allow() else {
         state.metrics.unauthorized_logs_suppressed.inc();
         return;
     };
     match rejection {
-        Rejection::Unavailable(error) => {
-            tracing::error!(%error, suppressed, "webhook not made durable; answered 503 so Hostaway retries");
-        }
         Rejection::Unauthorized(failure, claimed) => {
             tracing::warn!(
                 reason = %failure,

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -52,6 +52,37 @@ impl Default for ConnectionLimits {
     }
 }
 
+impl ConnectionLimits {
+    /// The connection cap this process can hold: each connection is a file
+    /// descriptor, and past the process's limit the gateway could not accept
+    /// at all (eviction would never engage). Leaves room for NATS,
+    /// PostgreSQL, the ops port and the rest.
+    pub fn fitted_to_open_file_limit(mut self) -> Self {
+        const HEADROOM: u64 = 256;
+        if let Some(limit) = open_file_limit() {
+            let fits =
+                usize::try_from(limit.saturating_sub(HEADROOM).max(64)).unwrap_or(usize::MAX);
+            if self.max_connections > fits {
+                tracing::warn!(
+                    configured = self.max_connections,
+                    open_file_limit = limit,
+                    max_connections = fits,
+                    "GATEWAY_MAX_CONNECTIONS exceeds what the open file limit allows; lowered (raise `ulimit -n`)"
+                );
+                self.max_connections = fits;
+            }
+        }
+        self
+    }
+}
+
+/// The soft limit of open files of this process (Linux `/proc`), if known.
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Milliseconds on the listener's clock; 0 means "not set".
 #[derive(Debug, Clone, Copy)]
 struct Clock(Instant);
@@ -69,6 +100,9 @@ impl Clock {
 struct ConnState {
     /// Requests being handled (the service was called, no response yet).
     in_request: AtomicU32,
+    /// The HTTP layer is done; the socket is being drained before it closes
+    /// (its own deadline): the first to go when room is needed.
+    lingering: AtomicBool,
     /// When the first byte of the next request arrived (0: none yet).
     request_started: AtomicU64,
     /// When the connection was accepted or last finished a response.
@@ -80,6 +114,9 @@ impl ConnState {
     fn idle_for(&self, now: u64) -> Option<(u64, bool)> {
         if self.in_request.load(Ordering::Acquire) > 0 {
             return None;
+        }
+        if self.lingering.load(Ordering::Acquire) {
+            return Some((u64::MAX, false));
         }
         let started = self.request_started.load(Ordering::Acquire);
         if started != 0 {
@@ -108,6 +145,7 @@ impl Registry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let state = Arc::new(ConnState {
             in_request: AtomicU32::new(0),
+            lingering: AtomicBool::new(false),
             request_started: AtomicU64::new(0),
             idle_since: AtomicU64::new(self.clock.now()),
             close: CancellationToken::new(),
@@ -147,7 +185,7 @@ impl Registry {
         let idle = u64::try_from(limits.idle_timeout.as_millis()).unwrap_or(u64::MAX);
         let (mut headers, mut idles) = (0, 0);
         for state in self.lock().values() {
-            if state.close.is_cancelled() {
+            if state.close.is_cancelled() || state.lingering.load(Ordering::Acquire) {
                 continue;
             }
             match state.idle_for(now) {
@@ -167,6 +205,16 @@ impl Registry {
 
     fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Shutting down: closes every connection without a request in
+    /// progress (idle, half-sent headers, lingering).
+    fn close_idle(&self) {
+        for state in self.lock().values() {
+            if state.in_request.load(Ordering::Acquire) == 0 {
+                state.close.cancel();
+            }
+        }
     }
 }
 
@@ -267,21 +315,26 @@ enum Step {
 }
 
 /// Closes a connection the HTTP layer is done with, politely: end the
-/// writes, then drain what the client is still sending for a bounded time.
-async fn linger(mut stream: TcpStream) {
+/// writes, then drain what the client is still sending for a bounded time
+/// (less if room is needed, or the gateway stops).
+async fn linger(mut stream: TcpStream, state: &ConnState) {
     use tokio::io::AsyncReadExt;
+    state.lingering.store(true, Ordering::Release);
     let _ = stream.shutdown().await;
     let mut buf = [0u8; 8192];
     let mut left = LINGER_BYTES;
-    let _ = tokio::time::timeout(LINGER_TIME, async {
+    let drain = tokio::time::timeout(LINGER_TIME, async {
         while left > 0 {
             match stream.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => left = left.saturating_sub(n),
             }
         }
-    })
-    .await;
+    });
+    tokio::select! {
+        _ = drain => {}
+        () = state.close.cancelled() => {}
+    }
 }
 
 /// Serves `router` on `listener` until `stop`; then closes idle connections,
@@ -300,11 +353,14 @@ pub async fn serve(
         open: Mutex::new(HashMap::new()),
     });
     let connections = TaskTracker::new();
-    connections.spawn(reaper(
+    // The reaper outlives `stop`: connections keep their timeouts while the
+    // gateway drains.
+    let reaper_stop = CancellationToken::new();
+    let reaping = tokio::spawn(reaper(
         Arc::clone(&registry),
         limits.clone(),
         metrics.clone(),
-        stop.clone(),
+        reaper_stop.clone(),
     ));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -313,6 +369,7 @@ pub async fn serve(
         .header_read_timeout(None)
         .keep_alive(true)
         .max_buf_size(limits.max_header_bytes.max(8192));
+    let limits = limits.fitted_to_open_file_limit();
     let max_connections = limits.max_connections.max(1);
     loop {
         let accepted = tokio::select! {
@@ -389,16 +446,27 @@ pub async fn serve(
                 }
             };
             match ended {
-                Ok(()) => linger(connection.into_parts().io.into_inner().inner).await,
-                Err(Some(error)) => tracing::debug!(%error, "connection ended with an error"),
                 Err(None) => {}
+                Ok(()) | Err(Some(_)) => {
+                    if let Err(Some(error)) = &ended {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                    // hyper may have answered (a 400, a 431) before the error.
+                    linger(connection.into_parts().io.into_inner().inner, &state).await;
+                }
             }
             registry.remove(id);
             metrics.connections_open.set(registry.len() as i64);
         });
     }
+    // Stop accepting at once; close what has no request in progress; let
+    // the requests in progress finish.
+    drop(listener);
+    registry.close_idle();
     connections.close();
     connections.wait().await;
+    reaper_stop.cancel();
+    let _ = reaping.await;
 }
 
 async fn reaper(
@@ -457,6 +525,24 @@ mod tests {
         assert!(young.close.is_cancelled());
         assert!(!registry.evict_one(), "only a request in progress is left");
         assert!(!busy.close.is_cancelled());
+    }
+
+    #[test]
+    fn the_cap_fits_under_the_open_file_limit() {
+        let limits = ConnectionLimits {
+            max_connections: usize::MAX,
+            ..ConnectionLimits::default()
+        }
+        .fitted_to_open_file_limit();
+        if let Some(limit) = open_file_limit() {
+            assert!((limits.max_connections as u64) < limit);
+        }
+        let small = ConnectionLimits {
+            max_connections: 10,
+            ..ConnectionLimits::default()
+        }
+        .fitted_to_open_file_limit();
+        assert_eq!(small.max_connections, 10, "a cap that fits is kept");
     }
 
     #[test]

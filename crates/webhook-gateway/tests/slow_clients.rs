@@ -230,7 +230,8 @@ async fn slow_and_idle_clients_cannot_keep_a_valid_webhook_out() {
 
     // The attack. Idle connections: half say nothing, half stop mid-headers.
     let connected = Arc::new(AtomicUsize::new(0));
-    let mut idle: Vec<TcpStream> = Vec::with_capacity(IDLE);
+    // Each with whether it stopped mid-headers.
+    let mut idle: Vec<(TcpStream, bool)> = Vec::with_capacity(IDLE);
     for chunk in 0..IDLE / 250 {
         let batch: Vec<_> = (0..250)
             .map(|i| {
@@ -238,13 +239,14 @@ async fn slow_and_idle_clients_cannot_keep_a_valid_webhook_out() {
                 let connected = Arc::clone(&connected);
                 tokio::spawn(async move {
                     let mut stream = TcpStream::connect(&addr).await.ok()?;
-                    if (chunk * 250 + i) % 2 == 1 {
+                    let half_sent = (chunk * 250 + i) % 2 == 1;
+                    if half_sent {
                         let _ = stream
                             .write_all(b"POST /webhooks/hostaway HTTP/1.1\r\nHost: x\r\n")
                             .await;
                     }
                     connected.fetch_add(1, Ordering::Relaxed);
-                    Some(stream)
+                    Some((stream, half_sent))
                 })
             })
             .collect();
@@ -367,7 +369,11 @@ async fn slow_and_idle_clients_cannot_keep_a_valid_webhook_out() {
     // Connections stopped mid-headers were closed by the gateway (timed out,
     // or evicted to make room).
     let mut half_sent_open = 0;
-    for (i, stream) in idle.iter_mut().enumerate().filter(|(i, _)| i % 2 == 1) {
+    for (i, (stream, _)) in idle
+        .iter_mut()
+        .enumerate()
+        .filter(|(_, (_, half_sent))| *half_sent)
+    {
         use tokio::io::AsyncReadExt;
         let mut buf = [0u8; 256];
         let closed = tokio::time::timeout(Duration::from_secs(10), async {
