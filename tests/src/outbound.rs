@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use domain::{AccountId, UnitId};
 use events::Message as _;
 use events::pb;
-use hostaway_client::{ClientConfig, ClientMetrics, HostawayClient, RateLimit};
+use hostaway_client::{ClientConfig, ClientMetrics, RateLimit};
 use hostaway_sim::{Sim, SimConfig};
 use secrecy::SecretString;
 use serde_json::json;
@@ -119,6 +119,7 @@ impl OutboundWorld {
         config.retry.max_attempts = 3;
         config.retry.base = Duration::from_millis(50);
         config.retry.cap = Duration::from_millis(300);
+        config.max_account_wait = Duration::from_secs(2);
         config
     }
 
@@ -157,10 +158,12 @@ impl OutboundWorld {
                 },
             )
             .expect("dispatcher pool");
-            let client = HostawayClient::new(
+            let client = sync_dispatcher::shared_api::shared_client(
                 client_config,
                 sync_dispatcher::credentials::from_database(pool.clone(), Arc::clone(&cipher)),
                 client_metrics,
+                pool.clone(),
+                Arc::clone(&cipher),
             )
             .expect("client");
             let dispatcher = SyncDispatcher::new(

@@ -56,6 +56,13 @@ pub struct ClientConfig {
     pub token_activation_delay: Duration,
     /// Source address of requests: the egress IP this client's limits are for.
     pub local_address: Option<IpAddr>,
+    /// Who shares the egress budget: replicas behind one egress IP share one
+    /// id (the default: all of them), a replica with its own IP has its own.
+    pub egress_id: String,
+    /// A request whose account budget is spent for longer than this is not
+    /// waited for: it fails `throttled` (nothing sent), so that a worker can
+    /// serve another account meanwhile.
+    pub max_account_wait: Duration,
 }
 
 impl Default for ClientConfig {
@@ -69,6 +76,8 @@ impl Default for ClientConfig {
             breaker: BreakerConfig::default(),
             token_activation_delay: Duration::from_secs(1),
             local_address: None,
+            egress_id: "default".into(),
+            max_account_wait: Duration::from_secs(3600),
         }
     }
 }
@@ -139,6 +148,24 @@ pub struct HostawayApiArgs {
         default_value_t = 1000
     )]
     pub retry_delay_ms: u64,
+    /// The egress identity of this replica: replicas that reach Hostaway from
+    /// one IP must share it (they share that IP's 15 requests per 10 s); give
+    /// each replica with an IP of its own its own id.
+    #[arg(
+        id = "hostaway-egress-id",
+        long = "hostaway-egress-id",
+        env = "HOSTAWAY_EGRESS_ID",
+        default_value = "default"
+    )]
+    pub egress_id: String,
+    /// The local address requests are sent from (one of this host's IPs):
+    /// how a replica gets an egress IP of its own.
+    #[arg(
+        id = "hostaway-local-address",
+        long = "hostaway-local-address",
+        env = "HOSTAWAY_LOCAL_ADDRESS"
+    )]
+    pub local_address: Option<IpAddr>,
     #[arg(
         id = "hostaway-circuit-breaker-enabled",
         long = "hostaway-circuit-breaker-enabled",
@@ -183,6 +210,8 @@ impl HostawayApiArgs {
                 reset_timeout: Duration::from_millis(self.breaker_reset_ms),
                 ..BreakerConfig::default()
             },
+            local_address: self.local_address,
+            egress_id: self.egress_id.trim().to_owned(),
             ..ClientConfig::default()
         }
     }

@@ -11,7 +11,8 @@
 //! | `conflict` | 409 | no |
 //! | `business_rule_error` | a 403 not about the token (a locked reservation) | no |
 //! | `mapping_error` | a response the connector cannot read | no |
-//! | `circuit_open` | the account's circuit is open: nothing was sent | no |
+//! | `circuit_open` | the account's circuit is open (in any replica): nothing was sent | no |
+//! | `throttled` | the account's budget is spent for longer than `max_account_wait`, or the shared budget cannot be read: nothing was sent | no (the caller defers) |
 
 use std::fmt;
 use std::time::Duration;
@@ -30,6 +31,10 @@ pub enum ErrorKind {
     Mapping,
     BusinessRule,
     CircuitOpen,
+    /// Nothing was sent: the account's request budget is spent for longer
+    /// than the caller should wait, or the shared budget cannot be read.
+    /// Try again after `retry_after`; not a failure of the request.
+    Throttled,
 }
 
 impl ErrorKind {
@@ -46,6 +51,7 @@ impl ErrorKind {
             ErrorKind::Mapping => "mapping_error",
             ErrorKind::BusinessRule => "business_rule_error",
             ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::Throttled => "throttled",
         }
     }
 }

@@ -15,6 +15,7 @@
 //! paused clock.
 
 pub mod breaker;
+pub mod budget;
 pub mod config;
 pub mod credentials;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod ops;
 pub mod token;
 mod transport;
 
+pub use budget::{Admission, Budget, LocalBudget};
 pub use config::{ClientConfig, HostawayApiArgs, RateLimit};
 pub use credentials::{CredentialFn, CredentialSource, StaticCredentials};
 pub use error::{ErrorKind, HostawayError};
@@ -32,7 +34,8 @@ pub use ops::{
     AvailabilityUpdate, ListingsQuery, Page, PricingUpdate, ReservationsQuery,
     compress_availability, compress_pricing,
 };
-pub use transport::HostawayClient;
+pub use token::{SharedToken, TokenLock, TokenStore};
+pub use transport::{HostawayClient, Shared};
 
 /// Most ranges `PUT …/calendarIntervals` takes in one call.
 pub const MAX_CALENDAR_INTERVALS: usize = 200;

@@ -75,8 +75,8 @@ pub fn quota(limit: &RateLimit) -> Quota {
 /// The two limits every request passes: its account's and this egress IP's.
 #[derive(Debug)]
 pub struct Limits {
-    ip: Direct,
-    accounts: Keyed,
+    pub(crate) ip: Direct,
+    pub(crate) accounts: Keyed,
 }
 
 impl Limits {
@@ -91,6 +91,7 @@ impl Limits {
 
     /// Waits until both the account and the IP may send one more request, and
     /// takes that permission. Returns what is left of each burst.
+    #[cfg(test)]
     pub async fn acquire(&self, account: &AccountId) -> (u32, u32) {
         let account_left = loop {
             match self.accounts.check_key(account) {
@@ -112,6 +113,7 @@ impl Limits {
     }
 
     /// Drops the state of accounts idle long enough to be back at full burst.
+    #[cfg(test)]
     pub fn forget_idle(&self) {
         self.accounts.retain_recent();
     }

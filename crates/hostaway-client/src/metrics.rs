@@ -26,6 +26,9 @@ pub struct ClientMetrics {
     pub token_drops: IntCounterVec,
     /// Requests refused because the account's circuit was open.
     pub short_circuited: IntCounter,
+    /// Requests not sent because the account's budget was spent for longer
+    /// than the caller waits (the job is deferred, its worker freed).
+    pub throttled: IntCounter,
 }
 
 const BUCKETS: &[f64] = &[
@@ -79,6 +82,10 @@ impl ClientMetrics {
                 ),
                 &["reason"],
             )?,
+            throttled: IntCounter::new(
+                "hostaway_api_throttled_total",
+                "Requests not sent because the account's request budget was spent (deferred)",
+            )?,
             short_circuited: IntCounter::new(
                 "hostaway_api_short_circuited_total",
                 "Requests refused without sending because the account's circuit was open",
@@ -92,6 +99,7 @@ impl ClientMetrics {
         registry.register(Box::new(metrics.token_fetches.clone()))?;
         registry.register(Box::new(metrics.token_drops.clone()))?;
         registry.register(Box::new(metrics.short_circuited.clone()))?;
+        registry.register(Box::new(metrics.throttled.clone()))?;
         for state in [
             CircuitState::Closed,
             CircuitState::Open,

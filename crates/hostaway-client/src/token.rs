@@ -1,8 +1,12 @@
 //! Access tokens: one per account, fetched with client credentials, cached
 //! until shortly before they expire, not used before Hostaway activates them.
 
+use std::fmt::Debug;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use domain::AccountId;
+use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
@@ -74,4 +78,97 @@ impl CachedToken {
     pub fn same_as(&self, other: &SecretString) -> bool {
         self.secret.expose_secret() == other.expose_secret()
     }
+
+    /// This token for the shared store, its instants as wall-clock times.
+    pub fn to_shared(&self) -> SharedToken {
+        let now = Instant::now();
+        let wall = Utc::now();
+        let at = |instant: Instant| {
+            wall + chrono::Duration::from_std(instant.saturating_duration_since(now))
+                .unwrap_or_default()
+        };
+        SharedToken {
+            secret: self.secret.clone(),
+            usable_from: at(self.usable_from),
+            refresh_at: at(self.refresh_at),
+            key_fingerprint: self.key_fingerprint,
+        }
+    }
+}
+
+/// An access token as replicas share it: wall-clock times (each replica has
+/// its own monotonic clock), and the fingerprint of the key it was minted with.
+#[derive(Clone)]
+pub struct SharedToken {
+    pub secret: SecretString,
+    pub usable_from: DateTime<Utc>,
+    pub refresh_at: DateTime<Utc>,
+    pub key_fingerprint: Option<[u8; 32]>,
+}
+
+impl Debug for SharedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedToken")
+            .field("secret", &"[REDACTED]")
+            .field("usable_from", &self.usable_from)
+            .field("refresh_at", &self.refresh_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedToken {
+    pub fn is_fresh(&self) -> bool {
+        Utc::now() < self.refresh_at
+    }
+
+    /// As this process caches it (on tokio's clock).
+    pub fn to_cached(&self) -> CachedToken {
+        let now = Instant::now();
+        let wall = Utc::now();
+        let at = |time: DateTime<Utc>| now + (time - wall).to_std().unwrap_or_default();
+        CachedToken {
+            secret: self.secret.clone(),
+            usable_from: at(self.usable_from),
+            refresh_at: at(self.refresh_at),
+            key_fingerprint: self.key_fingerprint,
+        }
+    }
+
+    /// SHA-256 of the token itself, to name it without showing it.
+    pub fn token_fingerprint(secret: &SecretString) -> [u8; 32] {
+        fingerprint(secret)
+    }
+}
+
+/// Where replicas share one token per account, so that they do not each
+/// mint their own (token requests count against Hostaway's limits, and
+/// Hostaway asks for tokens to be reused).
+pub trait TokenStore: Send + Sync + Debug {
+    fn load<'a>(
+        &'a self,
+        account: &'a AccountId,
+    ) -> BoxFuture<'a, Result<Option<SharedToken>, String>>;
+
+    /// Takes the account's refresh lock, held until the lock is saved or
+    /// dropped: of many replicas, one mints while the others wait, then read
+    /// what it minted.
+    fn lock<'a>(
+        &'a self,
+        account: &'a AccountId,
+    ) -> BoxFuture<'a, Result<Box<dyn TokenLock + 'a>, String>>;
+
+    /// Forgets the stored token if it is `token` (Hostaway refused it).
+    fn forget<'a>(
+        &'a self,
+        account: &'a AccountId,
+        token: &'a SecretString,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// The refresh lock of one account.
+pub trait TokenLock: Send {
+    /// The stored token, as the lock's holder sees it.
+    fn load(&mut self) -> BoxFuture<'_, Result<Option<SharedToken>, String>>;
+    /// Stores a freshly minted token and lets the lock go.
+    fn save(self: Box<Self>, token: SharedToken) -> BoxFuture<'static, Result<(), String>>;
 }

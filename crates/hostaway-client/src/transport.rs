@@ -13,12 +13,12 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::breaker::{CircuitBreaker, Transition};
+use crate::budget::{Admission, Budget, LocalBudget};
 use crate::config::ClientConfig;
 use crate::credentials::CredentialSource;
 use crate::error::{ErrorContext, ErrorKind, HostawayError, Verdict, classify};
-use crate::limits::Limits;
 use crate::metrics::ClientMetrics;
-use crate::token::CachedToken;
+use crate::token::{CachedToken, TokenStore};
 
 /// What one operation asks of the API.
 #[derive(Debug, Clone)]
@@ -65,7 +65,8 @@ struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
     credentials: Arc<dyn CredentialSource>,
-    limits: Limits,
+    budget: Arc<dyn Budget>,
+    tokens: Option<Arc<dyn TokenStore>>,
     accounts: Mutex<HashMap<AccountId, Arc<AccountState>>>,
     metrics: ClientMetrics,
 }
@@ -86,12 +87,36 @@ enum Sent {
     NetworkError(String),
 }
 
+/// What several replicas share: the request budget, the account's circuit
+/// and its token. One process alone keeps them in memory.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub budget: Arc<dyn Budget>,
+    pub tokens: Option<Arc<dyn TokenStore>>,
+}
+
 impl HostawayClient {
-    /// Needs a TLS provider installed in the process (`rustls`'s ring) for https.
+    /// A client that keeps its budget and tokens in this process. Needs a TLS
+    /// provider installed in the process (`rustls`'s ring) for https.
     pub fn new(
         config: ClientConfig,
         credentials: Arc<dyn CredentialSource>,
         metrics: ClientMetrics,
+    ) -> Result<Self, reqwest::Error> {
+        let shared = Shared {
+            budget: Arc::new(LocalBudget::new(&config.account_limit, &config.ip_limit)),
+            tokens: None,
+        };
+        Self::with_shared(config, credentials, metrics, shared)
+    }
+
+    /// A client whose budget, circuits and tokens are shared with other
+    /// replicas through `shared`.
+    pub fn with_shared(
+        config: ClientConfig,
+        credentials: Arc<dyn CredentialSource>,
+        metrics: ClientMetrics,
+        shared: Shared,
     ) -> Result<Self, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!(
@@ -110,7 +135,8 @@ impl HostawayClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 http: builder.build()?,
-                limits: Limits::new(&config.account_limit, &config.ip_limit),
+                budget: shared.budget,
+                tokens: shared.tokens,
                 config,
                 credentials,
                 accounts: Mutex::new(HashMap::new()),
@@ -194,14 +220,24 @@ impl HostawayClient {
         self.account(account).breaker.state()
     }
 
-    fn note(&self, account: &AccountId, transition: Option<Transition>) {
+    async fn note(&self, account: &AccountId, transition: Option<Transition>) {
         if let Some(transition) = transition {
             self.inner.metrics.transition(transition);
             match transition.to {
-                crate::breaker::CircuitState::Open => tracing::warn!(
-                    account_id = %account, from = transition.from.as_str(),
-                    "circuit breaker opened: the account's requests fail fast until it half-opens"
-                ),
+                crate::breaker::CircuitState::Open => {
+                    tracing::warn!(
+                        account_id = %account, from = transition.from.as_str(),
+                        "circuit breaker opened: the account's requests fail fast until it half-opens"
+                    );
+                    self.inner
+                        .budget
+                        .circuit_opened(account, self.inner.config.breaker.reset_timeout)
+                        .await;
+                }
+                crate::breaker::CircuitState::Closed => {
+                    tracing::info!(account_id = %account, "circuit breaker closed");
+                    self.inner.budget.circuit_closed(account).await;
+                }
                 other => {
                     tracing::info!(account_id = %account, state = other.as_str(), "circuit breaker {}", other.as_str())
                 }
@@ -244,7 +280,7 @@ impl HostawayClient {
         loop {
             attempt += 1;
             let (admitted, transition) = state.breaker.admit();
-            self.note(account, transition);
+            self.note(account, transition).await;
             if let Err(remaining) = admitted {
                 self.inner.metrics.short_circuited.inc();
                 let mut error = HostawayError::new(
@@ -267,7 +303,7 @@ impl HostawayClient {
             let error = match outcome {
                 Ok(envelope) => {
                     let transition = state.breaker.record_success();
-                    self.note(account, transition);
+                    self.note(account, transition).await;
                     return Ok(envelope);
                 }
                 Err(Failure::TokenRejected(used)) if !refreshed => {
@@ -276,6 +312,11 @@ impl HostawayClient {
                     refreshed = true;
                     attempt -= 1;
                     self.drop_token(&state, &used, "token_rejected").await;
+                    if let Some(store) = &self.inner.tokens
+                        && let Err(error) = store.forget(account, &used).await
+                    {
+                        tracing::warn!(account_id = %account, %error, "the refused token stays in the shared store");
+                    }
                     tracing::info!(account_id = %account, "access token rejected; fetching a new one");
                     continue;
                 }
@@ -292,6 +333,9 @@ impl HostawayClient {
                         // revoked: the next call mints a token with the key
                         // stored now.
                         self.drop_token(&state, used, "unauthorized").await;
+                        if let Some(store) = &self.inner.tokens {
+                            let _ = store.forget(account, used).await;
+                        }
                         tracing::warn!(account_id = %account, "401 from Hostaway; the account's token is dropped");
                     }
                     error
@@ -299,7 +343,7 @@ impl HostawayClient {
             };
             if error.counts_against_circuit() {
                 let transition = state.breaker.record_failure();
-                self.note(account, transition);
+                self.note(account, transition).await;
             }
             self.record_error(&error);
             if !error.retryable || attempt >= policy.max_attempts {
@@ -331,8 +375,9 @@ impl HostawayClient {
             None => builder,
         };
         let sent = self
-            .send(account, context.method, request.endpoint, builder)
-            .await;
+            .send(account, context.method, request.endpoint, context, builder)
+            .await
+            .map_err(Failure::Error)?;
         match sent {
             Sent::NetworkError(message) => Err(Failure::Error(HostawayError::new(
                 ErrorKind::Network,
@@ -389,24 +434,78 @@ impl HostawayClient {
         }
     }
 
-    /// Takes permission from the limits, sends, and records the metrics.
+    /// Takes permission from the budget, sends, and records the metrics. A
+    /// request the budget holds back longer than `max_account_wait` for its
+    /// account is not sent: `Throttled`, so that the caller can serve another
+    /// account meanwhile; an open circuit (opened by any replica) stops it too.
     async fn send(
         &self,
         account: &AccountId,
         method: &'static str,
         endpoint: &'static str,
+        context: &ErrorContext,
         request: reqwest::RequestBuilder,
-    ) -> Sent {
-        let (account_left, ip_left) = self.inner.limits.acquire(account).await;
+    ) -> Result<Sent, HostawayError> {
         let metrics = &self.inner.metrics;
-        metrics
-            .available_tokens
-            .with_label_values(&["account"])
-            .set(i64::from(account_left));
-        metrics
-            .available_tokens
-            .with_label_values(&["ip"])
-            .set(i64::from(ip_left));
+        loop {
+            match self.inner.budget.take(account).await {
+                Ok(Admission::Granted {
+                    account_left,
+                    egress_left,
+                }) => {
+                    for (scope, left) in [("account", account_left), ("ip", egress_left)] {
+                        if let Some(left) = left {
+                            metrics
+                                .available_tokens
+                                .with_label_values(&[scope])
+                                .set(i64::from(left));
+                        }
+                    }
+                    break;
+                }
+                Ok(Admission::Wait {
+                    account: for_account,
+                    egress,
+                }) => {
+                    if for_account > self.inner.config.max_account_wait {
+                        metrics.throttled.inc();
+                        let mut error = HostawayError::new(
+                            ErrorKind::Throttled,
+                            context.clone(),
+                            format!(
+                                "the account's request budget is spent for {} ms; nothing was sent",
+                                for_account.as_millis()
+                            ),
+                        );
+                        error.retry_after = Some(for_account);
+                        return Err(error);
+                    }
+                    tokio::time::sleep(for_account.max(egress).max(Duration::from_millis(1))).await;
+                }
+                Ok(Admission::CircuitOpen(remaining)) => {
+                    metrics.short_circuited.inc();
+                    let mut error = HostawayError::new(
+                        ErrorKind::CircuitOpen,
+                        context.clone(),
+                        format!(
+                            "circuit open (shared); next trial in {} s",
+                            remaining.as_secs()
+                        ),
+                    );
+                    error.retry_after = Some(remaining);
+                    return Err(error);
+                }
+                Err(reason) => {
+                    let mut error = HostawayError::new(
+                        ErrorKind::Throttled,
+                        context.clone(),
+                        format!("the request budget cannot be read ({reason}); nothing was sent"),
+                    );
+                    error.retry_after = Some(Duration::from_secs(1));
+                    return Err(error);
+                }
+            }
+        }
         let started = Instant::now();
         let result = async {
             let response = request.send().await?;
@@ -437,7 +536,7 @@ impl HostawayClient {
             .with_label_values(&[method, endpoint, &status_label])
             .inc();
         tracing::debug!(method, endpoint, status = %status_label, elapsed_ms = started.elapsed().as_millis() as u64, "Hostaway API request");
-        sent
+        Ok(sent)
     }
 
     /// A token usable now: the cached one, or a new one (one fetch at a time
@@ -453,7 +552,10 @@ impl HostawayClient {
         let token = match slot.as_ref() {
             Some(token) if token.is_fresh(now) => token.clone(),
             _ => {
-                let token = self.fetch_token(account, context).await?;
+                let token = match &self.inner.tokens {
+                    Some(store) => self.shared_token(store.as_ref(), account, context).await?,
+                    None => self.fetch_token(account, context).await?,
+                };
                 *slot = Some(token.clone());
                 token
             }
@@ -461,6 +563,42 @@ impl HostawayClient {
         drop(slot);
         tokio::time::sleep_until(token.usable_from).await;
         Ok(token.secret)
+    }
+
+    /// The account's token from the store the replicas share; minted by one
+    /// replica at a time (the others wait on the store's lock, then read it).
+    async fn shared_token(
+        &self,
+        store: &dyn TokenStore,
+        account: &AccountId,
+        context: &ErrorContext,
+    ) -> Result<CachedToken, HostawayError> {
+        let unavailable = |why: String| {
+            let mut error = HostawayError::new(
+                ErrorKind::Throttled,
+                context.clone(),
+                format!("the shared token store cannot be used ({why}); nothing was sent"),
+            );
+            error.retry_after = Some(Duration::from_secs(1));
+            error
+        };
+        if let Some(stored) = store.load(account).await.map_err(unavailable)?
+            && stored.is_fresh()
+        {
+            return Ok(stored.to_cached());
+        }
+        let mut lock = store.lock(account).await.map_err(unavailable)?;
+        if let Some(stored) = lock.load().await.map_err(unavailable)?
+            && stored.is_fresh()
+        {
+            // Another replica minted it while this one waited.
+            return Ok(stored.to_cached());
+        }
+        let minted = self.fetch_token(account, context).await?;
+        if let Err(error) = lock.save(minted.to_shared()).await {
+            tracing::warn!(account_id = %account, %error, "a new token could not be shared; other replicas mint their own");
+        }
+        Ok(minted)
     }
 
     async fn fetch_token(
@@ -493,7 +631,9 @@ impl HostawayClient {
             .header("Cache-control", "no-cache")
             .form(&form);
         self.inner.metrics.token_fetches.inc();
-        let sent = self.send(account, "POST", "/accessTokens", request).await;
+        let sent = self
+            .send(account, "POST", "/accessTokens", &context, request)
+            .await?;
         // Counted from the answer, not the ask: the request may have waited on
         // the limits, and Hostaway starts the activation second when it issues.
         let issued = Instant::now();

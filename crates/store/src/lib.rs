@@ -5,6 +5,7 @@
 //! when they stand alone (admin commands, the gateway's credential reload).
 
 pub mod accounts;
+pub mod api_shared;
 pub mod bookings;
 pub mod crypto;
 pub mod desired;

@@ -24,6 +24,7 @@ pub mod queue;
 pub mod reconcile;
 pub mod report;
 pub mod server;
+pub mod shared_api;
 pub mod worker;
 
 pub use server::{DispatcherDeps, DispatcherSettings, Roles, SyncDispatcher};

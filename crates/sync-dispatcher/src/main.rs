@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use domain::SyncKind;
-use hostaway_client::{ClientMetrics, HostawayApiArgs, HostawayClient};
+use hostaway_client::{ClientMetrics, HostawayApiArgs};
 use service_kit::config::{CredentialsKeyArgs, DatabaseArgs, LogArgs, NatsArgs, OpsArgs};
 use service_kit::{health::Health, metrics::Metrics};
 use sync_dispatcher::reconcile::Schedule;
@@ -73,6 +73,11 @@ struct Args {
     /// Each run reconciles 1/N of the listings (every listing once per N runs).
     #[arg(long, env = "SYNC_RECONCILE_SLICES", default_value_t = 1)]
     reconcile_slices: u64,
+    /// A job whose account has spent its request budget (across every
+    /// replica) for longer than this is put back, freeing its worker for
+    /// another account.
+    #[arg(long, env = "SYNC_MAX_ACCOUNT_WAIT_MS", default_value_t = 2000)]
+    max_account_wait_ms: u64,
     /// How far back the first reservation poll of an account looks.
     #[arg(long, env = "SYNC_POLL_LOOKBACK_HOURS", default_value_t = 24)]
     poll_lookback_hours: u64,
@@ -157,10 +162,14 @@ async fn main() -> anyhow::Result<()> {
     let pool = args.database.service_pool(connections)?;
     let metrics = Metrics::new();
     let health = Health::new();
-    let client = HostawayClient::new(
-        args.api.config(),
+    let mut client_config = args.api.config();
+    client_config.max_account_wait = Duration::from_millis(args.max_account_wait_ms);
+    let client = sync_dispatcher::shared_api::shared_client(
+        client_config,
         sync_dispatcher::credentials::from_database(pool.clone(), Arc::clone(&cipher)),
         ClientMetrics::register(metrics.registry())?,
+        pool.clone(),
+        Arc::clone(&cipher),
     )?;
     let dispatcher = SyncDispatcher::new(
         settings,

@@ -181,6 +181,15 @@ impl From<sqlx::Error> for JobError {
 
 impl JobError {
     fn api(error: HostawayError, context: Value) -> Self {
+        if error.kind == ErrorKind::Throttled {
+            // The account's budget is spent (by this or another replica):
+            // this worker serves another account meanwhile.
+            let wait = error.retry_after.unwrap_or(Duration::from_secs(1));
+            return JobError::Defer {
+                reason: "throttled",
+                delay: wait + full_jitter(Duration::from_millis(100), Duration::from_secs(2), 3),
+            };
+        }
         if error.kind == ErrorKind::CircuitOpen {
             // Parked until the circuit may let a trial through.
             let wait = error.retry_after.unwrap_or(Duration::from_secs(30));
