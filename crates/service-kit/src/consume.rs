@@ -139,6 +139,15 @@ pub async fn messages(
         .await
 }
 
+/// Shutting down: the messages already pulled and not handled go back at
+/// once (another replica takes them now, not after the ack wait).
+async fn give_back(messages: &mut async_nats::jetstream::consumer::pull::Stream) {
+    use futures::{FutureExt, StreamExt};
+    while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+        ack(&message, AckKind::Nak(None)).await;
+    }
+}
+
 /// Why [`pull_loop`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -206,7 +215,10 @@ where
             }
             let permit = tokio::select! {
                 biased;
-                () = stop.cancelled() => return Stopped::Shutdown,
+                () = stop.cancelled() => {
+                    give_back(&mut messages).await;
+                    return Stopped::Shutdown;
+                }
                 permit = std::sync::Arc::clone(&permits).acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => return Stopped::Shutdown,
@@ -214,7 +226,10 @@ where
             };
             let next = tokio::select! {
                 biased;
-                () = stop.cancelled() => return Stopped::Shutdown,
+                () = stop.cancelled() => {
+                    give_back(&mut messages).await;
+                    return Stopped::Shutdown;
+                }
                 next = messages.next() => next,
             };
             match next {

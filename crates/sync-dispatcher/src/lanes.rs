@@ -121,6 +121,21 @@ impl Lane {
     }
 }
 
+/// Gives back, at once, the jobs a lane took and did not start: on shutdown
+/// another replica runs them now, not after the consumer's ack wait.
+async fn give_back(lanes: &mut [Lane]) {
+    for lane in lanes {
+        lane.jobs.close();
+        let mut items: Vec<Item> = lane.held.take().into_iter().collect();
+        while let Ok(item) = lane.jobs.try_recv() {
+            items.push(item);
+        }
+        for message in items.into_iter().flatten() {
+            service_kit::consume::ack(&message, async_nats::jetstream::AckKind::Nak(None)).await;
+        }
+    }
+}
+
 /// Runs jobs from the kinds' consumers, `concurrency` at a time, until `stop`
 /// or until pulling keeps failing.
 pub async fn run(
@@ -175,7 +190,11 @@ pub async fn run(
     loop {
         let permit = tokio::select! {
             biased;
-            () = stop.cancelled() => return Stopped::Shutdown,
+            () = stop.cancelled() => {
+                pullers.abort_all();
+                give_back(&mut lanes).await;
+                return Stopped::Shutdown;
+            }
             permit = Arc::clone(&permits).acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => return Stopped::Shutdown,
@@ -202,10 +221,15 @@ pub async fn run(
                 .iter_mut()
                 .enumerate()
                 .map(|(i, lane)| lane.jobs.recv().map(move |item| (i, item)).boxed());
-            let ((arrived, item), _, _) = tokio::select! {
+            let arrival = tokio::select! {
                 biased;
-                () = stop.cancelled() => return Stopped::Shutdown,
-                arrival = futures::future::select_all(arrivals) => arrival,
+                () = stop.cancelled() => None,
+                ((arrived, item), _, _) = futures::future::select_all(arrivals) => Some((arrived, item)),
+            };
+            let Some((arrived, item)) = arrival else {
+                pullers.abort_all();
+                give_back(&mut lanes).await;
+                return Stopped::Shutdown;
             };
             match item {
                 Some(item) => lanes[arrived].held = Some(item),

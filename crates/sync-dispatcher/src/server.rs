@@ -244,6 +244,12 @@ impl SyncDispatcher {
                 holder,
                 currency_reads: Default::default(),
                 calendar_reads: Default::default(),
+                stop: stop.clone(),
+                // Room to release leases and give messages back before the
+                // deadline.
+                shutdown_grace: settings
+                    .shutdown_timeout
+                    .saturating_sub(Duration::from_secs(5)),
             });
             let (settings, js, pool, stop, tracker, ready, metrics, background_tasks) = (
                 Arc::clone(&settings),

@@ -108,6 +108,11 @@ pub struct JobRunner {
     /// A listing's calendar is read once when its availability and pricing
     /// reconciliations fall due together.
     pub calendar_reads: Gates<(AccountId, ListingId)>,
+    /// Cancelled on SIGTERM: running jobs get `shutdown_grace` to finish,
+    /// then give their listing's lease back and their message to another
+    /// replica at once.
+    pub stop: tokio_util::sync::CancellationToken,
+    pub shutdown_grace: Duration,
 }
 
 /// One async lock per key, for work no two jobs should repeat at once (the
@@ -321,9 +326,18 @@ impl JobRunner {
         let mut work = Box::pin(self.execute(job, &mut calls));
         let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
         heartbeat.tick().await;
+        let grace = self.shutdown_grace;
+        let shutdown = async {
+            self.stop.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::pin!(shutdown);
         let result = loop {
             tokio::select! {
                 result = &mut work => break result,
+                // Shutting down and out of grace: what was pushed is recorded
+                // (a call in flight is pushed again by the next run, harmlessly).
+                () = &mut shutdown => break Err(JobError::Defer { reason: "shutdown", delay: Duration::ZERO }),
                 _ = heartbeat.tick() => {
                     ack(message, AckKind::Progress).await;
                     match store::sync_jobs::renew_lease(&self.pool, &job.key, lease, self.settings.lease_ttl).await {
@@ -517,7 +531,8 @@ impl JobRunner {
             delay_ms = delay.as_millis() as u64,
             "sync job deferred"
         );
-        ack(message, AckKind::Nak(Some(delay))).await;
+        let delay = (!delay.is_zero()).then_some(delay);
+        ack(message, AckKind::Nak(delay)).await;
     }
 
     async fn store_trouble(
