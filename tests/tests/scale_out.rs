@@ -48,7 +48,7 @@ async fn burst(world: &OutboundWorld, first_seq: u64) -> Model {
             unit: listing.unit,
             start: day(3 + (seq % 20) as i64),
             end: day(6 + (seq % 20) as i64),
-            available: Some(seq % 2 == 0),
+            available: Some(seq.is_multiple_of(2)),
             min_stay: Some(2),
             occurred_at: Utc::now(),
             version: 0,
