@@ -97,3 +97,7 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+-- A reconciliation slot is complete once its jobs are queued; a slot claimed
+-- and never completed (its replica died) is taken over after a timeout.
+ALTER TABLE reconcile_slots ADD COLUMN completed_at timestamptz;

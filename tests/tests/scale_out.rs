@@ -190,3 +190,75 @@ async fn a_rolling_restart_under_load_leaves_no_listing_waiting_for_a_lease() {
         replica.stop().await;
     }
 }
+
+/// Schedules at any replica count: a slot claimed by a replica that died
+/// before completing it is taken over; the last slot missed while no replica
+/// ran is run once at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_replicas_slot_is_taken_over_and_a_missed_slot_runs_at_start() {
+    use sync_dispatcher::reconcile::Schedule;
+    let world = OutboundWorld::new(SimConfig::default(), &[("71030", 2)]).await;
+    let yearly = |kind| Schedule::parse(kind, "0 0 1 1 *").unwrap();
+    let slot = yearly(domain::SyncKind::Availability)
+        .latest_at_or_before(Utc::now())
+        .unwrap();
+    let dead = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO reconcile_slots (schedule, last_slot, runs, claimed_by, claimed_at, completed_at) VALUES
+         ('availability', $1, 3, $2, now() - interval '1 hour', NULL),
+         ('pricing', $1 - interval '1 year', 5, $2, now() - interval '300 days', now() - interval '300 days')",
+    )
+    .bind(slot)
+    .bind(dead)
+    .execute(&world.env.pool)
+    .await
+    .unwrap();
+    let dispatcher = world.start_dispatcher_with(
+        Roles {
+            changes: false,
+            jobs: false,
+            reconcile: true,
+        },
+        |settings, _| {
+            settings.schedules = vec![
+                yearly(domain::SyncKind::Availability),
+                yearly(domain::SyncKind::Pricing),
+            ];
+            settings.slot_takeover = Duration::from_secs(2);
+        },
+    );
+    let slots = || async {
+        let rows: Vec<(String, chrono::DateTime<Utc>, i64, Option<uuid::Uuid>, bool)> =
+            sqlx::query_as(
+                "SELECT schedule, last_slot, runs, claimed_by, completed_at IS NOT NULL
+                 FROM reconcile_slots ORDER BY schedule",
+            )
+            .fetch_all(&world.env.pool)
+            .await
+            .unwrap();
+        rows
+    };
+    connector_tests::eventually(
+        "both slots run by the live replica",
+        Duration::from_secs(30),
+        || async {
+            let rows = slots().await;
+            rows.iter()
+                .all(|(_, at, _, by, completed)| *at == slot && *by != Some(dead) && *completed)
+                .then_some(rows)
+        },
+    )
+    .await;
+    let rows = slots().await;
+    assert_eq!(
+        rows[0].2, 3,
+        "the taken-over slot keeps its run (its slice)"
+    );
+    assert_eq!(rows[1].2, 6, "the missed slot is a new run");
+    assert_eq!(
+        world.jobs_ever_queued().await,
+        4,
+        "two listings reconciled for each schedule, once"
+    );
+    dispatcher.stop().await;
+}

@@ -199,26 +199,54 @@ pub async fn list(pool: &PgPool) -> Result<Vec<JobRow>, StoreError> {
 }
 
 /// Claims the run of `schedule` at `slot`: for exactly one caller per slot,
-/// however many replicas ask, the number of runs claimed before it.
+/// however many replicas ask, the number of runs claimed before it. A slot
+/// claimed but not completed for `takeover_after` (its replica died) is
+/// claimed again, keeping its run number (the same slice).
 pub async fn claim_slot(
     pool: &PgPool,
     schedule: &str,
     slot: chrono::DateTime<chrono::Utc>,
     holder: Uuid,
+    takeover_after: Duration,
 ) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO reconcile_slots (schedule, last_slot, claimed_by) VALUES ($1, $2, $3)
          ON CONFLICT (schedule) DO UPDATE
          SET last_slot = excluded.last_slot, claimed_by = excluded.claimed_by,
-             claimed_at = now(), runs = reconcile_slots.runs + 1
+             claimed_at = now(), completed_at = NULL,
+             runs = CASE WHEN reconcile_slots.last_slot < excluded.last_slot
+                         THEN reconcile_slots.runs + 1 ELSE reconcile_slots.runs END
          WHERE reconcile_slots.last_slot < excluded.last_slot
+            OR (reconcile_slots.last_slot = excluded.last_slot
+                AND reconcile_slots.completed_at IS NULL
+                AND reconcile_slots.claimed_at < now() - $4)
          RETURNING runs",
     )
     .bind(schedule)
     .bind(slot)
     .bind(holder)
+    .bind(takeover_after)
     .fetch_optional(pool)
     .await?)
+}
+
+/// The slot's jobs are queued: nobody needs to take it over.
+pub async fn complete_slot(
+    pool: &PgPool,
+    schedule: &str,
+    slot: chrono::DateTime<chrono::Utc>,
+    holder: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE reconcile_slots SET completed_at = now()
+         WHERE schedule = $1 AND last_slot = $2 AND claimed_by = $3",
+    )
+    .bind(schedule)
+    .bind(slot)
+    .bind(holder)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// The Hostaway listings a unit is linked to, in enabled accounts.

@@ -70,9 +70,24 @@ struct Args {
         default_value = "*/15 * * * *"
     )]
     schedule_reservations: String,
-    /// Each run reconciles 1/N of the listings (every listing once per N runs).
+    /// Each run of the availability, pricing and listings schedules reconciles
+    /// 1/N of the listings (every listing once per N runs), unless the
+    /// schedule's own setting says otherwise. Reservation polling is never sliced.
     #[arg(long, env = "SYNC_RECONCILE_SLICES", default_value_t = 1)]
     reconcile_slices: u64,
+    /// Slices of the availability schedule (default: SYNC_RECONCILE_SLICES).
+    #[arg(long, env = "SYNC_SLICES_AVAILABILITY")]
+    slices_availability: Option<u64>,
+    /// Slices of the pricing schedule (default: SYNC_RECONCILE_SLICES).
+    #[arg(long, env = "SYNC_SLICES_PRICING")]
+    slices_pricing: Option<u64>,
+    /// Slices of the listings schedule (default: SYNC_RECONCILE_SLICES).
+    #[arg(long, env = "SYNC_SLICES_LISTINGS")]
+    slices_listings: Option<u64>,
+    /// A reconciliation slot claimed by a replica that did not complete it
+    /// (it died) is taken over after this long.
+    #[arg(long, env = "SYNC_SLOT_TAKEOVER_SECS", default_value_t = 300)]
+    slot_takeover_secs: u64,
     /// A job whose account has spent its request budget (across every
     /// replica) for longer than this is put back, freeing its worker for
     /// another account.
@@ -116,15 +131,32 @@ fn roles(names: &[String]) -> anyhow::Result<Roles> {
 }
 
 fn schedules(args: &Args) -> anyhow::Result<Vec<Schedule>> {
+    let slices = |own: Option<u64>| own.unwrap_or(args.reconcile_slices).max(1);
     [
-        (SyncKind::Availability, &args.schedule_availability),
-        (SyncKind::Pricing, &args.schedule_pricing),
-        (SyncKind::Listing, &args.schedule_listings),
-        (SyncKind::Reservations, &args.schedule_reservations),
+        (
+            SyncKind::Availability,
+            &args.schedule_availability,
+            slices(args.slices_availability),
+        ),
+        (
+            SyncKind::Pricing,
+            &args.schedule_pricing,
+            slices(args.slices_pricing),
+        ),
+        (
+            SyncKind::Listing,
+            &args.schedule_listings,
+            slices(args.slices_listings),
+        ),
+        (SyncKind::Reservations, &args.schedule_reservations, 1),
     ]
     .into_iter()
-    .filter(|(_, pattern)| !pattern.trim().eq_ignore_ascii_case("off"))
-    .map(|(kind, pattern)| Schedule::parse(kind, pattern).map_err(anyhow::Error::from))
+    .filter(|(_, pattern, _)| !pattern.trim().eq_ignore_ascii_case("off"))
+    .map(|(kind, pattern, slices)| {
+        Schedule::parse(kind, pattern)
+            .map(|schedule| schedule.with_slices(slices))
+            .map_err(anyhow::Error::from)
+    })
     .collect()
 }
 
@@ -142,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
     settings.job_concurrency = args.job_concurrency.max(1);
     settings.job_ack_wait = Duration::from_secs(args.job_ack_wait_secs.max(5));
     settings.schedules = schedules(&args)?;
-    settings.reconcile_slices = args.reconcile_slices.max(1);
+    settings.slot_takeover = Duration::from_secs(args.slot_takeover_secs.max(1));
     settings.shutdown_timeout = args.ops.shutdown_timeout();
     let worker = &mut settings.worker;
     worker.retry.max_attempts = args.max_attempts.max(1);

@@ -12,9 +12,15 @@
 //! | reservations | `*/15 * * * *` | page through reservations changed since the cursor, feed them to ingestion |
 //!
 //! Of many replicas, the one that claims a slot in `reconcile_slots` runs it;
-//! the jobs it queues are shared by all. At scale one slot may cover a slice
-//! of the listings only (`slices`): each listing is then reconciled every
-//! `slices` runs.
+//! the jobs it queues are shared by all. A slot claimed and not completed
+//! (its replica died before queueing everything) is taken over after a
+//! timeout. Each replica checks, on each schedule's slots and every half
+//! timeout, the most recent slot at or before now: so the slot a restart
+//! missed, or the last one missed while no replica ran, runs once, as soon
+//! as a replica is up. At scale one slot may cover a slice of the listings
+//! only (`slices`, per schedule): each listing is then reconciled every
+//! `slices` runs. Reservation polling is never sliced: it is the safety net
+//! for lost webhooks, one call per account.
 
 use chrono::{DateTime, Utc};
 use croner::Cron;
@@ -33,6 +39,8 @@ pub struct Schedule {
     pub kind: SyncKind,
     pub cron: Cron,
     pub pattern: String,
+    /// Each run covers 1/`slices` of the listings.
+    pub slices: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,11 +64,29 @@ impl Schedule {
             kind,
             cron,
             pattern: pattern.trim().to_owned(),
+            slices: 1,
         })
+    }
+
+    /// Each run covers 1/`slices` of the listings; reservation polling is
+    /// never sliced (one poll per account per run is what keeps lost webhooks
+    /// from staying lost longer than the schedule's period).
+    pub fn with_slices(mut self, slices: u64) -> Self {
+        self.slices = if self.kind == SyncKind::Reservations {
+            1
+        } else {
+            slices.max(1)
+        };
+        self
     }
 
     pub fn next_after(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron.find_next_occurrence(&at, false).ok()
+    }
+
+    /// The most recent slot at or before `at`.
+    pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron.find_previous_occurrence(&at, true).ok()
     }
 }
 
@@ -156,11 +182,14 @@ fn slice_of(key: &JobKey, count: u64) -> u64 {
     hash % count
 }
 
-/// Runs the schedules until `stop`: sleeps until the next slot, claims it,
-/// and if this replica won the claim, queues that slot's jobs.
+/// Runs the schedules until `stop`. Wakes at each schedule's next slot, and
+/// at least every half `takeover_after`; each time, tries to claim each
+/// schedule's most recent slot (at or before now). The claim succeeds for
+/// one replica per new slot, and for any replica once a claimed slot has
+/// gone `takeover_after` without completing.
 pub async fn run(
     schedules: Vec<Schedule>,
-    slices: u64,
+    takeover_after: std::time::Duration,
     pool: PgPool,
     queue: JobQueue,
     holder: Uuid,
@@ -170,59 +199,67 @@ pub async fn run(
     if schedules.is_empty() {
         return;
     }
-    let mut after = Utc::now();
+    let check_every = (takeover_after / 2).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
     loop {
-        let Some((due, indexes)) = next_due(&schedules, after) else {
-            tracing::warn!("no reconciliation schedule has a next run");
-            return;
-        };
-        let wait = (due - Utc::now()).to_std().unwrap_or_default();
+        let now = Utc::now();
+        for schedule in &schedules {
+            if let Some(slot) = schedule.latest_at_or_before(now) {
+                run_slot(
+                    schedule,
+                    slot,
+                    takeover_after,
+                    &pool,
+                    &queue,
+                    holder,
+                    &metrics,
+                )
+                .await;
+            }
+        }
+        let wait = next_due(&schedules, now)
+            .and_then(|(due, _)| (due - Utc::now()).to_std().ok())
+            .unwrap_or(check_every)
+            .min(check_every);
         if service_kit::consume::sleep_or_stop(&stop, wait).await {
             return;
-        }
-        after = due;
-        for index in indexes {
-            run_slot(
-                &schedules[index],
-                due,
-                slices,
-                &pool,
-                &queue,
-                holder,
-                &metrics,
-            )
-            .await;
         }
     }
 }
 
-/// One schedule's slot: claimed by one replica, which queues its jobs.
+/// One schedule's slot: claimed by one replica (or taken over from one that
+/// died), which queues its jobs and marks it complete.
 async fn run_slot(
     schedule: &Schedule,
     due: DateTime<Utc>,
-    slices: u64,
+    takeover_after: std::time::Duration,
     pool: &PgPool,
     queue: &JobQueue,
     holder: Uuid,
     metrics: &SyncMetrics,
 ) {
     let name = schedule.kind.as_str();
-    let runs = match store::sync_jobs::claim_slot(pool, name, due, holder).await {
+    let runs = match store::sync_jobs::claim_slot(pool, name, due, holder, takeover_after).await {
         Ok(Some(runs)) => runs,
         Ok(None) => return,
         Err(error) => {
-            tracing::warn!(%error, schedule = name, "cannot claim the reconciliation slot; skipping it");
+            tracing::warn!(%error, schedule = name, "cannot claim the reconciliation slot; trying again shortly");
             return;
         }
     };
-    let slice = Some((u64::try_from(runs).unwrap_or(0), slices.max(1)));
+    let slice = Some((u64::try_from(runs).unwrap_or(0), schedule.slices));
     match enqueue_all(pool, queue, schedule.kind, slice).await {
         Ok(done) => {
+            if let Err(error) = store::sync_jobs::complete_slot(pool, name, due, holder).await {
+                tracing::warn!(%error, schedule = name, "slot run but not marked complete; another replica may run it again (harmless)");
+            }
             metrics.reconcile_runs.with_label_values(&[name]).inc();
             tracing::info!(schedule = name, slot = %due, queued = done.queued, folded = done.folded, "reconciliation queued");
         }
         Err(error) => {
-            tracing::warn!(%error, schedule = name, "reconciliation run failed; the next slot retries")
+            tracing::warn!(%error, schedule = name, "reconciliation run failed; the slot is taken over after its timeout")
         }
     }
 }
@@ -303,6 +340,32 @@ mod tests {
             let error = Schedule::parse(SyncKind::Pricing, bad).unwrap_err();
             assert_eq!(error.kind, SyncKind::Pricing, "{bad}");
         }
+    }
+
+    #[test]
+    fn reservation_polling_is_never_sliced() {
+        let polling = Schedule::parse(SyncKind::Reservations, "*/15 * * * *")
+            .unwrap()
+            .with_slices(96);
+        assert_eq!(polling.slices, 1);
+        let availability = Schedule::parse(SyncKind::Availability, "*/15 * * * *")
+            .unwrap()
+            .with_slices(96);
+        assert_eq!(availability.slices, 96);
+    }
+
+    #[test]
+    fn the_latest_slot_is_the_one_at_or_before_now() {
+        let every_quarter = Schedule::parse(SyncKind::Availability, "*/15 * * * *").unwrap();
+        assert_eq!(
+            every_quarter.latest_at_or_before(at(10, 7, 0)).unwrap(),
+            at(10, 0, 0)
+        );
+        assert_eq!(
+            every_quarter.latest_at_or_before(at(10, 15, 0)).unwrap(),
+            at(10, 15, 0),
+            "a slot due now is the latest"
+        );
     }
 
     #[test]

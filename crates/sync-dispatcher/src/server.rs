@@ -60,7 +60,9 @@ pub struct DispatcherSettings {
     pub job_ack_wait: Duration,
     pub worker: WorkerSettings,
     pub schedules: Vec<Schedule>,
-    pub reconcile_slices: u64,
+    /// A claimed reconciliation slot not completed for this long (its
+    /// replica died) is taken over by another replica.
+    pub slot_takeover: Duration,
     pub queue_timeout: Duration,
     pub queue_gauge_interval: Duration,
     pub shutdown_timeout: Duration,
@@ -83,7 +85,7 @@ impl DispatcherSettings {
                 .iter()
                 .filter_map(|(kind, pattern)| Schedule::parse(*kind, pattern).ok())
                 .collect(),
-            reconcile_slices: 1,
+            slot_takeover: Duration::from_secs(300),
             queue_timeout: Duration::from_secs(5),
             queue_gauge_interval: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(25),
@@ -298,7 +300,7 @@ impl SyncDispatcher {
         if settings.roles.reconcile {
             background.spawn(crate::reconcile::run(
                 settings.schedules.clone(),
-                settings.reconcile_slices,
+                settings.slot_takeover,
                 deps.pool.clone(),
                 queue.clone(),
                 holder,
