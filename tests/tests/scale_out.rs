@@ -191,6 +191,9 @@ async fn a_rolling_restart_under_load_leaves_no_listing_waiting_for_a_lease() {
     }
 }
 
+/// A `reconcile_slots` row: schedule, slot, runs, claimed by, completed.
+type SlotRow = (String, chrono::DateTime<Utc>, i64, Option<uuid::Uuid>, bool);
+
 /// Schedules at any replica count: a slot claimed by a replica that died
 /// before completing it is taken over; the last slot missed while no replica
 /// ran is run once at start.
@@ -228,14 +231,13 @@ async fn a_dead_replicas_slot_is_taken_over_and_a_missed_slot_runs_at_start() {
         },
     );
     let slots = || async {
-        let rows: Vec<(String, chrono::DateTime<Utc>, i64, Option<uuid::Uuid>, bool)> =
-            sqlx::query_as(
-                "SELECT schedule, last_slot, runs, claimed_by, completed_at IS NOT NULL
+        let rows: Vec<SlotRow> = sqlx::query_as(
+            "SELECT schedule, last_slot, runs, claimed_by, completed_at IS NOT NULL
                  FROM reconcile_slots ORDER BY schedule",
-            )
-            .fetch_all(&world.env.pool)
-            .await
-            .unwrap();
+        )
+        .fetch_all(&world.env.pool)
+        .await
+        .unwrap();
         rows
     };
     connector_tests::eventually(
