@@ -89,8 +89,8 @@ impl OutboundWorld {
         settings.roles = roles;
         settings.migrate = false;
         settings.job_concurrency = 4;
-        settings.change_ack_wait = Duration::from_secs(5);
-        settings.job_ack_wait = Duration::from_secs(5);
+        settings.consumers.change_ack_wait = Duration::from_secs(5);
+        settings.consumers.job_ack_wait = Duration::from_secs(5);
         settings.schedules = Vec::new();
         settings.queue_gauge_interval = Duration::from_millis(200);
         settings.shutdown_timeout = Duration::from_secs(5);
@@ -137,6 +137,7 @@ impl OutboundWorld {
         let mut settings = self.settings(roles);
         let mut client_config = self.client_config();
         configure(&mut settings, &mut client_config);
+        self.env.provision_dispatcher_consumers(&settings.consumers);
         let metrics = Metrics::new();
         let health = Health::new();
         let nats_url = self.env.service_nats_url();
@@ -328,14 +329,19 @@ impl OutboundWorld {
     /// Waits until every listing's calendar on the simulator matches `model`.
     pub async fn converged(&self, model: &Model, deadline: Duration) {
         crate::eventually("Hostaway's calendars to match TVL", deadline, || async {
-            for listing in &self.listings {
-                if !self.differences(listing, model).await.is_empty() {
-                    return None;
-                }
-            }
-            Some(())
+            self.matches(model).await.then_some(())
         })
         .await;
+    }
+
+    /// Whether every listing's calendar on Hostaway is what TVL wants now.
+    pub async fn matches(&self, model: &Model) -> bool {
+        for listing in &self.listings {
+            if !self.differences(listing, model).await.is_empty() {
+                return false;
+            }
+        }
+        true
     }
 }
 

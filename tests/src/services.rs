@@ -109,6 +109,21 @@ impl TestEnv {
         &self,
         configure: impl FnOnce(&mut GatewaySettings),
     ) -> RunningGateway {
+        let gateway = self.launch_gateway(configure).await;
+        let ready = gateway.health.clone();
+        eventually("the gateway to be ready", DEADLINE, || {
+            let ready = ready.clone();
+            async move { ready.is_ready().then_some(()) }
+        })
+        .await;
+        gateway
+    }
+
+    /// Starts the gateway without waiting for it to be ready.
+    pub async fn launch_gateway(
+        &self,
+        configure: impl FnOnce(&mut GatewaySettings),
+    ) -> RunningGateway {
         let nats = service_kit::nats::connect(&self.service_nats_url(), None, "test-gateway")
             .await
             .expect("gateway NATS client");
@@ -146,12 +161,6 @@ impl TestEnv {
         let task = tokio::spawn(async move {
             let _ = gateway.run(run_stop).await;
         });
-        let ready = health.clone();
-        eventually("the gateway to be ready", DEADLINE, || {
-            let ready = ready.clone();
-            async move { ready.is_ready().then_some(()) }
-        })
-        .await;
         RunningGateway {
             addr,
             metrics,
@@ -165,7 +174,7 @@ impl TestEnv {
     pub fn ingestor_settings(&self) -> IngestorSettings {
         let mut settings = IngestorSettings::new(self.topology.clone());
         settings.concurrency = 8;
-        settings.ack_wait = Duration::from_secs(3);
+        settings.consumers.ingest_ack_wait = Duration::from_secs(3);
         settings.retry.max_attempts = 3;
         settings.retry.base = Duration::from_millis(50);
         settings.retry.cap = Duration::from_millis(200);
@@ -202,6 +211,11 @@ impl TestEnv {
             statement_timeout: Some(Duration::from_secs(60)),
         };
         configure(&mut settings, &mut pool_settings);
+        // What `hostaway-admin streams provision` does before the pods start.
+        self.provision_consumer(
+            &self.topology.webhooks_stream(),
+            service_kit::nats::ingestor_consumer_config(&self.topology, &settings.consumers),
+        );
         let metrics = Metrics::new();
         let health = Health::new();
         let nats_url = self.service_nats_url();
@@ -224,6 +238,38 @@ impl TestEnv {
             .expect("ingestor");
             ingestor.run(stop).await;
         })
+    }
+}
+
+impl TestEnv {
+    /// Provisions one durable consumer as the admin tool would (blocking:
+    /// called from synchronous set-up).
+    pub fn provision_consumer(
+        &self,
+        stream: &str,
+        config: async_nats::jetstream::consumer::pull::Config,
+    ) {
+        let (js, stream) = (self.js.clone(), stream.to_owned());
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(service_kit::nats::provision_consumer(&js, &stream, config))
+        })
+        .join()
+        .expect("provisioning thread")
+        .expect("consumer provisioned");
+    }
+
+    /// The sync dispatcher's consumers (changes and every job line).
+    pub fn provision_dispatcher_consumers(&self, settings: &service_kit::nats::ConsumerSettings) {
+        for (stream, config) in service_kit::nats::consumer_configs(&self.topology, settings)
+            .into_iter()
+            .filter(|(stream, _)| *stream != self.topology.webhooks_stream())
+        {
+            self.provision_consumer(&stream, config);
+        }
     }
 }
 

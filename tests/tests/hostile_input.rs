@@ -251,7 +251,7 @@ async fn unauthenticated_or_oversized_requests_are_refused_and_nothing_is_kept()
         case(
             "HMAC future timestamp",
             &path_account,
-            hmac(HMAC_SECRET, now + 301, body.as_bytes()),
+            hmac(HMAC_SECRET, now + 330, body.as_bytes()),
             body.clone().into_bytes(),
             unauthorized,
             "unauthorized",

@@ -281,3 +281,108 @@ async fn a_webhook_that_always_times_out_reaches_the_dlq() {
     .await;
     ingestor.stop().await;
 }
+
+/// One owner of the topology and the schema: a service finding a stream
+/// configured otherwise, or a schema behind its binary, reports not ready,
+/// naming the difference, and changes nothing; it becomes ready once
+/// `hostaway-admin` has provisioned or migrated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_reports_a_topology_or_schema_it_does_not_expect_and_changes_nothing() {
+    let env = TestEnv::new().await;
+    env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
+    let expected = service_kit::nats::StreamSettings {
+        webhooks_max_bytes: 1 << 30,
+        ..service_kit::nats::StreamSettings::default()
+    };
+    let gateway = env
+        .launch_gateway(|settings| {
+            settings.streams = expected.clone();
+            settings.topology_check_interval = Duration::from_millis(200);
+        })
+        .await;
+    let problem = eventually("the difference reported", DEADLINE, || async {
+        gateway.health.problems().get("streams").cloned()
+    })
+    .await;
+    assert!(
+        problem.contains("max_bytes is -1, expected 1073741824"),
+        "{problem}"
+    );
+    assert!(!gateway.health.is_ready());
+    let webhooks = || async {
+        env.js
+            .get_stream(env.topology.webhooks_stream())
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .config
+            .max_bytes
+    };
+    assert_eq!(
+        webhooks().await,
+        -1,
+        "the gateway did not change the stream"
+    );
+    eventually("credentials loaded", DEADLINE, || async {
+        gateway
+            .health
+            .report()
+            .get("credentials")
+            .copied()
+            .unwrap_or(false)
+            .then_some(())
+    })
+    .await;
+    let body = Reservation::new(3_400_001, 300_101).webhook(ACCOUNT, "reservation.created");
+    let (status, _) = gateway.post_basic("hostaway", "pw", &body).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "not ready is for the orchestrator: webhooks are still kept"
+    );
+
+    // The admin tool provisions what the gateway expects: ready.
+    service_kit::nats::provision(&env.js, &env.topology, &expected)
+        .await
+        .unwrap();
+    eventually("the gateway ready once provisioned", DEADLINE, || async {
+        gateway.health.is_ready().then_some(())
+    })
+    .await;
+
+    // A schema behind the ingestor's binary: not ready, naming the versions.
+    // (The newest migration marked not applied; its tables stay.)
+    let newest: i64 = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE _sqlx_migrations SET success = false WHERE version = $1")
+        .bind(newest)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let ingestor = env.start_ingestor_with(|settings| settings.streams = expected.clone());
+    let problem = eventually("the schema reported", DEADLINE, || async {
+        ingestor
+            .health
+            .problems()
+            .get("consumer")
+            .filter(|problem| problem.contains("schema"))
+            .cloned()
+    })
+    .await;
+    assert!(
+        problem.contains("run `hostaway-admin migrate`"),
+        "{problem}"
+    );
+    sqlx::query("UPDATE _sqlx_migrations SET success = true WHERE version = $1")
+        .bind(newest)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    ingestor.ready().await;
+    ingestor.stop().await;
+    gateway.stop().await;
+}

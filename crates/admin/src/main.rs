@@ -116,8 +116,14 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum StreamsCommand {
-    /// Create the streams, or update them to this configuration.
+    /// Create the streams and the durable consumers, or update them to this
+    /// configuration (`NATS_*`, `INGEST_ACK_WAIT_SECS`, `SYNC_*_ACK_WAIT_SECS`):
+    /// the services only verify them. Run it (a Kubernetes Job) before the
+    /// services, and whenever that configuration changes.
     Provision,
+    /// Compare the streams and consumers with this configuration, changing
+    /// nothing; exit 1 naming each difference.
+    Verify,
     /// Delete the streams and everything on them.
     Delete {
         /// Required: this destroys unprocessed webhooks.
@@ -468,7 +474,35 @@ async fn streams(nats: &NatsArgs, command: &StreamsCommand) -> anyhow::Result<()
     match command {
         StreamsCommand::Provision => {
             service_kit::nats::provision(&js, &topology, &nats.stream_settings()).await?;
-            println!("streams of namespace {} provisioned", topology.namespace());
+            service_kit::nats::provision_consumers(&js, &topology, &nats.consumer_settings())
+                .await?;
+            println!(
+                "streams and consumers of namespace {} provisioned",
+                topology.namespace()
+            );
+        }
+        StreamsCommand::Verify => {
+            let mut problems = Vec::new();
+            if let Err(problem) =
+                service_kit::nats::verify_streams(&js, &topology, &nats.stream_settings()).await
+            {
+                problems.push(problem);
+            }
+            for (stream, config) in
+                service_kit::nats::consumer_configs(&topology, &nats.consumer_settings())
+            {
+                if let Err(problem) = service_kit::nats::bind_consumer(&js, &stream, &config).await
+                {
+                    problems.push(problem);
+                }
+            }
+            if !problems.is_empty() {
+                bail!("{}", problems.join("\n"));
+            }
+            println!(
+                "streams and consumers of namespace {} are as configured",
+                topology.namespace()
+            );
         }
         StreamsCommand::Delete { yes } => {
             if !yes {

@@ -61,8 +61,8 @@ pub async fn run(args: &OutboundArgs) -> anyhow::Result<()> {
         |settings, client| {
             // Production timings, not the tests'.
             settings.worker = WorkerSettings::default();
-            settings.change_ack_wait = Duration::from_secs(30);
-            settings.job_ack_wait = Duration::from_secs(60);
+            settings.consumers.change_ack_wait = Duration::from_secs(30);
+            settings.consumers.job_ack_wait = Duration::from_secs(60);
             client.retry = ClientConfig::default().retry;
         },
     );

@@ -24,9 +24,6 @@ struct Args {
     /// Cap of that backoff.
     #[arg(long, env = "INGEST_RETRY_MAX_MS", default_value_t = 32_000)]
     retry_max_ms: u64,
-    /// Redelivery delay of an unacknowledged webhook (a crashed replica's work).
-    #[arg(long, env = "INGEST_ACK_WAIT_SECS", default_value_t = 30)]
-    ack_wait_secs: u64,
     /// Days processed webhooks stay in webhook_log.
     #[arg(long, env = "INGEST_LOG_RETENTION_DAYS", default_value_t = 30)]
     log_retention_days: u64,
@@ -69,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     settings.retry.max_attempts = args.max_attempts.max(1);
     settings.retry.base = Duration::from_millis(args.retry_base_ms);
     settings.retry.cap = Duration::from_millis(args.retry_max_ms);
-    settings.ack_wait = Duration::from_secs(args.ack_wait_secs);
+    settings.consumers = args.nats.consumer_settings();
     settings.migrate = args.database.migrate;
     settings.retention.webhook_log =
         Duration::from_secs(args.log_retention_days.max(1) * 24 * 3600);

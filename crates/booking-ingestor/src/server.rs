@@ -2,13 +2,13 @@
 //! sweeper, readiness, and draining on shutdown.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull};
+use async_nats::jetstream;
+use service_kit::health::Condition;
 use service_kit::health::Health;
 use service_kit::metrics::Metrics;
-use service_kit::nats::{StreamSettings, Topology};
+use service_kit::nats::{ConsumerSettings, StreamSettings, Topology};
 use store::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,11 +25,11 @@ use service_kit::sync_queue::JobQueue;
 pub struct IngestorSettings {
     pub topology: Topology,
     pub streams: StreamSettings,
+    /// The durable consumers as provisioned (the ingestor's ack wait and
+    /// ack-pending bound are verified against the one found).
+    pub consumers: ConsumerSettings,
     /// Webhooks processed at once.
     pub concurrency: usize,
-    /// Redelivery after this long without an ack (a crashed replica's messages).
-    pub ack_wait: Duration,
-    pub max_ack_pending: i64,
     pub retry: RetryPolicy,
     pub outbox_sweep_interval: Duration,
     /// Unpublished events younger than this are left to their worker.
@@ -64,9 +64,8 @@ impl IngestorSettings {
         Self {
             topology,
             streams: StreamSettings::default(),
+            consumers: ConsumerSettings::default(),
             concurrency: 8,
-            ack_wait: Duration::from_secs(30),
-            max_ack_pending: 1024,
             retry: RetryPolicy {
                 max_attempts: 5,
                 base: Duration::from_millis(1000),
@@ -97,19 +96,16 @@ pub struct Ingestor {
     settings: IngestorSettings,
     deps: IngestorDeps,
     metrics: IngestorMetrics,
-    consuming: Arc<AtomicBool>,
+    consuming: Condition,
 }
 
 impl Ingestor {
     pub fn new(settings: IngestorSettings, deps: IngestorDeps) -> anyhow::Result<Self> {
         let metrics = IngestorMetrics::register(&deps.metrics)?;
-        let consuming = Arc::new(AtomicBool::new(false));
+        let consuming = deps.health.condition("consumer", "starting");
         let nats = deps.nats.clone();
         deps.health
             .add("nats", move || service_kit::nats::is_connected(&nats));
-        let flag = Arc::clone(&consuming);
-        deps.health
-            .add("consumer", move || flag.load(Ordering::Acquire));
         Ok(Self {
             settings,
             deps,
@@ -146,7 +142,7 @@ impl Ingestor {
             ),
         });
 
-        let consuming = Arc::clone(&self.consuming);
+        let consuming = self.consuming.clone();
         self.metrics.database_available.set(1);
 
         let in_flight = TaskTracker::new();
@@ -177,10 +173,12 @@ impl Ingestor {
         let tracker = in_flight.clone();
         background.spawn(async move {
             loop {
-                let Some(consumer) = prepare(&settings, &pool, &js, &consumer_stop).await else {
+                let Some(consumer) =
+                    prepare(&settings, &pool, &js, &consuming, &consumer_stop).await
+                else {
                     return;
                 };
-                consuming.store(true, Ordering::Release);
+                consuming.ok();
                 tracing::info!(
                     consumer = settings.topology.ingestor_consumer(),
                     concurrency = settings.concurrency,
@@ -189,7 +187,7 @@ impl Ingestor {
                 let stopped = worker
                     .consume(&consumer, settings.concurrency, &consumer_stop, &tracker)
                     .await;
-                consuming.store(false, Ordering::Release);
+                consuming.fail("the consumer is being bound again");
                 if stopped == Stopped::Shutdown {
                     return;
                 }
@@ -206,6 +204,7 @@ impl Ingestor {
             in_flight.wait().await;
         })
         .await;
+        service_kit::shutdown::flush_nats(&self.deps.nats).await;
         tracing::info!(drained, "booking ingestor stopped");
     }
 }
@@ -216,31 +215,26 @@ async fn prepare(
     settings: &IngestorSettings,
     pool: &PgPool,
     js: &jetstream::Context,
+    condition: &Condition,
     stop: &CancellationToken,
 ) -> Option<jetstream::consumer::PullConsumer> {
-    let name = settings.topology.ingestor_consumer();
-    let config = pull::Config {
-        durable_name: Some(name),
-        filter_subject: settings.topology.webhooks_filter(),
-        ack_policy: jetstream::consumer::AckPolicy::Explicit,
-        ack_wait: settings.ack_wait,
-        // Attempts are counted in webhook_log, where a database outage does
-        // not use them up; JetStream never gives up.
-        max_deliver: -1,
-        max_ack_pending: settings.max_ack_pending,
-        deliver_policy: jetstream::consumer::DeliverPolicy::All,
-        ..Default::default()
-    };
+    let config =
+        service_kit::nats::ingestor_consumer_config(&settings.topology, &settings.consumers);
     service_kit::consume::bind_until_ready(
         js,
         &settings.topology.webhooks_stream(),
         &config,
+        condition,
         stop,
         || async {
             if settings.migrate {
                 store::migrate(pool).await?;
+            } else {
+                store::verify_schema(pool).await?;
             }
-            service_kit::nats::provision(js, &settings.topology, &settings.streams).await
+            service_kit::nats::verify_streams(js, &settings.topology, &settings.streams)
+                .await
+                .map_err(anyhow::Error::msg)
         },
     )
     .await

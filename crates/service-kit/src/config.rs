@@ -83,9 +83,45 @@ pub struct NatsArgs {
         default_value_t = 120
     )]
     pub duplicate_window_secs: u64,
+    /// The ingestor's consumer: redelivery of a webhook whose ingestor died.
+    /// Provisioned by `hostaway-admin streams provision`, verified by the ingestor.
+    #[arg(
+        id = "ingest-ack-wait-secs",
+        long = "ingest-ack-wait-secs",
+        env = "INGEST_ACK_WAIT_SECS",
+        default_value_t = 30
+    )]
+    pub ingest_ack_wait_secs: u64,
+    /// The dispatcher's change consumer: redelivery of a change whose
+    /// dispatcher died.
+    #[arg(
+        id = "sync-change-ack-wait-secs",
+        long = "sync-change-ack-wait-secs",
+        env = "SYNC_CHANGE_ACK_WAIT_SECS",
+        default_value_t = 30
+    )]
+    pub sync_change_ack_wait_secs: u64,
+    /// The dispatcher's job consumers: redelivery of a job whose dispatcher
+    /// died (running jobs extend it).
+    #[arg(
+        id = "sync-job-ack-wait-secs",
+        long = "sync-job-ack-wait-secs",
+        env = "SYNC_JOB_ACK_WAIT_SECS",
+        default_value_t = 60
+    )]
+    pub sync_job_ack_wait_secs: u64,
 }
 
 impl NatsArgs {
+    pub fn consumer_settings(&self) -> crate::nats::ConsumerSettings {
+        crate::nats::ConsumerSettings {
+            ingest_ack_wait: Duration::from_secs(self.ingest_ack_wait_secs.max(1)),
+            ingest_max_ack_pending: 1024,
+            change_ack_wait: Duration::from_secs(self.sync_change_ack_wait_secs.max(1)),
+            job_ack_wait: Duration::from_secs(self.sync_job_ack_wait_secs.max(5)),
+        }
+    }
+
     /// Connects as `client_name` (retrying in the background if NATS is down).
     pub async fn connect(&self, client_name: &str) -> anyhow::Result<async_nats::Client> {
         crate::nats::connect(&self.url, self.creds_file.as_deref(), client_name).await
@@ -125,12 +161,14 @@ pub struct DatabaseArgs {
         default_value_t = 8
     )]
     pub max_connections: u32,
-    /// Apply pending migrations at start (takes a lock; safe with replicas).
+    /// Apply pending migrations at start. Off by default: `hostaway-admin
+    /// migrate` (a Kubernetes Job) owns the schema; a service whose schema is
+    /// behind its binary reports not ready, naming the versions.
     #[arg(
         id = "database-migrate",
         long = "database-migrate",
         env = "DATABASE_MIGRATE",
-        default_value_t = true,
+        default_value_t = false,
         action = clap::ArgAction::Set
     )]
     pub migrate: bool,

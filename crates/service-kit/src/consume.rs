@@ -75,14 +75,16 @@ pub async fn sleep_or_stop(stop: &CancellationToken, delay: Duration) -> bool {
     }
 }
 
-/// Creates (or binds to) a durable pull consumer, retrying with backoff until
-/// it works or `stop` fires: NATS, the stream or the database behind `prepare`
-/// may come up after this process. `prepare` runs before each attempt
-/// (migrations, stream provisioning).
+/// Binds a durable pull consumer `hostaway-admin` provisioned, retrying with
+/// backoff until it works or `stop` fires. `prepare` runs before each
+/// attempt (the streams and the schema verified, or migrated where a service
+/// is told to). What fails is reported on `condition` (a readiness check),
+/// so `/readyz` names it; the service never changes the topology itself.
 pub async fn bind_until_ready<F, Fut>(
     js: &jetstream::Context,
     stream: &str,
     config: &pull::Config,
+    condition: &crate::health::Condition,
     stop: &CancellationToken,
     mut prepare: F,
 ) -> Option<PullConsumer>
@@ -95,15 +97,19 @@ where
     loop {
         let result = async {
             prepare().await?;
-            let stream = js.get_stream(stream).await?;
-            let consumer = stream.get_or_create_consumer(&name, config.clone()).await?;
-            anyhow::Ok(consumer)
+            crate::nats::bind_consumer(js, stream, config)
+                .await
+                .map_err(anyhow::Error::msg)
         }
         .await;
         match result {
             Ok(consumer) => return Some(consumer),
             Err(error) => {
-                tracing::warn!(consumer = %name, %error, "consumer not ready; retrying");
+                let reason = format!("{error:#}");
+                if condition.reason().as_deref() != Some(reason.as_str()) {
+                    tracing::warn!(consumer = %name, problem = %reason, "consumer not ready; retrying");
+                }
+                condition.fail(reason);
                 if sleep_or_stop(stop, delay).await {
                     return None;
                 }
@@ -113,38 +119,115 @@ where
     }
 }
 
-/// How long a pull request waits on the server, and how often the server
-/// proves it is alive while doing so: a lost pull is noticed within seconds.
-pub const PULL_EXPIRES: Duration = Duration::from_secs(30);
-pub const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long one pull request waits on the server. Requests are one-shot and
+/// short so that a replica shutting down can read its last request to the end
+/// (the server answers 408 when it expires): nothing the server sent it is
+/// left waiting out the ack wait. A lost request is noticed by the client
+/// within this window plus five seconds.
+pub const PULL_WINDOW: Duration = Duration::from_secs(2);
 /// Consecutive pull errors after which the consumer is bound afresh (it may
 /// have been deleted with its stream).
 pub const MAX_PULL_ERRORS: u32 = 5;
 
-/// A consumer's messages, pulled in batches of `batch`, with server
-/// heartbeats so a lost pull request is noticed within seconds.
-pub async fn messages(
-    consumer: &PullConsumer,
-    batch: usize,
-) -> Result<
-    async_nats::jetstream::consumer::pull::Stream,
-    async_nats::jetstream::consumer::StreamError,
-> {
-    consumer
-        .stream()
-        .max_messages_per_batch(batch.max(1))
-        .expires(PULL_EXPIRES)
-        .heartbeat(PULL_HEARTBEAT)
-        .messages()
-        .await
+/// What [`Pull::next`] brings.
+// Returned by value and consumed at once, never stored: boxing the message
+// would cost an allocation per message for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Pulled {
+    Message(jetstream::Message),
+    /// The pull failed (the consumer deleted, the server unreachable).
+    Error(String),
+    /// `stop` fired: call [`Pull::give_back`].
+    Stopped,
 }
 
-/// Shutting down: the messages already pulled and not handled go back at
-/// once (another replica takes them now, not after the ack wait).
-async fn give_back(messages: &mut async_nats::jetstream::consumer::pull::Stream) {
-    use futures::{FutureExt, StreamExt};
-    while let Some(Some(Ok(message))) = messages.next().now_or_never() {
-        ack(&message, AckKind::Nak(None)).await;
+/// A consumer's messages, pulled in one-shot requests of `batch` messages
+/// lasting at most [`PULL_WINDOW`]. Unlike a continuous pull, the request in
+/// flight when the replica stops can be read to its end: every message the
+/// server delivered to this replica is either handled or given back.
+pub struct Pull {
+    consumer: PullConsumer,
+    batch: usize,
+    current: Option<pull::Batch>,
+}
+
+impl std::fmt::Debug for Pull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pull")
+            .field("consumer", &self.consumer.cached_info().name)
+            .field("batch", &self.batch)
+            .field("requesting", &self.current.is_some())
+            .finish()
+    }
+}
+
+impl Pull {
+    pub fn new(consumer: PullConsumer, batch: usize) -> Self {
+        Self {
+            consumer,
+            batch: batch.max(1),
+            current: None,
+        }
+    }
+
+    /// The next message; waits for one until `stop` fires. Cancel-safe only
+    /// through `stop`: dropping the future while a request is being sent may
+    /// leave a message to its ack wait.
+    pub async fn next(&mut self, stop: &CancellationToken) -> Pulled {
+        use futures::StreamExt;
+        loop {
+            if stop.is_cancelled() {
+                return Pulled::Stopped;
+            }
+            let current = match self.current.as_mut() {
+                Some(current) => current,
+                None => {
+                    let request = self
+                        .consumer
+                        .batch()
+                        .max_messages(self.batch)
+                        .expires(PULL_WINDOW)
+                        .messages()
+                        .await;
+                    match request {
+                        Ok(batch) => self.current.insert(batch),
+                        Err(error) => return Pulled::Error(error.to_string()),
+                    }
+                }
+            };
+            // Polling the request is cancel-safe: a message is either
+            // returned or stays in the request for `give_back`.
+            let item = tokio::select! {
+                biased;
+                () = stop.cancelled() => return Pulled::Stopped,
+                item = current.next() => item,
+            };
+            match item {
+                Some(Ok(message)) => return Pulled::Message(message),
+                Some(Err(error)) => {
+                    self.current = None;
+                    return Pulled::Error(error.to_string());
+                }
+                // The request is fulfilled or expired: the next one.
+                None => self.current = None,
+            }
+        }
+    }
+
+    /// Shutting down: reads the request in flight to its end (at most
+    /// [`PULL_WINDOW`]) and gives back whatever it still brings, at once:
+    /// another replica takes it now, not after the ack wait.
+    pub async fn give_back(&mut self) {
+        use futures::StreamExt;
+        let Some(mut current) = self.current.take() else {
+            return;
+        };
+        while let Some(item) = current.next().await {
+            if let Ok(message) = item {
+                ack(&message, AckKind::Nak(None)).await;
+            }
+        }
     }
 }
 
@@ -182,73 +265,57 @@ where
     F: Fn(jetstream::Message) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    use futures::StreamExt;
     let concurrency = concurrency.max(1);
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut pull = Pull::new(consumer.clone(), concurrency * 2);
     let mut failed_pulls = 0u32;
     loop {
-        let mut messages = match messages(consumer, concurrency * 2).await {
-            Ok(messages) => messages,
-            Err(error) => {
+        if !gate.gate.is_up() {
+            if let Some(available) = &gate.available {
+                available.set(0);
+            }
+            // What was pulled goes back rather than waiting on this replica.
+            pull.give_back().await;
+            if !gate.gate.wait_until_up(&gate.pool, stop).await {
+                return Stopped::Shutdown;
+            }
+            if let Some(available) = &gate.available {
+                available.set(1);
+            }
+        }
+        let permit = tokio::select! {
+            biased;
+            () = stop.cancelled() => {
+                pull.give_back().await;
+                return Stopped::Shutdown;
+            }
+            permit = std::sync::Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return Stopped::Shutdown,
+            },
+        };
+        match pull.next(stop).await {
+            Pulled::Message(message) => {
+                failed_pulls = 0;
+                let work = handle(message);
+                tracker.spawn(async move {
+                    work.await;
+                    drop(permit);
+                });
+            }
+            Pulled::Error(error) => {
                 failed_pulls += 1;
-                tracing::warn!(%error, "cannot pull from the consumer");
+                tracing::warn!(%error, "pull error");
                 if failed_pulls >= MAX_PULL_ERRORS {
                     return Stopped::Rebind;
                 }
-                if sleep_or_stop(stop, Duration::from_secs(1)).await {
+                if sleep_or_stop(stop, Duration::from_millis(200) * failed_pulls).await {
                     return Stopped::Shutdown;
-                }
-                continue;
-            }
-        };
-        loop {
-            if !gate.gate.is_up() {
-                if let Some(available) = &gate.available {
-                    available.set(0);
-                }
-                if !gate.gate.wait_until_up(&gate.pool, stop).await {
-                    return Stopped::Shutdown;
-                }
-                if let Some(available) = &gate.available {
-                    available.set(1);
                 }
             }
-            let permit = tokio::select! {
-                biased;
-                () = stop.cancelled() => {
-                    give_back(&mut messages).await;
-                    return Stopped::Shutdown;
-                }
-                permit = std::sync::Arc::clone(&permits).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return Stopped::Shutdown,
-                },
-            };
-            let next = tokio::select! {
-                biased;
-                () = stop.cancelled() => {
-                    give_back(&mut messages).await;
-                    return Stopped::Shutdown;
-                }
-                next = messages.next() => next,
-            };
-            match next {
-                Some(Ok(message)) => {
-                    failed_pulls = 0;
-                    let work = handle(message);
-                    tracker.spawn(async move {
-                        work.await;
-                        drop(permit);
-                    });
-                }
-                Some(Err(error)) => {
-                    failed_pulls += 1;
-                    tracing::warn!(%error, "pull error");
-                    if failed_pulls >= MAX_PULL_ERRORS {
-                        return Stopped::Rebind;
-                    }
-                }
-                None => break,
+            Pulled::Stopped => {
+                pull.give_back().await;
+                return Stopped::Shutdown;
             }
         }
     }

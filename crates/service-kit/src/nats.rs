@@ -254,12 +254,8 @@ pub fn is_connected(client: &Client) -> bool {
     client.connection_state() == async_nats::connection::State::Connected
 }
 
-/// Creates the connector's streams, or updates them to this configuration.
-pub async fn provision(
-    js: &jetstream::Context,
-    topology: &Topology,
-    settings: &StreamSettings,
-) -> anyhow::Result<()> {
+/// The streams the connector owns, as this configuration wants them.
+pub fn stream_configs(topology: &Topology, settings: &StreamSettings) -> Vec<stream::Config> {
     let base = |name: String, subject: String, max_age: Duration| stream::Config {
         name,
         subjects: vec![subject],
@@ -273,8 +269,9 @@ pub async fn provision(
         ..Default::default()
     };
     // Webhooks are a work queue: a message leaves when the ingestor acked it
-    // (applied, or copied to the dead-letter queue), and never by age: nothing
-    // unprocessed expires. When the bound is reached the gateway answers 503.
+    // (applied, parked, or copied to the dead-letter queue), and never by age:
+    // nothing unprocessed expires. When the bound is reached the gateway
+    // answers 503.
     let webhooks = stream::Config {
         retention: stream::RetentionPolicy::WorkQueue,
         max_bytes: settings.webhooks_max_bytes,
@@ -306,7 +303,7 @@ pub async fn provision(
             Duration::ZERO,
         )
     };
-    for config in [
+    vec![
         webhooks,
         changes,
         sync,
@@ -320,7 +317,17 @@ pub async fn provision(
             format!("{}.events.>", topology.namespace()),
             settings.max_age,
         ),
-    ] {
+    ]
+}
+
+/// Creates the connector's streams, or updates them to this configuration.
+/// What `hostaway-admin streams provision` runs; services only verify.
+pub async fn provision(
+    js: &jetstream::Context,
+    topology: &Topology,
+    settings: &StreamSettings,
+) -> anyhow::Result<()> {
+    for config in stream_configs(topology, settings) {
         let name = config.name.clone();
         js.create_or_update_stream(config)
             .await
@@ -329,34 +336,300 @@ pub async fn provision(
     Ok(())
 }
 
-/// Provisions the streams, retrying until it succeeds or `stop` fires; sets
-/// `done` once the streams exist. Services start serving before NATS is up and
-/// report not-ready until then.
-pub async fn provision_until_done(
+/// How a stream found differs from the configuration wanted, field by field.
+pub fn stream_differences(found: &stream::Config, wanted: &stream::Config) -> Vec<String> {
+    // 0 and -1 both mean "no limit"; the server answers -1.
+    fn limit(v: i64) -> String {
+        (if v <= 0 { -1 } else { v }).to_string()
+    }
+    type Read = fn(&stream::Config) -> String;
+    let fields: [(&str, Read); 10] = [
+        ("subjects", |c| {
+            let mut subjects = c.subjects.clone();
+            subjects.sort();
+            format!("{subjects:?}")
+        }),
+        ("retention", |c| format!("{:?}", c.retention)),
+        ("storage", |c| format!("{:?}", c.storage)),
+        ("discard", |c| format!("{:?}", c.discard)),
+        ("num_replicas", |c| c.num_replicas.max(1).to_string()),
+        ("max_age", |c| format!("{:?}", c.max_age)),
+        ("max_bytes", |c| limit(c.max_bytes)),
+        ("duplicate_window", |c| format!("{:?}", c.duplicate_window)),
+        ("max_messages_per_subject", |c| {
+            limit(c.max_messages_per_subject)
+        }),
+        ("discard_new_per_subject", |c| {
+            c.discard_new_per_subject.to_string()
+        }),
+    ];
+    fields
+        .iter()
+        .filter_map(|(field, read)| {
+            let (have, want) = (read(found), read(wanted));
+            (have != want)
+                .then(|| format!("stream {}: {field} is {have}, expected {want}", wanted.name))
+        })
+        .collect()
+}
+
+/// Checks the connector's streams against this configuration without
+/// changing them: `Err` names every difference (and every missing stream).
+pub async fn verify_streams(
+    js: &jetstream::Context,
+    topology: &Topology,
+    settings: &StreamSettings,
+) -> Result<(), String> {
+    let mut differences = Vec::new();
+    for wanted in stream_configs(topology, settings) {
+        match js.get_stream(&wanted.name).await {
+            Ok(mut found) => match found.info().await {
+                Ok(info) => differences.extend(stream_differences(&info.config, &wanted)),
+                Err(error) => differences.push(format!("stream {}: {error}", wanted.name)),
+            },
+            Err(error) => differences.push(format!(
+                "stream {} is missing ({error}): run `hostaway-admin streams provision`",
+                wanted.name
+            )),
+        }
+    }
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(differences.join("; "))
+    }
+}
+
+/// The durable consumers' settings, provisioned by `hostaway-admin` and
+/// verified by the services (they read the same variables).
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// The ingestor's: redelivery of a webhook a crashed replica held.
+    pub ingest_ack_wait: Duration,
+    pub ingest_max_ack_pending: i64,
+    /// The dispatcher's change consumer.
+    pub change_ack_wait: Duration,
+    /// The dispatcher's job lines (running jobs extend it).
+    pub job_ack_wait: Duration,
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        Self {
+            ingest_ack_wait: Duration::from_secs(30),
+            ingest_max_ack_pending: 1024,
+            change_ack_wait: Duration::from_secs(30),
+            job_ack_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+fn durable(
+    name: String,
+    filter: String,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+) -> jetstream::consumer::pull::Config {
+    jetstream::consumer::pull::Config {
+        durable_name: Some(name),
+        filter_subject: filter,
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait,
+        // Attempts are counted in PostgreSQL (webhook_log, sync_jobs), where
+        // an outage does not use them up: JetStream never gives up.
+        max_deliver: -1,
+        max_ack_pending,
+        deliver_policy: jetstream::consumer::DeliverPolicy::All,
+        ..Default::default()
+    }
+}
+
+/// The ingestor's durable consumer (on the webhooks stream).
+pub fn ingestor_consumer_config(
+    topology: &Topology,
+    settings: &ConsumerSettings,
+) -> jetstream::consumer::pull::Config {
+    durable(
+        topology.ingestor_consumer(),
+        topology.webhooks_filter(),
+        settings.ingest_ack_wait,
+        settings.ingest_max_ack_pending,
+    )
+}
+
+/// The dispatcher's change consumer (on the changes stream).
+pub fn changes_consumer_config(
+    topology: &Topology,
+    settings: &ConsumerSettings,
+) -> jetstream::consumer::pull::Config {
+    durable(
+        topology.changes_consumer(),
+        topology.changes_filter(),
+        settings.change_ack_wait,
+        1024,
+    )
+}
+
+/// A job line's consumer (on the sync stream).
+pub fn job_consumer_config(
+    topology: &Topology,
+    lane: crate::sync_queue::JobLane,
+    settings: &ConsumerSettings,
+) -> jetstream::consumer::pull::Config {
+    let reconcile = lane.mode == crate::sync_queue::Mode::Reconcile;
+    durable(
+        topology.sync_consumer(lane.kind.as_str(), reconcile),
+        topology.sync_filter(lane.kind.as_str(), reconcile),
+        settings.job_ack_wait,
+        1024,
+    )
+}
+
+/// Every durable consumer the connector owns, with its stream.
+pub fn consumer_configs(
+    topology: &Topology,
+    settings: &ConsumerSettings,
+) -> Vec<(String, jetstream::consumer::pull::Config)> {
+    let mut configs = vec![
+        (
+            topology.webhooks_stream(),
+            ingestor_consumer_config(topology, settings),
+        ),
+        (
+            topology.changes_stream(),
+            changes_consumer_config(topology, settings),
+        ),
+    ];
+    configs.extend(crate::sync_queue::JobLane::all().into_iter().map(|lane| {
+        (
+            topology.sync_stream(),
+            job_consumer_config(topology, lane, settings),
+        )
+    }));
+    configs
+}
+
+/// Creates the durable consumers, or updates them to this configuration.
+pub async fn provision_consumers(
+    js: &jetstream::Context,
+    topology: &Topology,
+    settings: &ConsumerSettings,
+) -> anyhow::Result<()> {
+    for (stream, config) in consumer_configs(topology, settings) {
+        provision_consumer(js, &stream, config).await?;
+    }
+    Ok(())
+}
+
+/// Creates one durable consumer, or updates it to `config`.
+pub async fn provision_consumer(
+    js: &jetstream::Context,
+    stream: &str,
+    config: jetstream::consumer::pull::Config,
+) -> anyhow::Result<()> {
+    let name = config.durable_name.clone().unwrap_or_default();
+    let stream = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| anyhow::anyhow!("stream {stream} for consumer {name}: {e}"))?;
+    stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("provisioning consumer {name}: {e}"))?;
+    Ok(())
+}
+
+/// Binds an existing durable consumer and checks what correctness depends
+/// on; `Err` names what is missing or different.
+pub async fn bind_consumer(
+    js: &jetstream::Context,
+    stream: &str,
+    wanted: &jetstream::consumer::pull::Config,
+) -> Result<jetstream::consumer::PullConsumer, String> {
+    let name = wanted.durable_name.clone().unwrap_or_default();
+    let stream = js.get_stream(stream).await.map_err(|e| {
+        format!("stream {stream} is missing ({e}): run `hostaway-admin streams provision`")
+    })?;
+    let mut consumer: jetstream::consumer::PullConsumer =
+        stream.get_consumer(&name).await.map_err(|e| {
+            format!("consumer {name} is missing ({e}): run `hostaway-admin streams provision`")
+        })?;
+    let info = consumer
+        .info()
+        .await
+        .map_err(|e| format!("consumer {name}: {e}"))?;
+    let found = &info.config;
+    let mut differences = Vec::new();
+    if found.filter_subject != wanted.filter_subject {
+        differences.push(format!(
+            "filter_subject is {:?}, expected {:?}",
+            found.filter_subject, wanted.filter_subject
+        ));
+    }
+    if found.ack_policy != wanted.ack_policy {
+        differences.push(format!(
+            "ack_policy is {:?}, expected {:?}",
+            found.ack_policy, wanted.ack_policy
+        ));
+    }
+    if found.max_deliver != wanted.max_deliver
+        && !(found.max_deliver <= 0 && wanted.max_deliver <= 0)
+    {
+        differences.push(format!(
+            "max_deliver is {}, expected {}",
+            found.max_deliver, wanted.max_deliver
+        ));
+    }
+    if found.ack_wait != wanted.ack_wait {
+        differences.push(format!(
+            "ack_wait is {:?}, expected {:?}",
+            found.ack_wait, wanted.ack_wait
+        ));
+    }
+    if differences.is_empty() {
+        Ok(consumer)
+    } else {
+        Err(format!("consumer {name}: {}", differences.join(", ")))
+    }
+}
+
+/// Verifies the streams against this configuration now and every `every`
+/// until `stop`, keeping `condition` (a readiness check) in step: a service
+/// never changes the topology (`hostaway-admin` owns it), it reports what
+/// differs and stays unready until it is fixed.
+pub async fn watch_streams(
     js: jetstream::Context,
     topology: Topology,
     settings: StreamSettings,
-    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    condition: crate::health::Condition,
+    every: Duration,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut delay = Duration::from_millis(100);
     loop {
-        match provision(&js, &topology, &settings).await {
+        match verify_streams(&js, &topology, &settings).await {
             Ok(()) => {
-                done.store(true, std::sync::atomic::Ordering::Release);
-                tracing::info!(
-                    namespace = topology.namespace(),
-                    "JetStream streams provisioned"
-                );
-                return;
+                if !condition.is_ok() {
+                    tracing::info!(
+                        namespace = topology.namespace(),
+                        "JetStream streams verified"
+                    );
+                }
+                condition.ok();
+                delay = every;
             }
-            Err(error) => tracing::warn!(%error, "cannot provision JetStream streams yet"),
+            Err(problem) => {
+                if condition.reason().as_deref() != Some(problem.as_str()) {
+                    tracing::warn!(%problem, "JetStream streams are not as this service expects; not ready");
+                }
+                condition.fail(problem);
+                delay = (delay * 2).min(every.min(Duration::from_secs(5)));
+            }
         }
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(delay) => {}
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -398,6 +671,34 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_is_compared_field_by_field_with_what_the_server_normalises() {
+        let wanted = stream_configs(&Topology::new("t_1a").unwrap(), &StreamSettings::default());
+        let sync = wanted
+            .iter()
+            .find(|c| c.name == "T_1A_SYNC")
+            .expect("the sync stream")
+            .clone();
+        // The server answers -1 for "no limit" and may list subjects in any order.
+        let mut found = sync.clone();
+        found.max_bytes = if sync.max_bytes <= 0 {
+            -1
+        } else {
+            sync.max_bytes
+        };
+        found.subjects.reverse();
+        assert!(stream_differences(&found, &sync).is_empty());
+        found.num_replicas = 3;
+        found.discard_new_per_subject = !sync.discard_new_per_subject;
+        let differences = stream_differences(&found, &sync);
+        assert_eq!(differences.len(), 2, "{differences:?}");
+        assert!(
+            differences[0].starts_with("stream T_1A_SYNC: num_replicas is 3, expected"),
+            "{differences:?}"
+        );
+        assert!(differences[1].contains("discard_new_per_subject"));
+    }
+
+    #[test]
     fn credentials_are_taken_out_of_the_url() {
         assert_eq!(
             split_credentials("nats://app:s3cret@a:4222, nats://app:s3cret@b:4222"),
@@ -425,6 +726,34 @@ mod tests {
             vec!["nats://a:4222", "nats://b:4223", "nats://c:4224"],
             "a list of servers, as NATS clients take it"
         );
+    }
+
+    #[test]
+    fn a_stream_configured_otherwise_is_told_field_by_field() {
+        let topology = Topology::new("t").unwrap_or_else(|_| unreachable!());
+        let wanted = stream_configs(&topology, &StreamSettings::default());
+        let mut found = wanted[0].clone();
+        assert!(stream_differences(&found, &wanted[0]).is_empty());
+        found.num_replicas = 3;
+        found.max_bytes = 1024;
+        let differences = stream_differences(&found, &wanted[0]);
+        assert_eq!(differences.len(), 2, "{differences:?}");
+        assert!(differences[0].contains("num_replicas is 3, expected 1"));
+        assert!(differences[1].contains("max_bytes is 1024, expected -1"));
+    }
+
+    #[test]
+    fn every_job_line_has_its_consumer() {
+        let topology = Topology::new("t").unwrap_or_else(|_| unreachable!());
+        let configs = consumer_configs(&topology, &ConsumerSettings::default());
+        assert_eq!(configs.len(), 2 + crate::sync_queue::JobLane::all().len());
+        let mut names: Vec<_> = configs
+            .iter()
+            .filter_map(|(_, c)| c.durable_name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), configs.len(), "distinct durable names");
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub fn router(metrics: Metrics, health: Health) -> Router {
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
     let report = state.health.report();
     let ready = state.health.is_ready();
-    let body = serde_json::json!({ "ready": ready, "checks": report }).to_string();
+    let problems = state.health.problems();
+    let body =
+        serde_json::json!({ "ready": ready, "checks": report, "problems": problems }).to_string();
     let status = if ready {
         StatusCode::OK
     } else {

@@ -54,3 +54,22 @@ pub async fn drain_within(deadline: Duration, drain: impl Future<Output = ()>) -
         }
     }
 }
+
+/// How long the last acknowledgements may take to leave.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sends what the client still buffers (the acknowledgements and naks of the
+/// drain, the messages given back) before the process exits: a nak lost here
+/// would leave its message waiting out the ack wait instead of going to
+/// another replica at once.
+pub async fn flush_nats(client: &async_nats::Client) {
+    match tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "last acknowledgements not flushed; their messages are redelivered after the ack wait")
+        }
+        Err(_) => tracing::warn!(
+            "last acknowledgements not flushed in time; their messages are redelivered after the ack wait"
+        ),
+    }
+}

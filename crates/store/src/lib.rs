@@ -80,6 +80,29 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Migration(e.to_string()))
 }
 
+/// Checks that every migration this binary knows has been applied (by
+/// `hostaway-admin migrate`): a service runs against the schema it was built
+/// for, or reports, naming the versions, that it cannot.
+pub async fn verify_schema(pool: &PgPool) -> Result<(), StoreError> {
+    let wanted = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await
+            .or_else(|error| match &error {
+                // No migrations table: nothing applied yet.
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(None),
+                _ => Err(error),
+            })?;
+    match applied {
+        Some(version) if version >= wanted => Ok(()),
+        applied => Err(StoreError::Invalid(format!(
+            "the database schema is at migration {}, this binary needs {wanted}: run `hostaway-admin migrate`",
+            applied.map_or_else(|| "none".to_owned(), |v| v.to_string())
+        ))),
+    }
+}
+
 /// `SELECT 1`: whether the database answers now.
 pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query("SELECT 1").execute(pool).await?;

@@ -18,11 +18,12 @@
 //! deliveries from running at once, and the second finds nothing left to do.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use domain::SyncKind;
-use futures::{FutureExt, StreamExt};
-use service_kit::consume::{MAX_PULL_ERRORS, Stopped};
+use futures::FutureExt;
+use service_kit::consume::{MAX_PULL_ERRORS, Pull, Pulled, Stopped};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -121,9 +122,45 @@ impl Lane {
     }
 }
 
-/// Gives back, at once, the jobs a lane took and did not start: on shutdown
-/// another replica runs them now, not after the consumer's ack wait.
-async fn give_back(lanes: &mut [Lane]) {
+/// Pauses a lane's puller after a failed pull, so a consumer that keeps
+/// failing is not asked in a tight loop.
+const PULL_ERROR_PAUSE: Duration = Duration::from_millis(500);
+
+/// Prefetches one lane's jobs, one at a time: room in the lane first, then a
+/// job, so none is pulled to wait in a full line. On `halt` the request in
+/// flight is read to its end and what it brings goes back.
+async fn prefetch(consumer: PullConsumer, jobs: mpsc::Sender<Item>, halt: CancellationToken) {
+    let mut pull = Pull::new(consumer, 1);
+    loop {
+        let room = tokio::select! {
+            biased;
+            () = halt.cancelled() => break,
+            room = jobs.reserve() => match room {
+                Ok(room) => room,
+                Err(_) => break,
+            },
+        };
+        match pull.next(&halt).await {
+            Pulled::Message(message) => room.send(Ok(message)),
+            Pulled::Error(error) => {
+                room.send(Err(error));
+                if service_kit::consume::sleep_or_stop(&halt, PULL_ERROR_PAUSE).await {
+                    break;
+                }
+            }
+            Pulled::Stopped => break,
+        }
+    }
+    pull.give_back().await;
+}
+
+/// Stops the lanes' pullers, then gives back, at once, the jobs the lanes
+/// took and did not start: another replica runs them now, not after the
+/// consumer's ack wait. The pullers end first, so none is still handing a
+/// job to a lane while the lanes are emptied.
+async fn give_back(halt: &CancellationToken, pullers: &mut JoinSet<()>, lanes: &mut [Lane]) {
+    halt.cancel();
+    while pullers.join_next().await.is_some() {}
     for lane in lanes {
         lane.jobs.close();
         let mut items: Vec<Item> = lane.held.take().into_iter().collect();
@@ -146,34 +183,33 @@ pub async fn run(
     stop: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Stopped {
-    let concurrency = concurrency.max(1);
-    // Dropped on return: the prefetching tasks stop with it.
+    let halt = stop.child_token();
     let mut pullers = JoinSet::new();
     let mut lanes = Vec::with_capacity(consumers.len());
     for (lane, consumer) in consumers {
-        let mut messages = match service_kit::consume::messages(consumer, 1).await {
-            Ok(messages) => messages,
-            Err(error) => {
-                tracing::warn!(%error, lane = lane.name(), "cannot pull sync jobs");
-                return Stopped::Rebind;
-            }
-        };
         let (tx, rx) = mpsc::channel(1);
-        pullers.spawn(async move {
-            // Room first, then a job: none is pulled to wait in a full line.
-            while let Ok(room) = tx.reserve().await {
-                let Some(item) = messages.next().await else {
-                    return;
-                };
-                room.send(item.map_err(|e| e.to_string()));
-            }
-        });
+        pullers.spawn(prefetch(consumer.clone(), tx, halt.clone()));
         lanes.push(Lane {
             lane: *lane,
             jobs: rx,
             held: None,
         });
     }
+    let stopped = dispatch(runner, &mut lanes, weights, concurrency, stop, tracker).await;
+    give_back(&halt, &mut pullers, &mut lanes).await;
+    stopped
+}
+
+/// Hands the lanes' jobs to free worker slots in weighted order.
+async fn dispatch(
+    runner: &Arc<JobRunner>,
+    lanes: &mut [Lane],
+    weights: &[(JobLane, u32)],
+    concurrency: usize,
+    stop: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Stopped {
+    let concurrency = concurrency.max(1);
     let lane_weights: Vec<(JobLane, u32)> = lanes
         .iter()
         .map(|lane| {
@@ -190,11 +226,7 @@ pub async fn run(
     loop {
         let permit = tokio::select! {
             biased;
-            () = stop.cancelled() => {
-                pullers.abort_all();
-                give_back(&mut lanes).await;
-                return Stopped::Shutdown;
-            }
+            () = stop.cancelled() => return Stopped::Shutdown,
             permit = Arc::clone(&permits).acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => return Stopped::Shutdown,
@@ -227,8 +259,6 @@ pub async fn run(
                 ((arrived, item), _, _) = futures::future::select_all(arrivals) => Some((arrived, item)),
             };
             let Some((arrived, item)) = arrival else {
-                pullers.abort_all();
-                give_back(&mut lanes).await;
                 return Stopped::Shutdown;
             };
             match item {

@@ -46,9 +46,6 @@ struct Args {
     /// …but never longer than this after it was queued.
     #[arg(long, env = "SYNC_MAX_SETTLE_MS", default_value_t = 30_000)]
     max_settle_ms: u64,
-    /// Redelivery of a job whose worker died; running jobs extend it.
-    #[arg(long, env = "SYNC_JOB_ACK_WAIT_SECS", default_value_t = 60)]
-    job_ack_wait_secs: u64,
     /// A job's hold on its listing; renewed while it runs.
     #[arg(long, env = "SYNC_LEASE_SECS", default_value_t = 300)]
     lease_secs: u64,
@@ -172,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
     settings.migrate = args.database.migrate;
     settings.change_concurrency = args.change_concurrency.max(1);
     settings.job_concurrency = args.job_concurrency.max(1);
-    settings.job_ack_wait = Duration::from_secs(args.job_ack_wait_secs.max(5));
+    settings.consumers = args.nats.consumer_settings();
     settings.schedules = schedules(&args)?;
     settings.slot_takeover = Duration::from_secs(args.slot_takeover_secs.max(1));
     settings.shutdown_timeout = args.ops.shutdown_timeout();
@@ -183,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
     worker.settle = Duration::from_millis(args.settle_ms);
     worker.max_settle = Duration::from_millis(args.max_settle_ms);
     worker.lease_ttl = Duration::from_secs(args.lease_secs.max(10));
-    worker.heartbeat = (settings.job_ack_wait / 3).min(worker.lease_ttl / 3);
+    worker.heartbeat = (settings.consumers.job_ack_wait / 3).min(worker.lease_ttl / 3);
     worker.poll_lookback = Duration::from_secs(args.poll_lookback_hours * 3600);
 
     let cipher = Arc::new(args.key.cipher().context("CONNECTOR_CREDENTIALS_KEY")?);

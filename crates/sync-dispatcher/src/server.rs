@@ -2,16 +2,16 @@
 //! lanes, the reconciliation schedules, readiness, and draining on shutdown.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::PullConsumer, consumer::pull};
+use async_nats::jetstream::{self, consumer::PullConsumer};
 use domain::SyncKind;
 use hostaway_client::HostawayClient;
 use service_kit::consume::{DbGate, GateCheck, Stopped, bind_until_ready, pull_loop};
+use service_kit::health::Condition;
 use service_kit::health::Health;
 use service_kit::metrics::Metrics;
-use service_kit::nats::{StreamSettings, Topology};
+use service_kit::nats::{ConsumerSettings, StreamSettings, Topology};
 use service_kit::publish::Publisher;
 use store::PgPool;
 use store::crypto::CredentialCipher;
@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::changes::ChangeConsumer;
 use crate::dead_letter::SyncDeadLetters;
 use crate::metrics::SyncMetrics;
-use crate::queue::{JobLane, JobQueue, Mode};
+use crate::queue::{JobLane, JobQueue};
 use crate::reconcile::Schedule;
 use crate::worker::{JobRunner, WorkerSettings};
 
@@ -54,10 +54,9 @@ pub struct DispatcherSettings {
     /// Jobs run at once (they share the client's rate budget).
     pub job_concurrency: usize,
     pub weights: Vec<(JobLane, u32)>,
-    /// Redelivery of an unacknowledged change (a crashed replica's).
-    pub change_ack_wait: Duration,
-    /// Redelivery of an unacknowledged job; running jobs extend it.
-    pub job_ack_wait: Duration,
+    /// The durable consumers as provisioned: redelivery of a change or a job
+    /// a crashed replica held (running jobs extend theirs).
+    pub consumers: ConsumerSettings,
     pub worker: WorkerSettings,
     pub schedules: Vec<Schedule>,
     /// A claimed reconciliation slot not completed for this long (its
@@ -78,8 +77,7 @@ impl DispatcherSettings {
             change_concurrency: 8,
             job_concurrency: 4,
             weights: crate::lanes::DEFAULT_WEIGHTS.to_vec(),
-            change_ack_wait: Duration::from_secs(30),
-            job_ack_wait: Duration::from_secs(60),
+            consumers: ConsumerSettings::default(),
             worker: WorkerSettings::default(),
             schedules: crate::reconcile::default_patterns()
                 .iter()
@@ -109,8 +107,8 @@ pub struct SyncDispatcher {
     settings: DispatcherSettings,
     deps: DispatcherDeps,
     metrics: SyncMetrics,
-    changes_ready: Arc<AtomicBool>,
-    jobs_ready: Arc<AtomicBool>,
+    changes_ready: Option<Condition>,
+    jobs_ready: Option<Condition>,
 }
 
 impl SyncDispatcher {
@@ -119,18 +117,14 @@ impl SyncDispatcher {
         let nats = deps.nats.clone();
         deps.health
             .add("nats", move || service_kit::nats::is_connected(&nats));
-        let changes_ready = Arc::new(AtomicBool::new(false));
-        let jobs_ready = Arc::new(AtomicBool::new(false));
-        if settings.roles.changes {
-            let flag = Arc::clone(&changes_ready);
-            deps.health
-                .add("changes_consumer", move || flag.load(Ordering::Acquire));
-        }
-        if settings.roles.jobs {
-            let flag = Arc::clone(&jobs_ready);
-            deps.health
-                .add("job_consumers", move || flag.load(Ordering::Acquire));
-        }
+        let changes_ready = settings
+            .roles
+            .changes
+            .then(|| deps.health.condition("changes_consumer", "starting"));
+        let jobs_ready = settings
+            .roles
+            .jobs
+            .then(|| deps.health.condition("job_consumers", "starting"));
         Ok(Self {
             settings,
             deps,
@@ -175,29 +169,26 @@ impl SyncDispatcher {
                 pool: deps.pool.clone(),
                 available: Some(self.metrics.database_available.clone()),
             };
-            let config = pull::Config {
-                durable_name: Some(settings.topology.changes_consumer()),
-                filter_subject: settings.topology.changes_filter(),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: settings.change_ack_wait,
-                max_deliver: -1,
-                max_ack_pending: 1024,
-                ..Default::default()
-            };
-            let (settings, js, pool, stop, tracker, ready) = (
+            let config =
+                service_kit::nats::changes_consumer_config(&settings.topology, &settings.consumers);
+            let (settings, js, pool, stop, tracker) = (
                 Arc::clone(&settings),
                 js.clone(),
                 deps.pool.clone(),
                 stop.clone(),
                 in_flight.clone(),
-                Arc::clone(&self.changes_ready),
             );
+            let ready = self
+                .changes_ready
+                .clone()
+                .unwrap_or_else(|| Health::new().condition("unused", ""));
             background.spawn(async move {
                 loop {
                     let Some(bound) = bind_until_ready(
                         &js,
                         &settings.topology.changes_stream(),
                         &config,
+                        &ready,
                         &stop,
                         || prepare(&settings, &pool, &js),
                     )
@@ -205,7 +196,7 @@ impl SyncDispatcher {
                     else {
                         return;
                     };
-                    ready.store(true, Ordering::Release);
+                    ready.ok();
                     tracing::info!(consumer = %settings.topology.changes_consumer(), "consuming TVL changes");
                     let stopped = pull_loop(
                         &bound,
@@ -219,7 +210,7 @@ impl SyncDispatcher {
                         },
                     )
                     .await;
-                    ready.store(false, Ordering::Release);
+                    ready.fail("the consumers are being bound again");
                     if stopped == Stopped::Shutdown {
                         return;
                     }
@@ -259,17 +250,20 @@ impl SyncDispatcher {
                 deps.pool.clone(),
                 stop.clone(),
                 in_flight.clone(),
-                Arc::clone(&self.jobs_ready),
+                self.jobs_ready
+                    .clone()
+                    .unwrap_or_else(|| Health::new().condition("unused", "")),
                 self.metrics.clone(),
                 background.clone(),
             );
             background.spawn(async move {
                 loop {
-                    let Some(consumers) = bind_job_consumers(&settings, &pool, &js, &stop).await
+                    let Some(consumers) =
+                        bind_job_consumers(&settings, &pool, &js, &ready, &stop).await
                     else {
                         return;
                     };
-                    ready.store(true, Ordering::Release);
+                    ready.ok();
                     let gauge_stop = stop.child_token();
                     background_tasks.spawn(queue_gauge(
                         consumers.clone(),
@@ -288,7 +282,7 @@ impl SyncDispatcher {
                     )
                     .await;
                     gauge_stop.cancel();
-                    ready.store(false, Ordering::Release);
+                    ready.fail("the consumers are being bound again");
                     if stopped == Stopped::Shutdown {
                         return;
                     }
@@ -318,10 +312,14 @@ impl SyncDispatcher {
             in_flight.wait().await;
         })
         .await;
+        service_kit::shutdown::flush_nats(&deps.nats).await;
         tracing::info!(drained, "sync dispatcher stopped");
     }
 }
 
+/// Before binding a consumer: the schema is this binary's (or migrated, where
+/// the service is told to) and the streams are as configured; nothing is
+/// changed (`hostaway-admin` owns the topology).
 async fn prepare(
     settings: &DispatcherSettings,
     pool: &PgPool,
@@ -329,8 +327,12 @@ async fn prepare(
 ) -> anyhow::Result<()> {
     if settings.migrate {
         store::migrate(pool).await?;
+    } else {
+        store::verify_schema(pool).await?;
     }
-    service_kit::nats::provision(js, &settings.topology, &settings.streams).await
+    service_kit::nats::verify_streams(js, &settings.topology, &settings.streams)
+        .await
+        .map_err(anyhow::Error::msg)
 }
 
 /// One durable consumer per line, in the order of the weights (the round
@@ -339,6 +341,7 @@ async fn bind_job_consumers(
     settings: &DispatcherSettings,
     pool: &PgPool,
     js: &jetstream::Context,
+    condition: &Condition,
     stop: &CancellationToken,
 ) -> Option<Vec<(JobLane, PullConsumer)>> {
     let mut lanes: Vec<JobLane> = settings.weights.iter().map(|(lane, _)| *lane).collect();
@@ -349,24 +352,17 @@ async fn bind_job_consumers(
     }
     let mut consumers = Vec::new();
     for lane in lanes {
-        let reconcile = lane.mode == Mode::Reconcile;
-        let kind = lane.kind.as_str();
-        let config = pull::Config {
-            durable_name: Some(settings.topology.sync_consumer(kind, reconcile)),
-            filter_subject: settings.topology.sync_filter(kind, reconcile),
-            ack_policy: jetstream::consumer::AckPolicy::Explicit,
-            ack_wait: settings.job_ack_wait,
-            // Attempts are counted in sync_jobs, where waiting on a lease, an
-            // open circuit or the database does not use them up.
-            max_deliver: -1,
-            max_ack_pending: 1024,
-            ..Default::default()
-        };
-        let consumer =
-            bind_until_ready(js, &settings.topology.sync_stream(), &config, stop, || {
-                prepare(settings, pool, js)
-            })
-            .await?;
+        let config =
+            service_kit::nats::job_consumer_config(&settings.topology, lane, &settings.consumers);
+        let consumer = bind_until_ready(
+            js,
+            &settings.topology.sync_stream(),
+            &config,
+            condition,
+            stop,
+            || prepare(settings, pool, js),
+        )
+        .await?;
         consumers.push((lane, consumer));
     }
     Some(consumers)

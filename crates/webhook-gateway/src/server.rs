@@ -1,14 +1,13 @@
-//! Wiring: routes, background credential reload, stream provisioning,
+//! Wiring: routes, background credential reload, stream verification,
 //! readiness, graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::post;
-use service_kit::health::Health;
+use service_kit::health::{Condition, Health};
 use service_kit::metrics::Metrics;
 use service_kit::nats::{StreamSettings, Topology};
 use store::PgPool;
@@ -54,6 +53,9 @@ pub struct GatewaySettings {
     pub connections: ConnectionLimits,
     /// Refused requests logged per second at most (the rest are counted).
     pub refusal_logs_per_second: u32,
+    /// How often the streams are checked against `streams` (the gateway
+    /// never changes them: it reports a difference and stays unready).
+    pub topology_check_interval: Duration,
     pub shutdown_timeout: Duration,
 }
 
@@ -73,6 +75,7 @@ impl GatewaySettings {
             max_preauth_requests: 256,
             connections: ConnectionLimits::default(),
             refusal_logs_per_second: 10,
+            topology_check_interval: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(25),
         }
     }
@@ -107,7 +110,7 @@ pub struct Gateway {
     deps: GatewayDeps,
     cache: Arc<CredentialCache>,
     metrics: GatewayMetrics,
-    provisioned: Arc<AtomicBool>,
+    streams_verified: Condition,
 }
 
 impl Gateway {
@@ -146,13 +149,10 @@ impl Gateway {
                     addr: settings.listen,
                     source,
                 })?;
-        let provisioned = Arc::new(AtomicBool::new(false));
         let nats = deps.nats.clone();
         deps.health
             .add("nats", move || service_kit::nats::is_connected(&nats));
-        let flag = Arc::clone(&provisioned);
-        deps.health
-            .add("streams", move || flag.load(Ordering::Acquire));
+        let streams_verified = deps.health.condition("streams", "not verified yet");
         let ready_cache = Arc::clone(&cache);
         deps.health
             .add("credentials", move || ready_cache.is_usable());
@@ -163,7 +163,7 @@ impl Gateway {
             deps,
             cache,
             metrics,
-            provisioned,
+            streams_verified,
         })
     }
 
@@ -175,11 +175,12 @@ impl Gateway {
     /// by the publish timeout) within the shutdown deadline.
     pub async fn run(self, stop: CancellationToken) -> Result<(), StartError> {
         let background = TaskTracker::new();
-        background.spawn(service_kit::nats::provision_until_done(
+        background.spawn(service_kit::nats::watch_streams(
             async_nats::jetstream::new(self.deps.nats.clone()),
             self.settings.topology.clone(),
             self.settings.streams.clone(),
-            Arc::clone(&self.provisioned),
+            self.streams_verified.clone(),
+            self.settings.topology_check_interval,
             stop.clone(),
         ));
         background.spawn(refresh_loop(
@@ -209,6 +210,7 @@ impl Gateway {
             background.wait().await;
         })
         .await;
+        service_kit::shutdown::flush_nats(&self.deps.nats).await;
         tracing::info!(drained, "webhook gateway stopped");
         Ok(())
     }

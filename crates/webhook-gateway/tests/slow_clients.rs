@@ -148,6 +148,16 @@ async fn slow_and_idle_clients_cannot_keep_a_valid_webhook_out() {
     let nats_url =
         std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let namespace = format!("slow{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    // What `hostaway-admin streams provision` does before the gateway starts.
+    let topology = service_kit::nats::Topology::new(&namespace).unwrap();
+    let provisioner = async_nats::connect(&nats_url).await.unwrap();
+    service_kit::nats::provision(
+        &async_nats::jetstream::new(provisioner),
+        &topology,
+        &service_kit::nats::StreamSettings::default(),
+    )
+    .await
+    .unwrap();
 
     let mut gateway = tokio::process::Command::new(env!("CARGO_BIN_EXE_webhook-gateway"))
         .env_clear()
@@ -395,7 +405,6 @@ async fn slow_and_idle_clients_cannot_keep_a_valid_webhook_out() {
     let _ = gateway.kill().await;
     if let Ok(client) = async_nats::connect(&nats_url).await {
         let js = async_nats::jetstream::new(client);
-        let topology = service_kit::nats::Topology::new(&namespace).unwrap();
         service_kit::nats::delete_streams(&js, &topology).await;
     }
     pool.close().await;
