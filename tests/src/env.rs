@@ -32,10 +32,14 @@ pub struct TestEnv {
     pub topology: Topology,
     pub credentials_key: SecretString,
     pub cipher: Arc<CredentialCipher>,
+    /// The streams as provisioned; every service started here expects them.
+    pub streams: StreamSettings,
     database_url: Url,
     nats_url: Url,
     /// Services connect straight to the servers (benchmarks), not through the proxies.
     direct: bool,
+    /// The servers services are given instead (a cluster), comma-separated.
+    nats_servers: Option<String>,
 }
 
 async fn upstream(url: &Url, default_port: u16) -> SocketAddr {
@@ -50,26 +54,36 @@ async fn upstream(url: &Url, default_port: u16) -> SocketAddr {
 
 impl TestEnv {
     pub async fn new() -> Self {
-        Self::create(false).await
+        Self::create(false, None).await
     }
 
     /// An environment whose services bypass the cuttable proxies: for
     /// measurements, where a proxy hop would distort the figures.
     pub async fn new_direct() -> Self {
-        Self::create(true).await
+        Self::create(true, None).await
     }
 
-    async fn create(direct: bool) -> Self {
+    /// An environment on a NATS cluster of its own (services are given every
+    /// server's URL), its streams provisioned with `streams`.
+    pub async fn on_cluster(servers: &[String], streams: StreamSettings) -> Self {
+        Self::create(true, Some((servers.join(","), streams))).await
+    }
+
+    async fn create(direct: bool, cluster: Option<(String, StreamSettings)>) -> Self {
         service_kit::install_crypto_provider();
         init_logging();
         let admin: Url = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| DEFAULT_DATABASE_URL.into())
             .parse()
             .expect("TEST_DATABASE_URL");
-        let nats_url: Url = std::env::var("TEST_NATS_URL")
-            .unwrap_or_else(|_| DEFAULT_NATS_URL.into())
-            .parse()
-            .expect("TEST_NATS_URL");
+        let (nats_servers, streams) = cluster.unzip();
+        let streams = streams.unwrap_or_default();
+        let nats_url: Url = match &nats_servers {
+            Some(servers) => servers.split(',').next().unwrap_or_default().to_owned(),
+            None => std::env::var("TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.into()),
+        }
+        .parse()
+        .expect("TEST_NATS_URL");
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("hwc_t_{}", &id[..16]);
 
@@ -96,12 +110,17 @@ impl TestEnv {
         .expect("test pool");
         store::migrate(&pool).await.expect("migrations apply");
 
-        let nats = async_nats::connect(nats_url.as_str())
+        let servers: Vec<&str> = nats_servers
+            .as_deref()
+            .unwrap_or(nats_url.as_str())
+            .split(',')
+            .collect();
+        let nats = async_nats::connect(servers.as_slice())
             .await
             .expect("NATS must be running (see README: just services)");
         let js = jetstream::new(nats.clone());
         let topology = Topology::new(&format!("t{}", &id[..12])).expect("namespace");
-        service_kit::nats::provision(&js, &topology, &StreamSettings::default())
+        service_kit::nats::provision(&js, &topology, &streams)
             .await
             .expect("streams provisioned");
 
@@ -119,9 +138,11 @@ impl TestEnv {
             topology,
             credentials_key,
             cipher,
+            streams,
             database_url,
             nats_url,
             direct,
+            nats_servers,
         }
     }
 
@@ -138,6 +159,9 @@ impl TestEnv {
 
     /// The NATS URL services use: through the cuttable proxy.
     pub fn service_nats_url(&self) -> SecretString {
+        if let Some(servers) = &self.nats_servers {
+            return SecretString::from(servers.clone());
+        }
         if self.direct {
             return SecretString::from(self.nats_url.to_string());
         }
@@ -271,7 +295,10 @@ impl Drop for TestEnv {
         let db_name = self.db_name.clone();
         let admin =
             std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
-        let nats_url = std::env::var("TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.into());
+        let nats_url = self
+            .nats_servers
+            .clone()
+            .unwrap_or_else(|| self.nats_url.to_string());
         let topology = self.topology.clone();
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -281,7 +308,8 @@ impl Drop for TestEnv {
                 return;
             };
             runtime.block_on(async move {
-                if let Ok(client) = async_nats::connect(nats_url).await {
+                let servers: Vec<&str> = nats_url.split(',').collect();
+                if let Ok(client) = async_nats::connect(servers.as_slice()).await {
                     service_kit::nats::delete_streams(&jetstream::new(client), &topology).await;
                 }
                 if let Ok(admin) =

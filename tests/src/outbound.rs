@@ -86,6 +86,7 @@ impl OutboundWorld {
     /// Settings with test-sized timings; `roles` picks the parts to run.
     pub fn settings(&self, roles: Roles) -> DispatcherSettings {
         let mut settings = DispatcherSettings::new(self.env.topology.clone());
+        settings.streams = self.env.streams.clone();
         settings.roles = roles;
         settings.migrate = false;
         settings.job_concurrency = 4;

@@ -138,6 +138,7 @@ impl TestEnv {
         .expect("gateway pool");
         let mut settings =
             GatewaySettings::new("127.0.0.1:0".parse().expect("addr"), self.topology.clone());
+        settings.streams = self.streams.clone();
         settings.publish_timeout = Duration::from_secs(2);
         settings.credentials_refresh = Duration::from_secs(2);
         configure(&mut settings);
@@ -173,6 +174,7 @@ impl TestEnv {
 
     pub fn ingestor_settings(&self) -> IngestorSettings {
         let mut settings = IngestorSettings::new(self.topology.clone());
+        settings.streams = self.streams.clone();
         settings.concurrency = 8;
         settings.consumers.ingest_ack_wait = Duration::from_secs(3);
         settings.retry.max_attempts = 3;
