@@ -232,6 +232,12 @@ impl TestEnv {
         .await;
     }
 
+    /// A stream's configuration as the server holds it.
+    pub async fn stream_config(&self, stream: &str) -> jetstream::stream::Config {
+        let mut stream = self.js.get_stream(stream).await.expect("stream exists");
+        stream.info().await.expect("stream info").config.clone()
+    }
+
     /// Messages currently on a stream of this namespace.
     pub async fn stream_len(&self, stream: &str) -> u64 {
         let mut stream = self.js.get_stream(stream).await.expect("stream exists");

@@ -33,16 +33,7 @@ async fn the_stream_leader_killed_mid_load_loses_no_webhook_answered_200() {
         env.link(ACCOUNT, &(FIRST_LISTING + n).to_string()).await;
     }
     let webhooks = env.topology.webhooks_stream();
-    let replicas = env
-        .js
-        .get_stream(&webhooks)
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .config
-        .num_replicas;
+    let replicas = env.stream_config(&webhooks).await.num_replicas;
     assert_eq!(
         replicas, 3,
         "the webhooks stream is replicated on every node"

@@ -310,14 +310,8 @@ async fn a_service_reports_a_topology_or_schema_it_does_not_expect_and_changes_n
     );
     assert!(!gateway.health.is_ready());
     let webhooks = || async {
-        env.js
-            .get_stream(env.topology.webhooks_stream())
+        env.stream_config(&env.topology.webhooks_stream())
             .await
-            .unwrap()
-            .info()
-            .await
-            .unwrap()
-            .config
             .max_bytes
     };
     assert_eq!(
