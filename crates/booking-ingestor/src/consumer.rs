@@ -25,7 +25,7 @@ use crate::metrics::IngestorMetrics;
 use crate::outbox::EventPublisher;
 use domain::{AccountId, SyncKind};
 use retry::{RetryPolicy, full_jitter};
-use service_kit::consume::{DbGate, GateCheck, Stopped, ack, pull_loop};
+use service_kit::consume::{DbGate, GateCheck, Stopped, ack, contention_delay, pull_loop};
 use service_kit::sync_queue::{JobQueue, Mode};
 use store::parked::{NewParked, ParkReason, Parking};
 use store::sync_jobs::JobKey;
@@ -116,14 +116,16 @@ impl Worker {
                         message: "the ingestor panicked applying this webhook".into(),
                     })
                 });
-            self.settle(&message, &inbound, result, stream_sequence, started)
+            self.conclude(&message, &inbound, result, stream_sequence, started)
                 .await;
         }
         .instrument(span)
         .await;
     }
 
-    async fn settle(
+    /// Ends the webhook's message the way the outcome says (acknowledged,
+    /// retried, parked or dead-lettered).
+    async fn conclude(
         &self,
         message: &jetstream::Message,
         inbound: &Inbound,
@@ -200,8 +202,7 @@ impl Worker {
                     .await;
             }
             IngestError::Busy(_) | IngestError::Nats(_) => {
-                let delay = full_jitter(Duration::from_millis(100), Duration::from_secs(2), 3);
-                self.retry_later(message, &error, delay).await;
+                self.retry_later(message, &error, contention_delay()).await;
             }
             IngestError::Park { .. } => {
                 self.park(message, inbound, &error, stream_sequence).await;
@@ -257,9 +258,7 @@ impl Worker {
                 return;
             }
             Err(store_error) => {
-                if store_error.is_transient() {
-                    self.gate.mark_down();
-                }
+                self.gate.note(&store_error);
                 tracing::warn!(error = %store_error, "cannot record the failed attempt; retrying later");
                 self.retry_later(message, error, self.gate.retry_delay())
                     .await;

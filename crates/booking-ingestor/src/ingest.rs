@@ -131,11 +131,11 @@ impl IngestError {
 
 impl From<StoreError> for IngestError {
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(_) => IngestError::Unavailable(error),
-            StoreError::Busy(_) => IngestError::Busy(error),
-            StoreError::Timeout(_) => IngestError::Timeout(error),
-            other => IngestError::Database(other),
+        match error.trouble() {
+            store::Trouble::Outage => IngestError::Unavailable(error),
+            store::Trouble::Contention => IngestError::Busy(error),
+            store::Trouble::Timeout => IngestError::Timeout(error),
+            store::Trouble::Failure => IngestError::Database(error),
         }
     }
 }

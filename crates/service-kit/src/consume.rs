@@ -32,6 +32,16 @@ impl DbGate {
         self.down.store(false, Ordering::Release);
     }
 
+    /// Reads a database error for a consumer: an outage closes the gate
+    /// (consumption waits for the database); the rest is the work's.
+    pub fn note(&self, error: &store::StoreError) -> store::Trouble {
+        let trouble = error.trouble();
+        if trouble == store::Trouble::Outage {
+            self.mark_down();
+        }
+        trouble
+    }
+
     /// Grows with consecutive failures: 250 ms … 15 s.
     pub fn retry_delay(&self) -> Duration {
         let failures = self.failures.load(Ordering::Acquire).clamp(1, 7);
@@ -65,6 +75,13 @@ pub async fn ack(message: &jetstream::Message, kind: AckKind) {
     if let Err(error) = message.ack_with(kind).await {
         tracing::warn!(%error, "acknowledgement not sent");
     }
+}
+
+/// How long work that met contention (another transaction in the way)
+/// waits before it runs again: soon, spread so the rivals do not meet again.
+pub fn contention_delay() -> Duration {
+    Duration::from_millis(50)
+        + retry::full_jitter(Duration::from_millis(100), Duration::from_secs(1), 3)
 }
 
 /// Sleeps, unless `stop` fires first (then returns true).

@@ -27,10 +27,36 @@ pub enum StoreError {
     Conflict(String),
 }
 
+/// What a database error means for the work that met it: the one reading
+/// the three consumers (webhooks, TVL changes, sync jobs) act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// The database is unreachable or refusing work: consumption pauses
+    /// until it answers; the work is not at fault (no attempt counted).
+    Outage,
+    /// Another transaction was in the way (deadlock, serialization): retry
+    /// soon; not an attempt.
+    Contention,
+    /// A statement or lock timeout: usually contention, but work that always
+    /// times out is poisoned, so each counts as an attempt.
+    Timeout,
+    /// Anything else: an attempt that failed.
+    Failure,
+}
+
 impl StoreError {
-    /// Whether retrying the same work later can succeed without anyone acting.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+    pub fn trouble(&self) -> Trouble {
+        match self {
+            StoreError::Unavailable(_) => Trouble::Outage,
+            StoreError::Busy(_) => Trouble::Contention,
+            StoreError::Timeout(_) => Trouble::Timeout,
+            _ => Trouble::Failure,
+        }
+    }
+
+    /// Whether the database is out (waiting, not the work, fixes it).
+    pub fn is_outage(&self) -> bool {
+        self.trouble() == Trouble::Outage
     }
 }
 

@@ -20,7 +20,7 @@ pub mod webhook_log;
 
 use std::time::Duration;
 
-pub use error::StoreError;
+pub use error::{StoreError, Trouble};
 pub use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use secrecy::{ExposeSecret, SecretString};

@@ -13,9 +13,9 @@ use async_nats::jetstream::{self, AckKind};
 use chrono::Utc;
 use domain::{AccountId, ListingId};
 use retry::full_jitter;
-use service_kit::consume::{DbGate, ack};
+use service_kit::consume::{DbGate, ack, contention_delay};
 use store::sync_jobs::JobKey;
-use store::{PgPool, StoreError};
+use store::{PgPool, StoreError, Trouble};
 use tracing::Instrument;
 
 use crate::contract::{self, Change, ReceivedChange};
@@ -79,18 +79,17 @@ impl ChangeConsumer {
                 self.gate.mark_up();
                 projected
             }
-            Err(StoreError::Unavailable(error)) => {
-                self.gate.mark_down();
+            Err(error) if self.gate.note(&error) == Trouble::Outage => {
                 tracing::warn!(%error, "database unavailable; the change waits");
                 ack(message, AckKind::Nak(Some(self.gate.retry_delay()))).await;
                 return;
             }
-            Err(StoreError::Busy(error)) => {
+            Err(error) if error.trouble() == Trouble::Contention => {
                 tracing::debug!(%error, "contention; retrying the change soon");
-                let delay = full_jitter(Duration::from_millis(50), Duration::from_secs(1), 3);
-                ack(message, AckKind::Nak(Some(delay))).await;
+                ack(message, AckKind::Nak(Some(contention_delay()))).await;
                 return;
             }
+            // A timeout or a failure: an attempt, counted by its deliveries.
             Err(error) if delivered >= MAX_DATABASE_ATTEMPTS => {
                 self.dead_letter(message, kind.as_str(), "database", &error.to_string())
                     .await;

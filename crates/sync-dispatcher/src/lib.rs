@@ -20,6 +20,7 @@ pub mod dead_letter;
 pub mod lanes;
 pub mod metrics;
 pub mod plan;
+pub mod polling;
 pub mod queue;
 pub mod reconcile;
 pub mod report;

@@ -181,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
     worker.max_settle = Duration::from_millis(args.max_settle_ms);
     worker.lease_ttl = Duration::from_secs(args.lease_secs.max(10));
     worker.heartbeat = (settings.consumers.job_ack_wait / 3).min(worker.lease_ttl / 3);
-    worker.poll_lookback = Duration::from_secs(args.poll_lookback_hours * 3600);
+    settings.poll.lookback = Duration::from_secs(args.poll_lookback_hours * 3600);
 
     let cipher = Arc::new(args.key.cipher().context("CONNECTOR_CREDENTIALS_KEY")?);
     let nats = args.nats.connect("sync-dispatcher").await?;

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::changes::ChangeConsumer;
 use crate::dead_letter::SyncDeadLetters;
 use crate::metrics::SyncMetrics;
+use crate::polling::{PollSettings, ReservationPoller};
 use crate::queue::{JobLane, JobQueue};
 use crate::reconcile::Schedule;
 use crate::worker::{JobRunner, WorkerSettings};
@@ -58,6 +59,7 @@ pub struct DispatcherSettings {
     /// a crashed replica held (running jobs extend theirs).
     pub consumers: ConsumerSettings,
     pub worker: WorkerSettings,
+    pub poll: PollSettings,
     pub schedules: Vec<Schedule>,
     /// A claimed reconciliation slot not completed for this long (its
     /// replica died) is taken over by another replica.
@@ -79,6 +81,7 @@ impl DispatcherSettings {
             weights: crate::lanes::DEFAULT_WEIGHTS.to_vec(),
             consumers: ConsumerSettings::default(),
             worker: WorkerSettings::default(),
+            poll: PollSettings::default(),
             schedules: crate::reconcile::default_patterns()
                 .iter()
                 .filter_map(|(kind, pattern)| Schedule::parse(*kind, pattern).ok())
@@ -230,7 +233,15 @@ impl SyncDispatcher {
                 client: deps.client.clone(),
                 queue: queue.clone(),
                 dead_letters: dead_letters.clone(),
-                inbound: Publisher::new(deps.nats.clone(), settings.worker.publish_timeout),
+                poller: ReservationPoller {
+                    pool: deps.pool.clone(),
+                    client: deps.client.clone(),
+                    inbound: Publisher::new(deps.nats.clone(), settings.poll.publish_timeout),
+                    topology: settings.topology.clone(),
+                    metrics: self.metrics.clone(),
+                    settings: settings.poll.clone(),
+                    holder,
+                },
                 metrics: self.metrics.clone(),
                 gate: Arc::clone(&gate),
                 settings: settings.worker.clone(),
