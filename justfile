@@ -44,6 +44,11 @@ bench-client:
 bench-outbound *ARGS: services
     cargo run --release -q -p bench -- outbound {{ARGS}}
 
+# The outbound burst with 1, 2 and 3 dispatcher replicas on distinct local
+# addresses, and the registry at 10,000 accounts (see docs/benchmarks.md).
+bench-scale *ARGS: services
+    cargo run --release -q -p bench -- scale {{ARGS}}
+
 # Format the code.
 fmt:
     cargo fmt --all

@@ -15,6 +15,7 @@ mod client;
 mod load;
 mod outbound;
 mod report;
+mod scale;
 
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ enum Command {
     Client(client::ClientArgs),
     /// A burst of TVL changes pushed at Hostaway's real limits, beside the lower bounds.
     Outbound(outbound::OutboundArgs),
+    /// The outbound burst by replica count, and the registry at 10,000 accounts.
+    Scale(scale::ScaleArgs),
 }
 
 #[tokio::main]
@@ -52,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Client(args) => client::run(&args).await?,
         Command::Outbound(args) => outbound::run(&args).await?,
+        Command::Scale(args) => scale::run(&args).await?,
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use connector_tests::TestEnv;
 use connector_tests::outbound::{Availability, Model, OutboundWorld, Price, change_id, day};
+use connector_tests::services::Isolated;
 use hostaway_client::ClientConfig;
 use hostaway_sim::SimConfig;
 use sync_dispatcher::Roles;
@@ -53,84 +54,22 @@ pub async fn run(args: &OutboundArgs) -> anyhow::Result<()> {
     );
     let world =
         OutboundWorld::with_env(TestEnv::new_direct().await, SimConfig::default(), &layout).await;
-    let dispatcher = world.start_dispatcher_with(
-        Roles {
-            reconcile: false,
-            ..Roles::ALL
-        },
-        |settings, client| {
-            // Production timings, not the tests'.
-            settings.worker = WorkerSettings::default();
-            settings.consumers.change_ack_wait = Duration::from_secs(30);
-            settings.consumers.job_ack_wait = Duration::from_secs(60);
-            client.retry = ClientConfig::default().retry;
-        },
-    );
+    let dispatcher = start_dispatcher(&world, None);
     dispatcher.ready().await;
 
     eprintln!("[2/4] publishing {} changes", args.changes);
-    let mut rng = fastrand::Rng::with_seed(args.seed);
-    let mut model = Model::default();
-    let base = Utc::now() - chrono::Duration::minutes(10);
     let started = Instant::now();
-    for seq in 0..args.changes {
-        let listing = &world.listings[rng.usize(0..world.listings.len())];
-        let start = rng.i64(1..=args.days);
-        let end = (start + rng.i64(0..14)).min(args.days);
-        let occurred_at = base + chrono::Duration::milliseconds(rng.i64(0..600_000));
-        if seq % 3 == 2 {
-            let change = Price {
-                change_id: change_id(seq),
-                seq,
-                unit: listing.unit,
-                start: day(start),
-                end: day(end),
-                price_minor: rng.i64(80..=260) * 100,
-                currency: "USD".into(),
-                occurred_at,
-            };
-            model.apply_price(&change);
-            world.publish_price(&change).await;
-        } else {
-            let change = Availability {
-                change_id: change_id(seq),
-                seq,
-                unit: listing.unit,
-                start: day(start),
-                end: day(end),
-                available: Some(rng.u8(0..4) != 0),
-                min_stay: Some(rng.u32(1..=3)),
-                occurred_at,
-                version: 0,
-            };
-            model.apply_availability(&change);
-            world.publish_availability(&change).await;
-        }
-    }
+    let model = publish_burst(&world, args.changes, args.days, args.seed).await;
     let published = started.elapsed();
     world.changes_consumed().await;
     let projected = started.elapsed();
 
     eprintln!("[3/4] waiting for Hostaway's calendars to match TVL (calls at 1.5 a second)");
-    let deadline = Duration::from_secs(args.timeout_secs);
-    loop {
-        let status = sync_dispatcher::report::status(&world.env.pool).await?;
-        if status.iter().all(|s| s.in_line()) {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < deadline,
-            "no convergence within {deadline:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    converge(&world, started, Duration::from_secs(args.timeout_secs)).await?;
     let converged = started.elapsed();
 
     eprintln!("[4/4] checking every calendar against TVL's");
-    let mut wrong = 0;
-    for listing in &world.listings {
-        wrong += world.differences(listing, &model).await.len();
-    }
+    let wrong = days_wrong(&world, &model).await;
     let requests = world.sim.requests(None).await;
     let count =
         |f: &dyn Fn(&hostaway_sim::RequestRecord) -> bool| requests.iter().filter(|r| f(r)).count();
@@ -193,4 +132,97 @@ pub async fn run(args: &OutboundArgs) -> anyhow::Result<()> {
     println!("| days differing from TVL at the end | {wrong} | 0 | |");
     anyhow::ensure!(wrong == 0, "{wrong} days differ from TVL");
     Ok(())
+}
+
+/// A dispatcher with production timings (no reconciliation schedules); with
+/// `egress` it sends from 127.0.0.`egress` as an egress identity of its own.
+pub fn start_dispatcher(world: &OutboundWorld, egress: Option<u8>) -> Isolated {
+    world.start_dispatcher_with(
+        Roles {
+            reconcile: false,
+            ..Roles::ALL
+        },
+        |settings, client| {
+            settings.worker = WorkerSettings::default();
+            settings.consumers.change_ack_wait = Duration::from_secs(30);
+            settings.consumers.job_ack_wait = Duration::from_secs(60);
+            client.retry = ClientConfig::default().retry;
+            if let Some(last) = egress {
+                client.local_address = Some(std::net::IpAddr::from([127, 0, 0, last]));
+                client.egress_id = format!("egress-{last}");
+            }
+        },
+    )
+}
+
+/// Publishes `changes` random changes (two availability to one price) over
+/// the world's listings, `days` ahead; returns what TVL then wants.
+pub async fn publish_burst(world: &OutboundWorld, changes: u64, days: i64, seed: u64) -> Model {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut model = Model::default();
+    let base = Utc::now() - chrono::Duration::minutes(10);
+    for seq in 0..changes {
+        let listing = &world.listings[rng.usize(0..world.listings.len())];
+        let start = rng.i64(1..=days);
+        let end = (start + rng.i64(0..14)).min(days);
+        let occurred_at = base + chrono::Duration::milliseconds(rng.i64(0..600_000));
+        if seq % 3 == 2 {
+            let change = Price {
+                change_id: change_id(seq),
+                seq,
+                unit: listing.unit,
+                start: day(start),
+                end: day(end),
+                price_minor: rng.i64(80..=260) * 100,
+                currency: "USD".into(),
+                occurred_at,
+            };
+            model.apply_price(&change);
+            world.publish_price(&change).await;
+        } else {
+            let change = Availability {
+                change_id: change_id(seq),
+                seq,
+                unit: listing.unit,
+                start: day(start),
+                end: day(end),
+                available: Some(rng.u8(0..4) != 0),
+                min_stay: Some(rng.u32(1..=3)),
+                occurred_at,
+                version: 0,
+            };
+            model.apply_availability(&change);
+            world.publish_availability(&change).await;
+        }
+    }
+    model
+}
+
+/// Waits until every listing is in line with TVL (the dispatcher's own
+/// report), at most `deadline` after `started`.
+pub async fn converge(
+    world: &OutboundWorld,
+    started: Instant,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    loop {
+        let status = sync_dispatcher::report::status(&world.env.pool).await?;
+        if status.iter().all(|s| s.in_line()) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < deadline,
+            "no convergence within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Days on the simulator that differ from what TVL wants.
+pub async fn days_wrong(world: &OutboundWorld, model: &Model) -> usize {
+    let mut wrong = 0;
+    for listing in &world.listings {
+        wrong += world.differences(listing, model).await.len();
+    }
+    wrong
 }
