@@ -44,10 +44,15 @@ fn client(
     cipher: Arc<CredentialCipher>,
 ) -> anyhow::Result<HostawayClient> {
     let metrics = hostaway_client::ClientMetrics::register(&prometheus::Registry::new())?;
-    Ok(HostawayClient::new(
+    // The dispatchers' budget, circuit and token: an operator's calls count
+    // against the account's 20 per 10 s, and reuse its token rather than
+    // minting another (ADR 0011). It waits for the budget as long as it takes.
+    Ok(sync_dispatcher::shared_api::shared_client(
         api.config(),
-        sync_dispatcher::credentials::from_database(pool.clone(), cipher),
+        sync_dispatcher::credentials::from_database(pool.clone(), Arc::clone(&cipher)),
         metrics,
+        pool.clone(),
+        cipher,
     )?)
 }
 

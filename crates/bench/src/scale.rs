@@ -223,8 +223,7 @@ struct Registry {
     raw_read: Duration,
     latency_one: Histogram<u64>,
     latency_all: Histogram<u64>,
-    client_heap: isize,
-    tokens: usize,
+    client: ClientFigures,
 }
 
 impl Registry {
@@ -266,9 +265,15 @@ impl Registry {
         }
         println!(
             "| dispatcher client: {} accounts' tokens, circuits and limiters (heap) | {} ({:.0} B an account) | | |",
-            self.tokens,
-            mib(self.client_heap as f64),
-            self.client_heap as f64 / self.tokens.max(1) as f64
+            self.client.tokens,
+            mib(self.client.heap as f64),
+            self.client.heap as f64 / self.client.tokens.max(1) as f64
+        );
+        println!(
+            "| requests through the shared budget ({CALLS_TIMED}, 16 in flight, limits lifted) | {:.0}/s | {:.0}/s (budget in memory) | {:.2} |",
+            self.client.shared_rate,
+            self.client.local_rate,
+            self.client.shared_rate / self.client.local_rate.max(1e-6)
         );
     }
 }
@@ -359,7 +364,7 @@ async fn registry(args: &ScaleArgs) -> anyhow::Result<Registry> {
     gateway.stop().await;
 
     eprintln!("[registry] the dispatcher's client holding every account's token");
-    let (client_heap, tokens) = client_memory(&env, args.registry_accounts).await?;
+    let client = client_memory(&env, args.registry_accounts).await?;
     Ok(Registry {
         accounts: args.registry_accounts,
         gateway_resident: (resident_one, resident_all),
@@ -368,8 +373,7 @@ async fn registry(args: &ScaleArgs) -> anyhow::Result<Registry> {
         raw_read: raw_reads[raw_reads.len() / 2],
         latency_one,
         latency_all,
-        client_heap,
-        tokens,
+        client,
     })
 }
 
@@ -405,7 +409,8 @@ async fn time_webhooks(
 /// The heap a shared client frees when dropped after it has minted, stored
 /// and cached a token for each of `accounts` accounts (and made one call
 /// with each: circuits, budget entries).
-async fn client_memory(env: &TestEnv, accounts: usize) -> anyhow::Result<(isize, usize)> {
+async fn client_memory(env: &TestEnv, accounts: usize) -> anyhow::Result<ClientFigures> {
+    anyhow::ensure!(accounts > 0, "--registry-accounts: at least 1");
     let sim = Sim::start(
         "127.0.0.1:0".parse().expect("addr"),
         SimConfig {
@@ -417,28 +422,34 @@ async fn client_memory(env: &TestEnv, accounts: usize) -> anyhow::Result<(isize,
         },
     )
     .await?;
-    let mut listings = Vec::with_capacity(accounts);
+    let mut listing_ids = Vec::with_capacity(accounts);
     for n in 1..=accounts {
         let account = n.to_string();
         sim.add_account(&account, &format!("api-{account}")).await;
-        listings.push(
+        listing_ids.push(
             sim.add_listing(&account, serde_json::Map::new())
                 .await
                 .ok_or_else(|| anyhow::anyhow!("the simulator refused a listing"))?,
         );
     }
+    // Far above any rate reached here, and small enough for the in-memory
+    // limiter's arithmetic (nanoseconds per request × burst).
     let unlimited = RateLimit {
-        limit: u32::MAX / 2,
+        limit: 1_000_000,
         window: Duration::from_secs(10),
-        burst: u32::MAX / 2,
+        burst: 1_000_000,
     };
     let config = ClientConfig {
         base_url: sim.base_url(),
         timeout: Some(Duration::from_secs(30)),
         account_limit: unlimited,
         ip_limit: unlimited,
+        // The simulator's tokens are usable at once; waiting a second per
+        // mint would time 10,000 mints, not memory.
+        token_activation_delay: Duration::ZERO,
         ..ClientConfig::default()
     };
+    let local_config = config.clone();
     let registry = prometheus::Registry::new();
     let metrics = ClientMetrics::register(&registry)?;
     // As the dispatcher's own pool: a connection per request in flight.
@@ -459,14 +470,68 @@ async fn client_memory(env: &TestEnv, accounts: usize) -> anyhow::Result<(isize,
         Arc::clone(&env.cipher),
     )?;
     let client = Arc::new(client);
-    futures::stream::iter(listings.into_iter().enumerate())
+    // One call for each account: a token minted and stored for each.
+    let each_account: Vec<(AccountId, ListingId)> = listing_ids
+        .iter()
+        .enumerate()
         .map(|(n, listing)| {
-            let client = Arc::clone(&client);
-            async move {
-                let account = AccountId::parse((n + 1).to_string()).expect("account id");
-                let listing = ListingId::parse(listing.to_string()).expect("listing id");
-                client.get_listing(&account, &listing).await.map(|_| ())
-            }
+            (
+                AccountId::parse((n + 1).to_string()).expect("account id"),
+                ListingId::parse(listing.to_string()).expect("listing id"),
+            )
+        })
+        .collect();
+    calls_per_second(&client, &each_account).await?;
+    let tokens = client.known_accounts().len();
+
+    // What sharing costs a request: the same calls (tokens cached) through
+    // the shared client, then through a client that keeps its budget in
+    // memory (the baseline), to the same simulator.
+    let calls: Vec<(AccountId, ListingId)> = (0..CALLS_TIMED)
+        .map(|n| each_account[n % each_account.len()].clone())
+        .collect();
+    let shared_rate = calls_per_second(&client, &calls).await?;
+    let local = Arc::new(hostaway_client::HostawayClient::new(
+        local_config,
+        sync_dispatcher::credentials::from_database(env.pool.clone(), Arc::clone(&env.cipher)),
+        ClientMetrics::register(&prometheus::Registry::new())?,
+    )?);
+    // Its tokens minted first, outside the timing.
+    calls_per_second(&local, &calls[..accounts.min(CALLS_TIMED)]).await?;
+    let local_rate = calls_per_second(&local, &calls).await?;
+
+    let before_drop = live_heap();
+    drop(client);
+    let freed = before_drop - live_heap();
+    sim.stop();
+    Ok(ClientFigures {
+        heap: freed,
+        tokens,
+        shared_rate,
+        local_rate,
+    })
+}
+
+/// Requests timed through each client for the cost of sharing.
+const CALLS_TIMED: usize = 5_000;
+
+struct ClientFigures {
+    heap: isize,
+    tokens: usize,
+    shared_rate: f64,
+    local_rate: f64,
+}
+
+/// `GET /listings/{id}` for each pair, 16 in flight; calls a second.
+async fn calls_per_second(
+    client: &Arc<hostaway_client::HostawayClient>,
+    calls: &[(AccountId, ListingId)],
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    futures::stream::iter(calls.iter().cloned())
+        .map(|(account, listing)| {
+            let client = Arc::clone(client);
+            async move { client.get_listing(&account, &listing).await.map(|_| ()) }
         })
         .buffer_unordered(16)
         .collect::<Vec<_>>()
@@ -474,10 +539,5 @@ async fn client_memory(env: &TestEnv, accounts: usize) -> anyhow::Result<(isize,
         .into_iter()
         .collect::<Result<Vec<()>, _>>()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let tokens = client.known_accounts().len();
-    let before_drop = live_heap();
-    drop(client);
-    let freed = before_drop - live_heap();
-    sim.stop();
-    Ok((freed, tokens))
+    Ok(calls.len() as f64 / started.elapsed().as_secs_f64().max(1e-6))
 }
