@@ -1,7 +1,8 @@
 //! Credential rotation reaches running services: rotating an account's API
 //! key drops the token minted with the old key in every running dispatcher
-//! (PostgreSQL tells them), so the next call mints one with the new key; a
-//! rotation that keeps the same key (a new ciphertext only) keeps the token.
+//! (PostgreSQL tells them), and the token they share is no longer used, so
+//! the next call mints one with the new key; a rotation that keeps the same
+//! key (a new ciphertext only) keeps the token, cached and shared.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -73,6 +74,11 @@ async fn a_rotated_api_key_drops_the_cached_token_in_a_running_dispatcher() {
 
     // The same key under a new ciphertext: the token stays.
     rotate_api_key(&world, &connector_tests::outbound::secret_of(ACCOUNT)).await;
+    assert_eq!(
+        world.env.count("SELECT count(*) FROM api_tokens").await,
+        1,
+        "the same key under a new ciphertext keeps the token every replica shares"
+    );
     // A real rotation: Hostaway now knows only the new key.
     let new_key = "sim-secret-rotated-71011";
     world.sim.add_account(ACCOUNT, new_key).await;

@@ -121,6 +121,11 @@ impl SharedToken {
         Utc::now() < self.refresh_at
     }
 
+    /// Whether it was minted with `key` (unknown: no).
+    pub fn was_minted_with(&self, key: &SecretString) -> bool {
+        self.key_fingerprint == Some(fingerprint(key))
+    }
+
     /// As this process caches it (on tokio's clock).
     pub fn to_cached(&self) -> CachedToken {
         let now = Instant::now();

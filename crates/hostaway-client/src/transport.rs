@@ -18,7 +18,7 @@ use crate::config::ClientConfig;
 use crate::credentials::CredentialSource;
 use crate::error::{ErrorContext, ErrorKind, HostawayError, Verdict, classify};
 use crate::metrics::ClientMetrics;
-use crate::token::{CachedToken, TokenStore};
+use crate::token::{CachedToken, SharedToken, TokenStore};
 
 /// What one operation asks of the API.
 #[derive(Debug, Clone)]
@@ -582,14 +582,20 @@ impl HostawayClient {
             error.retry_after = Some(Duration::from_secs(1));
             error
         };
+        // A stored token is used only while the account's key is the one it
+        // was minted with: a rotated key makes it stale for every replica.
+        let key = self.inner.credentials.client_secret(account).await;
+        let usable = |stored: &SharedToken| {
+            stored.is_fresh() && key.as_ref().is_some_and(|key| stored.was_minted_with(key))
+        };
         if let Some(stored) = store.load(account).await.map_err(unavailable)?
-            && stored.is_fresh()
+            && usable(&stored)
         {
             return Ok(stored.to_cached());
         }
         let mut lock = store.lock(account).await.map_err(unavailable)?;
         if let Some(stored) = lock.load().await.map_err(unavailable)?
-            && stored.is_fresh()
+            && usable(&stored)
         {
             // Another replica minted it while this one waited.
             return Ok(stored.to_cached());
