@@ -24,6 +24,18 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# The deployment artefacts, offline: Dockerfile (hadolint), kustomize overlays
+# (kubernetes-validate, CRD schemas), manifests against the binaries, alert
+# rules (promtool) and the dashboard (see deploy/README.md, "Checks").
+check-deploy: services
+    cargo build --bins
+    scripts/check-deploy.sh
+    scripts/check-rules.sh
+
+# Licences, bans, sources and advisories of the dependencies (cargo-deny).
+deny:
+    scripts/supply-chain.sh
+
 # Run the Hostaway simulator on 127.0.0.1:8090 (account 70001, secret `sim-secret`, listings 300101-300103 and 300199).
 sim *ARGS:
     cargo run -q -p hostaway-sim -- --seed demo {{ARGS}}

@@ -163,3 +163,119 @@ impl Drop for NatsCluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// One `nats-server` with JetStream that enforces the connector's per-service
+/// users and permissions (deploy/nats/permissions.conf, included unchanged).
+#[derive(Debug)]
+pub struct SecuredNats {
+    process: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    pub users: crate::env::NatsUsers,
+}
+
+impl SecuredNats {
+    pub const USERS: [&str; 5] = ["gateway", "ingestor", "dispatcher", "admin", "tvl"];
+
+    /// Starts the server with `permissions` (a file in the format of
+    /// deploy/nats/permissions.conf) and a fresh password per user.
+    pub async fn start(permissions: &std::path::Path) -> Self {
+        let dir = std::env::temp_dir().join(format!("hwc-secured-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("server directory");
+        std::fs::copy(permissions, dir.join("permissions.conf")).expect("permissions copied");
+        let port = free_port();
+        std::fs::write(
+            dir.join("server.conf"),
+            format!(
+                "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\ninclude ./permissions.conf\n",
+                dir.join("js").display()
+            ),
+        )
+        .expect("server configuration");
+        let passwords: std::collections::HashMap<String, String> = Self::USERS
+            .iter()
+            // NATS reads an environment value as a configuration value: one
+            // that starts with a digit would be taken for a number.
+            .map(|user| {
+                (
+                    (*user).to_owned(),
+                    format!("pw{}", uuid::Uuid::new_v4().simple()),
+                )
+            })
+            .collect();
+        let log = std::fs::File::create(dir.join("server.log")).expect("log file");
+        let mut command = Command::new(binary());
+        command
+            .arg("-c")
+            .arg(dir.join("server.conf"))
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (user, password) in &passwords {
+            command.env(
+                format!("NATS_{}_PASSWORD", user.to_ascii_uppercase()),
+                password,
+            );
+        }
+        let process = command.spawn().unwrap_or_else(|error| {
+            panic!(
+                "cannot start {} ({error}): install nats-server (`just services`) or set NATS_SERVER_BIN",
+                binary()
+            )
+        });
+        let server = Self {
+            process: Some(process),
+            port,
+            dir,
+            users: crate::env::NatsUsers { passwords },
+        };
+        // The client keeps trying until the server listens.
+        let admin = service_kit::nats::connect(
+            &server.users.url(&server.url(), "admin"),
+            None,
+            "hostaway-admin",
+        )
+        .await
+        .expect("admin client");
+        eventually(
+            "the secured server to serve its admin",
+            Duration::from_secs(30),
+            || async {
+                admin
+                    .request("$JS.API.INFO", "".into())
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Every permission the server refused so far, as it logged them.
+    pub fn violations(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("server.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("Violation"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for SecuredNats {
+    fn drop(&mut self) {
+        // What the server refused, beside a failure's message.
+        for violation in self.violations() {
+            eprintln!("nats-server: {violation}");
+        }
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

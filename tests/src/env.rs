@@ -40,6 +40,44 @@ pub struct TestEnv {
     direct: bool,
     /// The servers services are given instead (a cluster), comma-separated.
     nats_servers: Option<String>,
+    /// Each service's NATS user, on a server that enforces permissions.
+    nats_users: Option<NatsUsers>,
+}
+
+/// The users of deploy/nats/permissions.conf and their passwords.
+#[derive(Debug, Clone)]
+pub struct NatsUsers {
+    pub passwords: std::collections::HashMap<String, String>,
+}
+
+impl NatsUsers {
+    /// `nats://user:password@host:port` for each server of `servers`.
+    pub fn url(&self, servers: &str, user: &str) -> SecretString {
+        let password = self
+            .passwords
+            .get(user)
+            .unwrap_or_else(|| panic!("no NATS user {user}"));
+        let urls: Vec<String> = servers
+            .split(',')
+            .map(|server| {
+                let host = server.split_once("://").map_or(server, |(_, host)| host);
+                format!("nats://{user}:{password}@{host}")
+            })
+            .collect();
+        SecretString::from(urls.join(","))
+    }
+}
+
+/// How an environment reaches NATS.
+#[derive(Debug, Default)]
+struct NatsPlan {
+    /// Services connect straight to the servers, not through the proxies.
+    direct: bool,
+    /// A cluster of its own: every server's URL, and the streams' settings.
+    cluster: Option<(String, StreamSettings)>,
+    /// A server that enforces deploy/nats/permissions.conf, with the
+    /// namespace that file is written for.
+    secured: Option<(String, NatsUsers, String)>,
 }
 
 async fn upstream(url: &Url, default_port: u16) -> SocketAddr {
@@ -54,22 +92,48 @@ async fn upstream(url: &Url, default_port: u16) -> SocketAddr {
 
 impl TestEnv {
     pub async fn new() -> Self {
-        Self::create(false, None).await
+        Self::create(NatsPlan::default()).await
     }
 
     /// An environment whose services bypass the cuttable proxies: for
     /// measurements, where a proxy hop would distort the figures.
     pub async fn new_direct() -> Self {
-        Self::create(true, None).await
+        Self::create(NatsPlan {
+            direct: true,
+            ..NatsPlan::default()
+        })
+        .await
     }
 
     /// An environment on a NATS cluster of its own (services are given every
     /// server's URL), its streams provisioned with `streams`.
     pub async fn on_cluster(servers: &[String], streams: StreamSettings) -> Self {
-        Self::create(true, Some((servers.join(","), streams))).await
+        Self::create(NatsPlan {
+            direct: true,
+            cluster: Some((servers.join(","), streams)),
+            ..NatsPlan::default()
+        })
+        .await
     }
 
-    async fn create(direct: bool, cluster: Option<(String, StreamSettings)>) -> Self {
+    /// An environment on a server of its own that enforces per-service
+    /// permissions: the environment acts as `admin`, each service as its user,
+    /// in `namespace` (the one the permissions are written for).
+    pub async fn on_secured_nats(server: &str, users: NatsUsers, namespace: &str) -> Self {
+        Self::create(NatsPlan {
+            direct: true,
+            secured: Some((server.to_owned(), users, namespace.to_owned())),
+            ..NatsPlan::default()
+        })
+        .await
+    }
+
+    async fn create(plan: NatsPlan) -> Self {
+        let NatsPlan {
+            direct,
+            cluster,
+            secured,
+        } = plan;
         service_kit::install_crypto_provider();
         init_logging();
         let admin: Url = std::env::var("TEST_DATABASE_URL")
@@ -78,9 +142,12 @@ impl TestEnv {
             .expect("TEST_DATABASE_URL");
         let (nats_servers, streams) = cluster.unzip();
         let streams = streams.unwrap_or_default();
-        let nats_url: Url = match &nats_servers {
-            Some(servers) => servers.split(',').next().unwrap_or_default().to_owned(),
-            None => std::env::var("TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.into()),
+        let nats_url: Url = match (&nats_servers, &secured) {
+            (Some(servers), _) => servers.split(',').next().unwrap_or_default().to_owned(),
+            (None, Some((server, _, _))) => server.clone(),
+            (None, None) => {
+                std::env::var("TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.into())
+            }
         }
         .parse()
         .expect("TEST_NATS_URL");
@@ -115,11 +182,22 @@ impl TestEnv {
             .unwrap_or(nats_url.as_str())
             .split(',')
             .collect();
-        let nats = async_nats::connect(servers.as_slice())
-            .await
-            .expect("NATS must be running (see README: just services)");
+        let nats = match &secured {
+            Some((server, users, _)) => {
+                service_kit::nats::connect(&users.url(server, "admin"), None, "hostaway-admin")
+                    .await
+                    .expect("the admin user connects")
+            }
+            None => async_nats::connect(servers.as_slice())
+                .await
+                .expect("NATS must be running (see README: just services)"),
+        };
         let js = jetstream::new(nats.clone());
-        let topology = Topology::new(&format!("t{}", &id[..12])).expect("namespace");
+        let topology = match &secured {
+            Some((_, _, namespace)) => Topology::new(namespace),
+            None => Topology::new(&format!("t{}", &id[..12])),
+        }
+        .expect("namespace");
         service_kit::nats::provision(&js, &topology, &streams)
             .await
             .expect("streams provisioned");
@@ -143,6 +221,7 @@ impl TestEnv {
             nats_url,
             direct,
             nats_servers,
+            nats_users: secured.map(|(_, users, _)| users),
         }
     }
 
@@ -159,6 +238,15 @@ impl TestEnv {
 
     /// The NATS URL services use: through the cuttable proxy.
     pub fn service_nats_url(&self) -> SecretString {
+        self.service_nats_url_as("admin")
+    }
+
+    /// The NATS URL of one service, with its own user where the server
+    /// enforces permissions (`gateway`, `ingestor`, `dispatcher`, `admin`).
+    pub fn service_nats_url_as(&self, user: &str) -> SecretString {
+        if let Some(users) = &self.nats_users {
+            return users.url(self.nats_url.as_str(), user);
+        }
         if let Some(servers) = &self.nats_servers {
             return SecretString::from(servers.clone());
         }
@@ -306,6 +394,10 @@ impl Drop for TestEnv {
             .clone()
             .unwrap_or_else(|| self.nats_url.to_string());
         let topology = self.topology.clone();
+        let admin_nats = self
+            .nats_users
+            .as_ref()
+            .map(|users| users.url(&nats_url, "admin"));
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -315,7 +407,13 @@ impl Drop for TestEnv {
             };
             runtime.block_on(async move {
                 let servers: Vec<&str> = nats_url.split(',').collect();
-                if let Ok(client) = async_nats::connect(servers.as_slice()).await {
+                let client = match &admin_nats {
+                    Some(url) => service_kit::nats::connect(url, None, "hostaway-admin")
+                        .await
+                        .ok(),
+                    None => async_nats::connect(servers.as_slice()).await.ok(),
+                };
+                if let Some(client) = client {
                     service_kit::nats::delete_streams(&jetstream::new(client), &topology).await;
                 }
                 if let Ok(admin) =

@@ -141,13 +141,13 @@ impl OutboundWorld {
         self.env.provision_dispatcher_consumers(&settings.consumers);
         let metrics = Metrics::new();
         let health = Health::new();
-        let nats_url = self.env.service_nats_url();
+        let nats_url = self.env.service_nats_url_as("dispatcher");
         let database_url = self.env.service_database_url();
         let cipher = Arc::clone(&self.env.cipher);
         let client_metrics = ClientMetrics::register(metrics.registry()).expect("client metrics");
         let (run_metrics, run_health) = (metrics.clone(), health.clone());
         Isolated::spawn(metrics, health, move |stop| async move {
-            let nats = service_kit::nats::connect(&nats_url, None, "test-dispatcher")
+            let nats = service_kit::nats::connect(&nats_url, None, "sync-dispatcher")
                 .await
                 .expect("dispatcher NATS client");
             let pool = store::connect_lazy(

@@ -124,9 +124,13 @@ impl TestEnv {
         &self,
         configure: impl FnOnce(&mut GatewaySettings),
     ) -> RunningGateway {
-        let nats = service_kit::nats::connect(&self.service_nats_url(), None, "test-gateway")
-            .await
-            .expect("gateway NATS client");
+        let nats = service_kit::nats::connect(
+            &self.service_nats_url_as("gateway"),
+            None,
+            "webhook-gateway",
+        )
+        .await
+        .expect("gateway NATS client");
         let pool = store::connect_lazy(
             &self.service_database_url(),
             &store::PoolSettings {
@@ -220,11 +224,11 @@ impl TestEnv {
         );
         let metrics = Metrics::new();
         let health = Health::new();
-        let nats_url = self.service_nats_url();
+        let nats_url = self.service_nats_url_as("ingestor");
         let database_url = self.service_database_url();
         let (run_metrics, run_health) = (metrics.clone(), health.clone());
         Isolated::spawn(metrics, health, move |stop| async move {
-            let nats = service_kit::nats::connect(&nats_url, None, "test-ingestor")
+            let nats = service_kit::nats::connect(&nats_url, None, "booking-ingestor")
                 .await
                 .expect("ingestor NATS client");
             let pool = store::connect_lazy(&database_url, &pool_settings).expect("ingestor pool");

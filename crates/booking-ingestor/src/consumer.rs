@@ -103,6 +103,20 @@ impl Worker {
             event = inbound.event.as_str(),
             stream_sequence,
         );
+        if let Some(error) = subject_mismatch(message.subject.as_str(), &inbound) {
+            // Kept, never applied: whoever published it may publish for one
+            // account and claimed another.
+            self.dead_letter(
+                &message,
+                Some(&inbound.identity()),
+                &error,
+                1,
+                stream_sequence,
+            )
+            .instrument(span)
+            .await;
+            return;
+        }
         async {
             // A panic is a bug; it must not leave the message to be redelivered
             // (and panic again) forever: it is dead-lettered, to be replayed
@@ -448,4 +462,21 @@ impl Worker {
             }
         }
     }
+}
+
+/// A webhook's subject names the account its publisher was allowed to
+/// publish for; a payload that claims another account is refused (and kept).
+fn subject_mismatch(subject: &str, inbound: &Inbound) -> Option<IngestError> {
+    let named = service_kit::nats::webhook_subject_account(subject);
+    if named == Some(inbound.account.as_str()) {
+        return None;
+    }
+    Some(IngestError::Permanent {
+        reason: "subject_account_mismatch",
+        message: format!(
+            "the subject {subject} names account {}, the webhook account {}",
+            named.unwrap_or("none"),
+            inbound.account
+        ),
+    })
 }

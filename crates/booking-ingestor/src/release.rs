@@ -1,7 +1,8 @@
 //! Releasing parked webhooks: every `interval`, the parked webhooks that are
 //! due (their retry came, or what they waited for happened) are claimed and
-//! published again on their webhooks subject, where the ingestor applies them
-//! like any other. Replicas claim disjoint rows; a claim whose publish failed
+//! published again on the webhooks stream (`{ns}.webhooks.released.…`: the
+//! ingestor may not publish on the gateway's subjects), where the ingestor
+//! applies them like any other. Replicas claim disjoint rows; a claim whose publish failed
 //! expires and is taken again. Now and then, webhooks whose listing has been
 //! linked or whose account enabled since (by whatever path) are woken.
 
@@ -111,7 +112,10 @@ pub async fn release_once(
                     release.webhook_id, release.release_key
                 ));
             let sent = tokio::time::timeout(PUBLISH_TIMEOUT, async {
-                js.send_publish(release.subject.clone(), message)
+                js.send_publish(
+                    service_kit::nats::released_webhook_subject(&release.subject),
+                    message,
+                )
                     .await?
                     .await
                     .map_err(async_nats::Error::from)

@@ -173,6 +173,37 @@ impl Default for StreamSettings {
     }
 }
 
+/// Parked webhooks the ingestor releases go back to the webhooks stream
+/// under this token, so that the ingestor's NATS user needs no permission on
+/// the gateway's subjects (deploy/nats/permissions.conf).
+const RELEASED_TOKEN: &str = "released.";
+
+/// `{ns}.webhooks.{account}.{event}` → `{ns}.webhooks.released.{account}.{event}`
+/// (unchanged when it already is a released subject, or not a webhook subject).
+pub fn released_webhook_subject(original: &str) -> String {
+    match original.split_once(".webhooks.") {
+        Some((namespace, rest)) if !rest.starts_with(RELEASED_TOKEN) => {
+            format!("{namespace}.webhooks.{RELEASED_TOKEN}{rest}")
+        }
+        _ => original.to_owned(),
+    }
+}
+
+/// The account a webhook subject names: `{ns}.webhooks.{account}.{event}`,
+/// or `{ns}.webhooks.released.{account}.{event}` for a parked webhook the
+/// ingestor released. `None` for anything else.
+pub fn webhook_subject_account(subject: &str) -> Option<&str> {
+    let (namespace, rest) = subject.split_once(".webhooks.")?;
+    if namespace.is_empty() || namespace.contains('.') {
+        return None;
+    }
+    let rest = rest.strip_prefix(RELEASED_TOKEN).unwrap_or(rest);
+    match rest.split('.').collect::<Vec<_>>().as_slice() {
+        [account, event] if !account.is_empty() && !event.is_empty() => Some(account),
+        _ => None,
+    }
+}
+
 /// Dead letters are kept longer: the table is the record, the stream a copy
 /// for NATS tooling.
 const DLQ_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -184,8 +215,12 @@ pub async fn connect(
     creds_file: Option<&std::path::Path>,
     name: &str,
 ) -> anyhow::Result<Client> {
+    // Replies come to an inbox of this service's own: its NATS user may then
+    // subscribe to its replies only, never to another service's (a pulled
+    // webhook travels to the ingestor's inbox).
     let mut options = ConnectOptions::new()
         .name(name)
+        .custom_inbox_prefix(format!("_INBOX_{name}"))
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
@@ -668,6 +703,26 @@ mod tests {
         );
         assert_eq!(t.dlq_subject("59808"), "t_1a.dlq.webhooks.59808");
         assert_eq!(t.ingestor_consumer(), "t_1a_booking_ingestor");
+    }
+
+    #[test]
+    fn a_webhook_subject_names_its_account_whoever_published_it() {
+        let t = Topology::new("t_1a").unwrap();
+        let gateway = t.webhook_subject("59808", "reservation_created");
+        let released = released_webhook_subject(&gateway);
+        assert_eq!(released, "t_1a.webhooks.released.59808.reservation_created");
+        assert_eq!(released_webhook_subject(&released), released);
+        assert_eq!(webhook_subject_account(&gateway), Some("59808"));
+        assert_eq!(webhook_subject_account(&released), Some("59808"));
+        for other in [
+            "t_1a.webhooks.59808",
+            "t_1a.webhooks.59808.a.b",
+            "x.t_1a.webhooks.59808.reservation_created",
+            "t_1a.changes.availability.1",
+            "t_1a.webhooks..reservation_created",
+        ] {
+            assert_eq!(webhook_subject_account(other), None, "{other}");
+        }
     }
 
     #[test]

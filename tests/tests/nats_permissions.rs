@@ -1,0 +1,261 @@
+//! deploy/nats/permissions.conf on a real `nats-server`: every service runs
+//! with its own user and is refused nothing it needs, and a user cannot
+//! publish on another service's subjects (the gateway no TVL change, the
+//! ingestor no webhook). The ingestor also refuses, and keeps, a webhook whose
+//! subject names another account than its payload.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use chrono::Utc;
+use connector_tests::cluster::SecuredNats;
+use connector_tests::outbound::{Availability, OutboundWorld, change_id, day};
+use connector_tests::payloads::Reservation;
+use connector_tests::{DEADLINE, TestEnv, eventually};
+use domain::AccountId;
+use events::pb;
+use hostaway_sim::SimConfig;
+use reqwest::StatusCode;
+use sync_dispatcher::Roles;
+
+const NAMESPACE: &str = "hostaway";
+const ACCOUNT: &str = "72001";
+
+fn permissions_file() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/permissions.conf")
+}
+
+/// Publishes as `user` (a plain publish: a refused one is dropped by the
+/// server, which logs the violation) and flushes.
+async fn publish_as(server: &SecuredNats, user: &str, client_name: &str, subject: &str) {
+    let client =
+        service_kit::nats::connect(&server.users.url(&server.url(), user), None, client_name)
+            .await
+            .expect("client");
+    eventually("the client to connect", DEADLINE, || async {
+        service_kit::nats::is_connected(&client).then_some(())
+    })
+    .await;
+    let _ = client
+        .publish(subject.to_owned(), "forged".as_bytes().into())
+        .await;
+    let _ = client.flush().await;
+}
+
+async fn stream_holds(env: &TestEnv, stream: &str, subject: &str) -> bool {
+    let stream = env.js.get_stream(stream).await.expect("stream");
+    stream
+        .get_last_raw_message_by_subject(subject)
+        .await
+        .is_ok()
+}
+
+async fn refused(server: &SecuredNats, user: &str, subject: &str) {
+    eventually(
+        &format!("the server to refuse {user} publishing {subject}"),
+        DEADLINE,
+        || async {
+            server
+                .violations()
+                .iter()
+                .any(|line| line.contains(&format!("\"{user}\"")) && line.contains(subject))
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_works_with_its_own_user_and_may_not_publish_for_another() {
+    let server = SecuredNats::start(&permissions_file()).await;
+    let env = TestEnv::on_secured_nats(&server.url(), server.users.clone(), NAMESPACE).await;
+    env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
+    env.link(ACCOUNT, "301").await;
+
+    // Inbound: gateway → ingestor → booking and its event, each as itself.
+    let gateway = env.start_gateway().await;
+    let ingestor = env.start_ingestor();
+    ingestor.ready().await;
+    let webhook = Reservation::new(9_100_001, 301).webhook(ACCOUNT, "reservation.created");
+    let (status, answer) = gateway.post_basic("hostaway", "pw", &webhook).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    env.count_reaches("one booking", "SELECT count(*) FROM bookings", 1)
+        .await;
+    env.outbox_drained().await;
+    assert_eq!(
+        env.booking_events().await.len(),
+        1,
+        "booking.created published"
+    );
+
+    // Outbound: a change from TVL's user, projected and pushed to Hostaway by
+    // the dispatcher's.
+    let world = OutboundWorld::with_env(env, SimConfig::default(), &[("72002", 1)]).await;
+    let dispatcher = world.start_dispatcher(Roles {
+        changes: true,
+        jobs: true,
+        reconcile: true,
+    });
+    dispatcher.ready().await;
+    let listing = world.listings[0].clone();
+    let change = Availability {
+        change_id: change_id(1),
+        seq: 1,
+        unit: listing.unit,
+        start: day(3),
+        end: day(5),
+        available: Some(false),
+        min_stay: None,
+        occurred_at: Utc::now(),
+        version: 0,
+    };
+    let tvl = service_kit::nats::connect(&server.users.url(&server.url(), "tvl"), None, "tvl")
+        .await
+        .expect("tvl client");
+    jetstream::new(tvl)
+        .send_publish(
+            world
+                .env
+                .topology
+                .change_subject("availability", &listing.unit.to_string()),
+            PublishMessage::build()
+                .payload(change.encode().into())
+                .message_id(&change.change_id),
+        )
+        .await
+        .expect("change published")
+        .await
+        .expect("change acknowledged");
+    eventually("the change pushed to Hostaway", DEADLINE, || async {
+        (world.calendar_writes(listing.listing).await > 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        server.violations(),
+        Vec::<String>::new(),
+        "no service was refused anything it does"
+    );
+
+    // The gateway may not publish a TVL change, nor a released webhook.
+    let env = &world.env;
+    let change_subject = env
+        .topology
+        .change_subject("availability", &listing.unit.to_string());
+    publish_as(&server, "gateway", "webhook-gateway", &change_subject).await;
+    refused(&server, "gateway", &change_subject).await;
+    let released = format!("{NAMESPACE}.webhooks.released.{ACCOUNT}.reservation_created");
+    publish_as(&server, "gateway", "webhook-gateway", &released).await;
+    refused(&server, "gateway", &released).await;
+
+    // The ingestor may not publish a webhook on the gateway's subjects.
+    let webhook_subject = env.topology.webhook_subject(ACCOUNT, "reservation_created");
+    publish_as(&server, "ingestor", "booking-ingestor", &webhook_subject).await;
+    refused(&server, "ingestor", &webhook_subject).await;
+
+    let changes = env
+        .js
+        .get_stream(env.topology.changes_stream())
+        .await
+        .unwrap();
+    let last = changes
+        .get_last_raw_message_by_subject(&change_subject)
+        .await
+        .map(|m| m.payload.to_vec());
+    assert_ne!(
+        last.ok(),
+        Some(b"forged".to_vec()),
+        "the gateway's change never reached the stream"
+    );
+    assert!(
+        !stream_holds(env, &env.topology.webhooks_stream(), &released).await,
+        "the gateway's released webhook never reached the stream"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM bookings").await,
+        1,
+        "nothing forged was applied"
+    );
+    gateway.stop().await;
+    ingestor.stop().await;
+    dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_whose_subject_names_another_account_is_kept_not_applied() {
+    let env = TestEnv::new().await;
+    env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
+    env.add_basic_account("72003", "other", "pw2").await;
+    env.link(ACCOUNT, "302").await;
+    let ingestor = env.start_ingestor();
+    ingestor.ready().await;
+
+    // A well-formed webhook of account 72001 on account 72003's subject, as a
+    // client allowed to publish only for 72003 would send it.
+    let account = AccountId::parse(ACCOUNT).unwrap();
+    let reservation = Reservation::new(9_100_002, 302).data();
+    let outgoing = service_kit::inbound::api_read(
+        &env.topology,
+        &account,
+        reservation.as_object().unwrap(),
+        pb::Source::ApiFetch,
+        "forged".into(),
+    );
+    let forged_subject = env.topology.webhook_subject("72003", "reservation_updated");
+    env.js
+        .send_publish(
+            forged_subject.clone(),
+            PublishMessage::build()
+                .payload(outgoing.payload)
+                .message_id(&outgoing.webhook_id),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    env.count_reaches(
+        "the webhook dead-lettered",
+        "SELECT count(*) FROM dead_letter_queue",
+        1,
+    )
+    .await;
+    let (error, subject): (String, Option<String>) =
+        sqlx::query_as("SELECT error->>'message', data->>'subject' FROM dead_letter_queue")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(
+        error.contains("72003") && error.contains(ACCOUNT),
+        "the reason names both accounts: {error}"
+    );
+    assert_eq!(subject.as_deref(), Some(forged_subject.as_str()));
+    assert_eq!(env.count("SELECT count(*) FROM bookings").await, 0);
+
+    // The same webhook on its own account's subject is applied.
+    env.js
+        .send_publish(
+            env.topology.webhook_subject(ACCOUNT, "reservation_updated"),
+            PublishMessage::build().payload(outgoing_payload(&env, &account)),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    env.count_reaches("the booking", "SELECT count(*) FROM bookings", 1)
+        .await;
+    ingestor.stop().await;
+}
+
+fn outgoing_payload(env: &TestEnv, account: &AccountId) -> bytes::Bytes {
+    let reservation = Reservation::new(9_100_002, 302).data();
+    service_kit::inbound::api_read(
+        &env.topology,
+        account,
+        reservation.as_object().unwrap(),
+        pb::Source::ApiFetch,
+        "honest".into(),
+    )
+    .payload
+}
