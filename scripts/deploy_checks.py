@@ -531,24 +531,11 @@ def check_static(overlay: str, docs: list[dict]) -> list[dict]:
             for problem in problems:
                 R.fail(f"{where}: {problem}")
             accepted = accepted_env(binary, list(c.get("args") or []))
-            otel_known = any(n.startswith("OTEL_") for n in accepted)
-            unknown, pending = [], []
-            for var in env:
-                if var in accepted:
-                    continue
-                # OpenTelemetry's variables are being added to every binary
-                # (issue 10, point 5): tolerated while a binary knows no
-                # OTEL_ variable at all, strict as soon as it knows one.
-                if var.startswith("OTEL_") and not otel_known:
-                    pending.append(var)
-                else:
-                    unknown.append(var)
+            unknown = [var for var in env if var not in accepted]
             if unknown:
                 R.fail(f"{where}: {binary} does not accept {', '.join(sorted(unknown))} (not in its --help)")
             else:
                 R.ok(f"{where}: {binary} accepts all {len(env)} env vars it is given")
-            if pending:
-                R.note(f"{where}: {binary} does not accept {', '.join(sorted(pending))} yet (OpenTelemetry, pending)")
             for var, source in env.items():
                 if source[0] == "secret" and var not in STANDIN_ENV and not source[3]:
                     R.fail(f"{where}: {var} comes from Secret {source[1]} and the check has no local stand-in for it")

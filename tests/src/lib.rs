@@ -14,6 +14,7 @@
 pub mod cluster;
 pub mod env;
 pub mod fixtures;
+pub mod otlp;
 pub mod outbound;
 pub mod payloads;
 pub mod proxy;

@@ -93,11 +93,7 @@ async fn each_service_works_with_its_own_user_and_may_not_publish_for_another() 
     // Outbound: a change from TVL's user, projected and pushed to Hostaway by
     // the dispatcher's.
     let world = OutboundWorld::with_env(env, SimConfig::default(), &[("72002", 1)]).await;
-    let dispatcher = world.start_dispatcher(Roles {
-        changes: true,
-        jobs: true,
-        reconcile: true,
-    });
+    let dispatcher = world.start_dispatcher(Roles::ALL);
     dispatcher.ready().await;
     let listing = world.listings[0].clone();
     let change = Availability {

@@ -738,12 +738,37 @@ async fn a_reservation_whose_webhook_never_came_appears_through_polling() {
         "the cursor moved"
     );
 
-    // Polling again finds it again (the overlap) and changes nothing.
+    // A cursor left unpolled for three hours shows on the gauge its alert
+    // reads (HostawayReservationPollCursorStalled)…
+    sqlx::query("UPDATE reservation_poll_cursors SET polled_at = now() - interval '3 hours'")
+        .execute(&world.env.pool)
+        .await
+        .unwrap();
+    connector_tests::eventually(
+        "the stalled cursor on the gauge",
+        Duration::from_secs(30),
+        || async {
+            (dispatcher.metric("hostaway_reservation_poll_oldest_seconds") >= 3.0 * 3600.0)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // …and polling again finds the reservation again (the overlap), changes
+    // nothing, and the cursor is current again.
     let polled = dispatcher.metric("hostaway_reservations_polled_total");
     assert_eq!(poll().await.queued, 1);
     connector_tests::eventually("the second poll", Duration::from_secs(30), || async {
         (dispatcher.metric("hostaway_reservations_polled_total") > polled).then_some(())
     })
+    .await;
+    connector_tests::eventually(
+        "the cursor current again",
+        Duration::from_secs(30),
+        || async {
+            (dispatcher.metric("hostaway_reservation_poll_oldest_seconds") < 600.0).then_some(())
+        },
+    )
     .await;
     ingestor.stop().await;
     assert_eq!(world.env.bookings().await.len(), 1, "no duplicate booking");

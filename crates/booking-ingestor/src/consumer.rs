@@ -79,11 +79,13 @@ impl Worker {
                 // Authenticated means kept: what cannot be understood is
                 // dead-lettered with its reason, never dropped.
                 let span = tracing::info_span!(
-                    "ingest",
+                    "hostaway.webhook.process",
+                    otel.kind = "consumer",
                     webhook_id = refused.identity.as_ref().map(|i| i.webhook_id.clone()),
                     account_id = refused.identity.as_ref().map(|i| i.account.clone()),
                     stream_sequence,
                 );
+                telemetry::propagation::continue_from_nats(&span, message.headers.as_ref());
                 self.dead_letter(
                     &message,
                     refused.identity.as_ref(),
@@ -96,13 +98,18 @@ impl Worker {
                 return;
             }
         };
+        // The specification's span, continuing the gateway's trace.
         let span = tracing::info_span!(
-            "ingest",
+            "hostaway.webhook.process",
+            otel.kind = "consumer",
             webhook_id = %inbound.webhook_id,
             account_id = %inbound.account,
             event = inbound.event.as_str(),
+            "webhook.id" = %inbound.webhook_id,
+            "webhook.event" = inbound.event.as_str(),
             stream_sequence,
         );
+        telemetry::propagation::continue_from_nats(&span, message.headers.as_ref());
         if let Some(error) = subject_mismatch(message.subject.as_str(), &inbound) {
             // Kept, never applied: whoever published it may publish for one
             // account and claimed another.

@@ -17,6 +17,8 @@ use store::parked::ParkReason;
 use store::webhook_log::{self, Prior, WebhookMeta};
 use store::{PgConnection, PgPool, StoreError};
 
+use tracing::Instrument;
+
 use crate::event_builders;
 
 /// A webhook message, decoded and parsed.
@@ -375,11 +377,35 @@ pub async fn apply(pool: &PgPool, inbound: &Inbound) -> Result<Applied, IngestEr
             listing: None,
         });
     }
-    let (work, adjustments) = Work::map(inbound)?;
+    let (work, adjustments) = {
+        let _mapping = tracing::info_span!("hostaway.webhook.map_fields").entered();
+        Work::map(inbound)?
+    };
     let object_id = work.object_id();
+    let span = tracing::info_span!(
+        "hostaway.webhook.create_booking",
+        "db.system" = "postgresql",
+        "hostaway.object_id" = %object_id,
+        outcome = tracing::field::Empty,
+    );
+    let applied = store_work(pool, inbound, work, adjustments, &object_id)
+        .instrument(span.clone())
+        .await?;
+    span.record("outcome", applied.outcome);
+    Ok(applied)
+}
+
+/// The webhook's one transaction: the log, the booking, the events.
+async fn store_work(
+    pool: &PgPool,
+    inbound: &Inbound,
+    work: Work,
+    adjustments: Vec<Adjustment>,
+    object_id: &str,
+) -> Result<Applied, IngestError> {
     let identity = inbound.identity();
     let meta = WebhookMeta {
-        object_id: Some(&object_id),
+        object_id: Some(object_id),
         ..identity.meta()
     };
     let mut tx = pool.begin().await?;

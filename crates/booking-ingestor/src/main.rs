@@ -58,7 +58,7 @@ const DEFAULT_OPS_LISTEN: &str = "0.0.0.0:9102";
 async fn main() -> anyhow::Result<()> {
     service_kit::install_crypto_provider();
     let args = Args::parse();
-    service_kit::telemetry::init(&args.log);
+    let telemetry = service_kit::telemetry::init(&args.log, "booking-ingestor")?;
 
     let mut settings = IngestorSettings::new(args.nats.topology()?);
     settings.streams = args.nats.stream_settings();
@@ -102,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("ops server")?;
     ingestor.run(stop).await;
+    telemetry.shutdown().await;
     Ok(())
 }
 

@@ -7,13 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream;
 use bytes::Bytes;
 use futures::future::join_all;
 use service_kit::nats::Topology;
 use store::PgPool;
 use store::outbox::OutboxEvent;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::metrics::IngestorMetrics;
@@ -38,34 +39,48 @@ impl EventPublisher {
 
     /// Publishes the events; returns the ids JetStream acknowledged.
     pub async fn publish(&self, events: &[OutboxEvent]) -> Vec<Uuid> {
-        let sends = events.iter().map(|event| async move {
+        let sends = events.iter().map(|event| {
             let subject = self.topology.event_subject(&event.subject_suffix);
-            let message = PublishMessage::build()
-                .payload(Bytes::from(event.payload.clone()))
-                .message_id(event.id.to_string());
-            let result = tokio::time::timeout(ACK_TIMEOUT, async {
-                self.js.send_publish(subject, message).await?.await.map_err(async_nats::Error::from)
-            })
-            .await;
-            match result {
-                Ok(Ok(_)) => {
-                    self.metrics
-                        .events_published
-                        .with_label_values(&[event.subject_suffix.as_str()])
-                        .inc();
-                    Some(event.id)
-                }
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, event_id = %event.id, "event not published yet; the outbox sweeper will retry");
-                    None
-                }
-                Err(_) => {
-                    tracing::warn!(event_id = %event.id, "event publish timed out; the outbox sweeper will retry");
-                    None
-                }
-            }
+            let span = tracing::info_span!(
+                "hostaway.event.publish",
+                otel.kind = "producer",
+                "messaging.destination.name" = %subject,
+                event_id = %event.id,
+            );
+            self.publish_one(event, subject).instrument(span)
         });
         join_all(sends).await.into_iter().flatten().collect()
+    }
+
+    async fn publish_one(&self, event: &OutboxEvent, subject: String) -> Option<Uuid> {
+        let message = service_kit::publish::traced_message()
+            .payload(Bytes::from(event.payload.clone()))
+            .message_id(event.id.to_string());
+        let result = tokio::time::timeout(ACK_TIMEOUT, async {
+            self.js
+                .send_publish(subject, message)
+                .await?
+                .await
+                .map_err(async_nats::Error::from)
+        })
+        .await;
+        match result {
+            Ok(Ok(_)) => {
+                self.metrics
+                    .events_published
+                    .with_label_values(&[event.subject_suffix.as_str()])
+                    .inc();
+                Some(event.id)
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, event_id = %event.id, "event not published yet; the outbox sweeper will retry");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(event_id = %event.id, "event publish timed out; the outbox sweeper will retry");
+                None
+            }
+        }
     }
 }
 

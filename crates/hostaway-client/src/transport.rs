@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::Instrument;
 
 use domain::AccountId;
 use mapping::api::{ApiStatus, Envelope};
@@ -506,9 +507,21 @@ impl HostawayClient {
                 }
             }
         }
+        let span = tracing::info_span!(
+            "hostaway.api.request",
+            otel.kind = "client",
+            "http.request.method" = method,
+            "hostaway.endpoint" = endpoint,
+            "hostaway.account_id" = %account,
+            "http.response.status_code" = tracing::field::Empty,
+        );
         let started = Instant::now();
         let result = async {
-            let response = request.send().await?;
+            let mut request = request.build()?;
+            telemetry::propagation::inject_http(request.headers_mut());
+            let response = self.inner.http.execute(request).await?;
+            tracing::Span::current()
+                .record("http.response.status_code", response.status().as_u16());
             let status = response.status();
             let headers = response.headers().clone();
             let body = response.bytes().await?.to_vec();
@@ -518,6 +531,7 @@ impl HostawayClient {
                 body,
             })
         }
+        .instrument(span)
         .await;
         metrics
             .request_duration

@@ -106,6 +106,11 @@ async fn gate(
     let at = Instant::now();
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // Whose request this is, as far as the token tells, for the log (faults
     // answer before the token is checked).
     let bearer_account = {
@@ -157,6 +162,7 @@ async fn gate(
         method,
         path,
         status: response.status().as_u16(),
+        traceparent,
     });
     response
 }

@@ -42,7 +42,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     service_kit::install_crypto_provider();
     let args = Args::parse();
-    service_kit::telemetry::init(&args.log);
+    let telemetry = service_kit::telemetry::init(&args.log, "hostaway-sim")?;
     let config = SimConfig {
         account_limit: args.account_limit,
         ip_limit: args.ip_limit,
@@ -68,5 +68,6 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!(base_url = %sim.base_url(), "Hostaway simulator listening; control endpoints under /_sim");
     service_kit::shutdown::signal().await;
+    telemetry.shutdown().await;
     Ok(())
 }

@@ -21,6 +21,8 @@ pub struct RequestRecord {
     pub method: String,
     pub path: String,
     pub status: u16,
+    /// The W3C trace context the caller sent, if any.
+    pub traceparent: Option<String>,
 }
 
 /// One webhook delivery attempt by the sender.

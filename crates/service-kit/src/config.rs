@@ -269,6 +269,37 @@ pub struct LogArgs {
         default_value = "info"
     )]
     pub filter: String,
+    #[command(flatten)]
+    pub traces: TraceArgs,
+}
+
+/// OpenTelemetry: spans exported over OTLP (gRPC) when an endpoint is set.
+#[derive(Debug, Clone, Args)]
+pub struct TraceArgs {
+    /// The OTLP collector's gRPC endpoint, e.g. `http://otel-collector:4317`;
+    /// unset, no span leaves the process and none costs anything.
+    #[arg(
+        id = "otel-exporter-otlp-endpoint",
+        long = "otel-exporter-otlp-endpoint",
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )]
+    pub endpoint: Option<String>,
+    /// `service.name` of the spans (the binary's name by default).
+    #[arg(
+        id = "otel-service-name",
+        long = "otel-service-name",
+        env = "OTEL_SERVICE_NAME"
+    )]
+    pub service_name: Option<String>,
+    /// Share of new traces exported (0 to 1); a trace begun by a sampled
+    /// sender is always continued.
+    #[arg(
+        id = "otel-traces-sampler-arg",
+        long = "otel-traces-sampler-arg",
+        env = "OTEL_TRACES_SAMPLER_ARG",
+        default_value_t = 1.0
+    )]
+    pub sample_ratio: f64,
 }
 
 /// A single account configured through the specification's environment

@@ -6,6 +6,16 @@ use async_nats::Client;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use bytes::Bytes;
 
+/// A JetStream message that carries the current span's trace context (no
+/// header at all while tracing is off).
+pub fn traced_message() -> jetstream::message::PublishMessage {
+    let message = jetstream::message::PublishMessage::build();
+    match telemetry::propagation::nats_headers() {
+        Some(headers) => message.headers(headers),
+        None => message,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishFailure {
     #[error("not connected to NATS")]
@@ -54,9 +64,7 @@ impl Publisher {
             return Err(PublishFailure::Disconnected);
         }
         let started = Instant::now();
-        let message = jetstream::message::PublishMessage::build()
-            .payload(payload)
-            .message_id(msg_id);
+        let message = traced_message().payload(payload).message_id(msg_id);
         let send_and_ack = async {
             let ack: PublishAckFuture = self
                 .js

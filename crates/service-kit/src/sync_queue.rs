@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::nats::Topology;
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream;
 use chrono::Utc;
 use domain::{AccountId, ListingId, SyncKind};
 use events::Message as _;
@@ -134,7 +134,7 @@ impl JobQueue {
             } as i32,
             requested_at: Some(events::timestamp(Utc::now())),
         };
-        let publish = PublishMessage::build().payload(message.encode_to_vec().into());
+        let publish = crate::publish::traced_message().payload(message.encode_to_vec().into());
         let sent = async {
             let ack = self
                 .js

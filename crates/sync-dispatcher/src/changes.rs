@@ -60,13 +60,16 @@ impl ChangeConsumer {
                 }
             };
         let span = tracing::info_span!(
-            "change",
+            "hostaway.sync.change",
+            otel.kind = "consumer",
             change_id = %received.change_id,
             unit_id = %received.change.unit(),
             kind = received.change.kind().as_str(),
             source = %received.source,
             delivered,
         );
+        // TVL's trace, when its publisher sent one.
+        telemetry::propagation::continue_from_nats(&span, message.headers.as_ref());
         self.apply(&message, &received, delivered)
             .instrument(span)
             .await;

@@ -161,7 +161,7 @@ fn schedules(args: &Args) -> anyhow::Result<Vec<Schedule>> {
 async fn main() -> anyhow::Result<()> {
     service_kit::install_crypto_provider();
     let args = Args::parse();
-    service_kit::telemetry::init(&args.log);
+    let telemetry = service_kit::telemetry::init(&args.log, "sync-dispatcher")?;
 
     let mut settings = DispatcherSettings::new(args.nats.topology()?);
     settings.streams = args.nats.stream_settings();
@@ -215,6 +215,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("ops server")?;
     dispatcher.run(stop).await;
+    telemetry.shutdown().await;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! `hostaway.sync.queue_length`).
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
 };
 use service_kit::metrics::{LATENCY_BUCKETS, Metrics};
 
@@ -30,6 +30,9 @@ pub struct SyncMetrics {
     pub reservations_polled: IntCounter,
     /// Reservations fetched one by one because a webhook of theirs was incomplete.
     pub reservations_fetched: IntCounter,
+    /// Age of the oldest successful reservation poll among enabled accounts:
+    /// a cursor that stops moving.
+    pub poll_oldest_seconds: Gauge,
     pub database_available: IntGauge,
 }
 
@@ -101,6 +104,10 @@ impl SyncMetrics {
             reservations_fetched: metrics.register(IntCounter::new(
                 "hostaway_reservations_fetched_total",
                 "Reservations fetched from the API because a webhook of theirs was incomplete",
+            )?)?,
+            poll_oldest_seconds: metrics.register(Gauge::new(
+                "hostaway_reservation_poll_oldest_seconds",
+                "Seconds since the enabled account polled least recently had its reservations polled successfully",
             )?)?,
             database_available: metrics.register(IntGauge::new(
                 "hostaway_sync_database_available",

@@ -136,8 +136,12 @@ impl ReservationPoller {
             query.after_id = Some(last_id);
         }
         self.metrics.reservations_polled.inc_by(seen);
-        if let Some(newest) = newest {
-            store::sync_jobs::advance_poll_cursor(&self.pool, account, &newest, seen).await?;
+        match newest {
+            Some(newest) => {
+                store::sync_jobs::advance_poll_cursor(&self.pool, account, &newest, seen).await?;
+            }
+            // Polled, nothing new: the cursor is current, not stalled.
+            None => store::sync_jobs::mark_polled(&self.pool, account).await?,
         }
         tracing::info!(reservations = seen, "reservations polled");
         Ok(Report { ranges: 0 })

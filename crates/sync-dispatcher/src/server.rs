@@ -278,6 +278,7 @@ impl SyncDispatcher {
                     let gauge_stop = stop.child_token();
                     background_tasks.spawn(queue_gauge(
                         consumers.clone(),
+                        pool.clone(),
                         metrics.clone(),
                         settings.queue_gauge_interval,
                         gauge_stop.clone(),
@@ -379,10 +380,11 @@ async fn bind_job_consumers(
     Some(consumers)
 }
 
-/// Keeps `hostaway_sync_queue_length` current: jobs of each kind waiting or
-/// running, in both modes.
+/// Keeps `hostaway_sync_queue_length` current (jobs of each kind waiting or
+/// running, in both modes), and `hostaway_reservation_poll_oldest_seconds`.
 async fn queue_gauge(
     consumers: Vec<(JobLane, PullConsumer)>,
+    pool: store::PgPool,
     metrics: SyncMetrics,
     every: Duration,
     stop: CancellationToken,
@@ -405,6 +407,9 @@ async fn queue_gauge(
                     .with_label_values(&[kind.as_str()])
                     .set(i64::try_from(length).unwrap_or(i64::MAX));
             }
+        }
+        if let Ok(Some(age)) = store::sync_jobs::oldest_poll_age_secs(&pool).await {
+            metrics.poll_oldest_seconds.set(age);
         }
         if service_kit::consume::sleep_or_stop(&stop, every).await {
             return;

@@ -186,12 +186,15 @@ async fn handle(
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!(
-        "webhook",
+        "hostaway.webhook.receive",
+        otel.kind = "server",
         request_id = %request_id,
         account_id = tracing::field::Empty,
         event = tracing::field::Empty,
         webhook_id = tracing::field::Empty,
     );
+    // A proxy in front may have begun the trace.
+    telemetry::propagation::continue_from_http(&span, &headers);
     async move {
         match process(&state, path_account, headers, body, &request_id).await {
             Ok(accepted) => accepted.into_response(),

@@ -76,7 +76,7 @@ const DEFAULT_OPS_LISTEN: &str = "0.0.0.0:9101";
 async fn main() -> anyhow::Result<()> {
     service_kit::install_crypto_provider();
     let args = Args::parse();
-    service_kit::telemetry::init(&args.log);
+    let telemetry = service_kit::telemetry::init(&args.log, "webhook-gateway")?;
 
     let topology = args.nats.topology()?;
     let nats = args.nats.connect("webhook-gateway").await?;
@@ -118,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("ops server")?;
     gateway.run(stop).await?;
+    telemetry.shutdown().await;
     Ok(())
 }
 

@@ -253,13 +253,16 @@ impl JobRunner {
             }
         };
         let span = tracing::info_span!(
-            "sync_job",
+            "hostaway.sync.job",
+            otel.kind = "consumer",
             job_id = %job.key.id(),
             sync_type = job.key.kind.as_str(),
             account_id = %job.key.account,
             listing_id = job.key.listing.as_ref().map(|l| l.to_string()),
             mode = ?job.mode,
         );
+        // The trace of the change (or schedule) that queued the job.
+        telemetry::propagation::continue_from_nats(&span, message.headers.as_ref());
         self.run_job(&message, &job, started).instrument(span).await;
     }
 
