@@ -37,7 +37,7 @@ if [ ! -f "$db/.snapshot-$stamp" ]; then
 fi
 config="$(mktemp)"
 trap 'rm -f "$config"' EXIT
-sed "s|^ignore = \[\]|db-path = \"$(cd "$cache" && pwd)\"\nignore = []|" deny.toml >"$config"
+sed "s|^\[advisories\]\$|[advisories]\ndb-path = \"$(cd "$cache" && pwd)\"|" deny.toml >"$config"
 echo "advisories: RustSec snapshot $(grep -o '[0-9a-f]\{40\}' "$snapshot/PROVENANCE.md" | head -1)"
 # Every platform's crates, as cargo-deny's graph wants them; then no network.
 cargo metadata --format-version 1 --locked >/dev/null

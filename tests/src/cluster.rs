@@ -175,7 +175,14 @@ pub struct SecuredNats {
 }
 
 impl SecuredNats {
-    pub const USERS: [&str; 5] = ["gateway", "ingestor", "dispatcher", "admin", "tvl"];
+    pub const USERS: [&str; 6] = [
+        "gateway",
+        "ingestor",
+        "dispatcher",
+        "provisioner",
+        "admin",
+        "tvl",
+    ];
 
     /// Starts the server with `permissions` (a file in the format of
     /// deploy/nats/permissions.conf) and a fresh password per user.

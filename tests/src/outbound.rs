@@ -407,6 +407,33 @@ impl Model {
             + plan::calls_for(plan::runs(&pricing).len())
     }
 
+    /// The fewest calendar writes when a listing's availability, stay rules
+    /// and prices go out together: maximal runs of the combined wanted
+    /// values, 200 a call.
+    pub fn minimum_writes_combined(&self, unit: UnitId) -> usize {
+        use sync_dispatcher::plan::{self, PlannedDay};
+        type Wanted = (Option<bool>, Option<u32>, Option<i64>);
+        let Some(days) = self.units.get(&unit) else {
+            return 0;
+        };
+        let combined: Vec<PlannedDay<Wanted>> = days
+            .iter()
+            .filter(|(_, d)| {
+                d.available.is_some() || d.min_stay.is_some() || d.price_minor.is_some()
+            })
+            .map(|(date, d)| PlannedDay {
+                day: *date,
+                want: (
+                    d.available.map(|a| a.value),
+                    d.min_stay.map(|m| m.value),
+                    d.price_minor.map(|p| p.value),
+                ),
+                dirty: true,
+            })
+            .collect();
+        plan::calls_for(plan::runs(&combined).len())
+    }
+
     pub fn apply_availability(&mut self, change: &Availability) {
         let days = self.units.entry(change.unit).or_default();
         for date in change.start.iter_days().take_while(|d| *d <= change.end) {

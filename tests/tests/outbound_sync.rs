@@ -420,13 +420,13 @@ async fn reconciliation_reads_hostaway_back_and_pushes_only_the_drift() {
     .await;
     assert_eq!(
         world.calendar_writes(listing.listing).await - writes_before,
-        2,
-        "one write per kind"
+        1,
+        "both kinds' drift in one write"
     );
     assert_eq!(
         dispatcher.metric("hostaway_sync_ranges_pushed_total") - ranges_before,
-        2.0,
-        "only the drifted ranges were pushed: days 5-7, and day 12's price"
+        1.0,
+        "only the drift was pushed: days 5-7 and day 12's price, one range (the days between want the same values)"
     );
     assert_eq!(dispatcher.metric("hostaway_reconcile_drift_total"), 4.0);
     dispatcher.stop().await;
@@ -1007,4 +1007,71 @@ async fn listing_details_reach_hostaway_and_a_hand_edit_is_healed() {
         "only the name drifted"
     );
     dispatcher.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_whose_availability_and_prices_changed_is_pushed_in_one_call() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71020", 1)]).await;
+    let listing = world.listings[0].clone();
+    // The listing's currency is known (an earlier price push or listing read
+    // learned it): an availability push never waits to read it.
+    store::remote::record_currencies(
+        &world.env.pool,
+        "71020",
+        &[(
+            listing.listing.to_string(),
+            domain::Currency::parse("USD").unwrap(),
+        )],
+    )
+    .await
+    .unwrap();
+    let changes = world.start_dispatcher(CHANGES_ONLY);
+    changes.ready().await;
+    let now = Utc::now();
+    let closed = Availability {
+        change_id: change_id(1),
+        seq: 1,
+        unit: listing.unit,
+        start: day(3),
+        end: day(6),
+        available: Some(false),
+        min_stay: Some(2),
+        occurred_at: now,
+        version: 0,
+    };
+    let priced = Price {
+        change_id: change_id(2),
+        seq: 2,
+        unit: listing.unit,
+        start: day(1),
+        end: day(10),
+        price_minor: 17_550,
+        currency: "USD".into(),
+        occurred_at: now,
+    };
+    world.publish_availability(&closed).await;
+    world.publish_price(&priced).await;
+    world.changes_consumed().await;
+    let mut model = Model::default();
+    model.apply_availability(&closed);
+    model.apply_price(&priced);
+    assert_eq!(model.minimum_writes(listing.unit), 2, "one per kind");
+    assert_eq!(
+        model.minimum_writes_combined(listing.unit),
+        1,
+        "both kinds in one call"
+    );
+
+    // Both jobs are queued; whichever runs first carries the other's days.
+    let jobs = world.start_dispatcher(JOBS_ONLY);
+    jobs.ready().await;
+    world.converged(&model, Duration::from_secs(30)).await;
+    world.queue_drained().await;
+    assert_eq!(
+        world.calendar_writes(listing.listing).await,
+        1,
+        "availability, stay rules and prices in one calendarIntervals call"
+    );
+    changes.stop().await;
+    jobs.stop().await;
 }

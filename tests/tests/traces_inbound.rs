@@ -26,7 +26,9 @@ async fn a_webhook_is_one_trace_from_the_request_to_the_booking_event() {
     let env = TestEnv::new().await;
     env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
     env.link(ACCOUNT, "303").await;
-    let gateway = env.start_gateway().await;
+    let gateway = env
+        .start_gateway_with(|settings| settings.trust_traceparent = true)
+        .await;
     let ingestor = env.start_ingestor();
     ingestor.ready().await;
 

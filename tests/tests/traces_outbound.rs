@@ -84,6 +84,22 @@ async fn a_change_is_one_trace_from_the_change_consumer_to_the_hostaway_call() {
         })
     })
     .await;
+    // A push that waited for its unit to settle ran more than once: each run
+    // is a span of the job, each under the change.
+    let run = eventually("the run that made the call, ended", DEADLINE, || async {
+        telemetry.flush().await;
+        receiver
+            .spans()
+            .into_iter()
+            .find(|s| s.span_id == call.parent_span_id)
+    })
+    .await;
+    assert_eq!(
+        run.name, "hostaway.sync.job",
+        "the Hostaway call is the job's"
+    );
+    assert_eq!(run.trace_id, trace_id);
+    assert_eq!(run.parent_span_id, consumed.span_id);
     assert_eq!(
         call.attributes
             .get("http.response.status_code")

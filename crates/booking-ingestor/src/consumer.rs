@@ -84,6 +84,7 @@ impl Worker {
                     webhook_id = refused.identity.as_ref().map(|i| i.webhook_id.clone()),
                     account_id = refused.identity.as_ref().map(|i| i.account.clone()),
                     stream_sequence,
+                    otel.status_code = tracing::field::Empty,
                 );
                 telemetry::propagation::continue_from_nats(&span, message.headers.as_ref());
                 self.dead_letter(
@@ -108,6 +109,7 @@ impl Worker {
             "webhook.id" = %inbound.webhook_id,
             "webhook.event" = inbound.event.as_str(),
             stream_sequence,
+            otel.status_code = tracing::field::Empty,
         );
         telemetry::propagation::continue_from_nats(&span, message.headers.as_ref());
         if let Some(error) = subject_mismatch(message.subject.as_str(), &inbound) {
@@ -444,6 +446,7 @@ impl Worker {
         attempts: i32,
         stream_sequence: Option<u64>,
     ) {
+        tracing::Span::current().record("otel.status_code", "ERROR");
         let failed = Failed {
             payload: &message.payload,
             subject: message.subject.as_str(),

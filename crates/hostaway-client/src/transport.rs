@@ -514,14 +514,18 @@ impl HostawayClient {
             "hostaway.endpoint" = endpoint,
             "hostaway.account_id" = %account,
             "http.response.status_code" = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
         );
         let started = Instant::now();
         let result = async {
             let mut request = request.build()?;
             telemetry::propagation::inject_http(request.headers_mut());
             let response = self.inner.http.execute(request).await?;
-            tracing::Span::current()
-                .record("http.response.status_code", response.status().as_u16());
+            let current = tracing::Span::current();
+            current.record("http.response.status_code", response.status().as_u16());
+            if !response.status().is_success() {
+                current.record("otel.status_code", "ERROR");
+            }
             let status = response.status();
             let headers = response.headers().clone();
             let body = response.bytes().await?.to_vec();

@@ -48,6 +48,7 @@ pub async fn publish_copy(
     headers.insert(HEADER_ATTEMPTS, copy.attempts.to_string().as_str());
     headers.insert(HEADER_JOB_ID, copy.job_id);
     headers.insert(HEADER_ORIGINAL_SUBJECT, copy.original_subject);
+    telemetry::propagation::inject_nats(&mut headers);
     let message = PublishMessage::build()
         .payload(copy.payload.to_vec().into())
         .headers(headers)

@@ -312,24 +312,14 @@ pub async fn poll_cursor(pool: &PgPool, account: &AccountId) -> Result<Option<St
     .await?)
 }
 
-/// Records a successful poll that saw nothing new (the cursor stays).
-pub async fn mark_polled(pool: &PgPool, account: &AccountId) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE reservation_poll_cursors SET polled_at = now() WHERE hostaway_account_id = $1",
-    )
-    .bind(account.as_str())
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
 /// Seconds since the enabled account polled least recently was last polled
-/// successfully (`None` while no account has a cursor yet).
+/// successfully; an account never polled counts from its creation (`None`
+/// while there is no enabled account).
 pub async fn oldest_poll_age_secs(pool: &PgPool) -> Result<Option<f64>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT extract(epoch FROM now() - min(c.polled_at))::float8
-         FROM reservation_poll_cursors c
-         JOIN channels ch ON ch.hostaway_account_id = c.hostaway_account_id
+        "SELECT extract(epoch FROM now() - min(coalesce(c.polled_at, ch.created_at)))::float8
+         FROM channels ch
+         LEFT JOIN reservation_poll_cursors c ON c.hostaway_account_id = ch.hostaway_account_id
          WHERE ch.enabled",
     )
     .fetch_one(pool)

@@ -102,24 +102,75 @@ fn differs<T: PartialEq>(want: Option<T>, have: Option<T>) -> bool {
     want.is_some() && want != have
 }
 
-/// The availability days of a listing's calendar. A night Hostaway shows
-/// reserved keeps its availability (a guest holds it); its stay rules still
-/// follow TVL.
+/// What TVL wants of a day's availability. A night Hostaway shows reserved
+/// keeps its availability (a guest holds it); its stay rules still follow TVL.
+fn wanted_availability(d: &CalendarDay) -> Availability {
+    Availability {
+        available: d.desired_available.filter(|_| !d.reserved),
+        min_stay: d.desired_min_stay,
+        max_stay: d.desired_max_stay,
+    }
+}
+
+fn availability_dirty(d: &CalendarDay, want: &Availability) -> bool {
+    differs(want.available, d.remote_available)
+        || differs(want.min_stay, d.remote_min_stay)
+        || differs(want.max_stay, d.remote_max_stay)
+}
+
+/// The price TVL wants for a day, if it is wanted in the listing's currency.
+fn wanted_price(d: &CalendarDay, listing_currency: Currency) -> Option<i64> {
+    let foreign = d
+        .desired_currency
+        .as_deref()
+        .is_some_and(|c| c.trim() != listing_currency.as_str());
+    d.desired_price_minor.filter(|_| !foreign)
+}
+
+/// The availability days of a listing's calendar.
 pub fn availability_days(calendar: &[CalendarDay]) -> Vec<PlannedDay<Availability>> {
     calendar
         .iter()
         .filter_map(|d| {
-            let want = Availability {
-                available: d.desired_available.filter(|_| !d.reserved),
-                min_stay: d.desired_min_stay,
-                max_stay: d.desired_max_stay,
-            };
+            let want = wanted_availability(d);
             (!want.is_empty()).then(|| PlannedDay {
                 day: d.day,
                 want,
-                dirty: differs(want.available, d.remote_available)
-                    || differs(want.min_stay, d.remote_min_stay)
-                    || differs(want.max_stay, d.remote_max_stay),
+                dirty: availability_dirty(d, &want),
+            })
+        })
+        .collect()
+}
+
+/// Everything a calendar range can set at once: availability, stay rules and
+/// the price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DayValues {
+    pub availability: Availability,
+    pub price_minor: Option<i64>,
+}
+
+/// The days of a listing's calendar with every kind wanted for them, for one
+/// push of availability and prices together (a day is dirty when either
+/// differs). Prices wanted in another currency are left to the pricing job,
+/// which reports them.
+pub fn combined_days(
+    calendar: &[CalendarDay],
+    listing_currency: Currency,
+) -> Vec<PlannedDay<DayValues>> {
+    calendar
+        .iter()
+        .filter_map(|d| {
+            let availability = wanted_availability(d);
+            let price_minor = wanted_price(d, listing_currency);
+            (!availability.is_empty() || price_minor.is_some()).then(|| PlannedDay {
+                day: d.day,
+                want: DayValues {
+                    availability,
+                    price_minor,
+                },
+                dirty: availability_dirty(d, &availability)
+                    || differs(price_minor, d.remote_price_minor),
             })
         })
         .collect()
@@ -144,12 +195,11 @@ pub fn pricing_days(
     calendar: &[CalendarDay],
     listing_currency: Currency,
 ) -> (Vec<PlannedDay<i64>>, Option<CurrencyMismatch>) {
-    let (foreign, own): (Vec<CalendarDay>, Vec<CalendarDay>) =
-        calendar.iter().cloned().partition(|d| {
-            d.desired_currency
-                .as_deref()
-                .is_some_and(|c| c.trim() != listing_currency.as_str())
-        });
+    let (own, foreign): (Vec<CalendarDay>, Vec<CalendarDay>) = calendar
+        .iter()
+        .filter(|d| d.desired_price_minor.is_some())
+        .cloned()
+        .partition(|d| wanted_price(d, listing_currency).is_some());
     let mismatch = foreign.first().map(|first| CurrencyMismatch {
         first: first.day,
         days: foreign.len(),
@@ -201,6 +251,23 @@ pub fn pricing_interval(run: &Run<i64>, currency: Currency) -> (CalendarInterval
         max_stay: None,
         price_minor: Some(run.values),
     };
+    (interval, pushed)
+}
+
+/// One range of availability and price together.
+pub fn combined_interval(
+    run: &Run<DayValues>,
+    currency: Currency,
+) -> (CalendarInterval, PushedRange) {
+    let (mut interval, mut pushed) = availability_interval(&Run {
+        start: run.start,
+        end: run.end,
+        values: run.values.availability,
+    });
+    if let Some(price) = run.values.price_minor {
+        interval = interval.with_price_minor(price, currency.minor_exponent());
+        pushed.price_minor = Some(price);
+    }
     (interval, pushed)
 }
 
@@ -400,6 +467,49 @@ mod tests {
     }
 
     proptest! {
+        /// One push of the combined runs leaves every day with both the
+        /// availability and the price TVL wants, and never sets a day to a
+        /// value that is not its own.
+        #[test]
+        fn combined_runs_bring_both_kinds_in_line(
+            days in proptest::collection::vec(
+                (any::<bool>(), any::<bool>(), 0i64..3, 0i64..3, any::<bool>()),
+                0..60,
+            )
+        ) {
+            let usd = Currency::parse("USD").unwrap();
+            let calendar: Vec<CalendarDay> = days.iter().enumerate().map(
+                |(n, (want_open, have_open, want_price, have_price, reserved))| CalendarDay {
+                    desired_available: Some(*want_open),
+                    remote_available: Some(*have_open),
+                    desired_price_minor: Some(10_000 + want_price),
+                    desired_currency: Some("USD".into()),
+                    remote_price_minor: Some(10_000 + have_price),
+                    reserved: *reserved,
+                    ..calendar_day(n as u32)
+                },
+            ).collect();
+            let ranges: Vec<PushedRange> = runs(&combined_days(&calendar, usd))
+                .iter()
+                .map(|run| combined_interval(run, usd).1)
+                .collect();
+            for day in &calendar {
+                let covering: Vec<&PushedRange> =
+                    ranges.iter().filter(|r| r.start <= day.day && day.day <= r.end).collect();
+                prop_assert!(covering.len() <= 1, "ranges never overlap");
+                let (available, price) = match covering.first() {
+                    Some(r) => (r.available.or(day.remote_available), r.price_minor.or(day.remote_price_minor)),
+                    None => (day.remote_available, day.remote_price_minor),
+                };
+                prop_assert_eq!(price, day.desired_price_minor, "the price TVL wants");
+                if day.reserved {
+                    prop_assert_eq!(available, day.remote_available, "a guest's night keeps its availability");
+                } else {
+                    prop_assert_eq!(available, day.desired_available, "the availability TVL wants");
+                }
+            }
+        }
+
         /// Pushing the runs leaves every day Hostaway lacked with its wanted
         /// value, never writes a day a value other than its own, and uses no
         /// more ranges than there are maximal stretches of dirty days.

@@ -136,13 +136,10 @@ impl ReservationPoller {
             query.after_id = Some(last_id);
         }
         self.metrics.reservations_polled.inc_by(seen);
-        match newest {
-            Some(newest) => {
-                store::sync_jobs::advance_poll_cursor(&self.pool, account, &newest, seen).await?;
-            }
-            // Polled, nothing new: the cursor is current, not stalled.
-            None => store::sync_jobs::mark_polled(&self.pool, account).await?,
-        }
+        // Nothing newer seen: everything up to this poll's start has been
+        // read, so the cursor moves there (and shows the account polled).
+        let newest = newest.unwrap_or(horizon);
+        store::sync_jobs::advance_poll_cursor(&self.pool, account, &newest, seen).await?;
         tracing::info!(reservations = seen, "reservations polled");
         Ok(Report { ranges: 0 })
     }

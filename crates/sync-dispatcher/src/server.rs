@@ -248,6 +248,7 @@ impl SyncDispatcher {
                 holder,
                 currency_reads: Default::default(),
                 calendar_reads: Default::default(),
+                calendar_pushes: Default::default(),
                 stop: stop.clone(),
                 // Room to release leases and give messages back before the
                 // deadline.

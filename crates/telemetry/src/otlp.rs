@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetryLayer;
@@ -64,10 +64,19 @@ impl Exporting {
         if !(0.0..=1.0).contains(&settings.sample_ratio) {
             return Err(TelemetryError::Ratio(settings.sample_ratio));
         }
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
+        let mut builder = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(endpoint)
-            .with_timeout(settings.timeout)
+            .with_timeout(settings.timeout);
+        if endpoint.starts_with("https://") {
+            // A collector behind TLS, verified against the Mozilla roots
+            // compiled in (the image has no other trust store to rely on).
+            builder = builder.with_tls_config(
+                opentelemetry_otlp::tonic_types::transport::ClientTlsConfig::new()
+                    .with_webpki_roots(),
+            );
+        }
+        let exporter = builder
             .build()
             .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
         let resource = Resource::builder()
@@ -104,17 +113,18 @@ impl Exporting {
         }
     }
 
-    /// Sends every finished span still buffered, then stops the exporter.
+    /// Sends every finished span still buffered (within two seconds: it
+    /// counts against the pod's termination grace), then stops the exporter.
     /// Blocking: call it off the async workers (`spawn_blocking`).
     pub fn shutdown(&self) {
-        if let Err(error) = self.provider.force_flush() {
-            tracing::debug!(%error, "spans not flushed");
-        }
-        if let Err(error) = self.provider.shutdown() {
+        if let Err(error) = self.provider.shutdown_with_timeout(SHUTDOWN_WITHIN) {
             tracing::debug!(%error, "span exporter did not stop cleanly");
         }
     }
 }
+
+/// What the last export may take at shutdown.
+const SHUTDOWN_WITHIN: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

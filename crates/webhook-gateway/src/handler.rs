@@ -70,6 +70,8 @@ pub struct AppState {
     pub preauth: Arc<Semaphore>,
     /// Refusals are logged, but never faster than this lets them.
     pub refusal_log: Arc<LogLimiter>,
+    /// Whether a request's `traceparent` is continued (a trusted proxy's).
+    pub trust_traceparent: bool,
 }
 
 /// Who a refused request claimed to be, for the log. Neither is a secret;
@@ -192,14 +194,21 @@ async fn handle(
         account_id = tracing::field::Empty,
         event = tracing::field::Empty,
         webhook_id = tracing::field::Empty,
+        "webhook.id" = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
-    // A proxy in front may have begun the trace.
-    telemetry::propagation::continue_from_http(&span, &headers);
+    if state.trust_traceparent {
+        // The proxy in front began the trace.
+        telemetry::propagation::continue_from_http(&span, &headers);
+    }
     async move {
         match process(&state, path_account, headers, body, &request_id).await {
             Ok(accepted) => accepted.into_response(),
             Err(rejection) => {
                 refused(&state, &rejection);
+                if matches!(rejection, Rejection::Unavailable(_)) {
+                    tracing::Span::current().record("otel.status_code", "ERROR");
+                }
                 rejection.into_response()
             }
         }
@@ -475,6 +484,7 @@ async fn keep(
     }
     .build(&state.topology);
     span.record("webhook_id", outgoing.webhook_id.as_str());
+    span.record("webhook.id", outgoing.webhook_id.as_str());
     let acked = state
         .publisher
         .publish(outgoing.subject, &outgoing.webhook_id, outgoing.payload)

@@ -56,6 +56,10 @@ struct Args {
     /// Safety-net period of the credential reload (changes are pushed at once).
     #[arg(long, env = "CREDENTIALS_REFRESH_SECS", default_value_t = 30)]
     credentials_refresh_secs: u64,
+    /// Continue the trace named by a request's `traceparent` header: only
+    /// behind a proxy that sets it (any client can send one).
+    #[arg(long, env = "GATEWAY_TRUST_TRACEPARENT", default_value_t = false, action = clap::ArgAction::Set)]
+    trust_traceparent: bool,
     #[command(flatten)]
     ops: OpsArgs,
     #[command(flatten)]
@@ -102,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
     settings.shutdown_timeout = args.ops.shutdown_timeout();
     settings.bootstrap = bootstrap_account(&args.bootstrap)?;
     settings.max_concurrent_requests = args.max_concurrent_requests;
+    settings.trust_traceparent = args.trust_traceparent;
 
     let gateway = Gateway::bind(
         settings,

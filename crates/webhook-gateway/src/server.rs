@@ -57,6 +57,10 @@ pub struct GatewaySettings {
     /// never changes them: it reports a difference and stays unready).
     pub topology_check_interval: Duration,
     pub shutdown_timeout: Duration,
+    /// Continue the trace a request's `traceparent` names. Off by default:
+    /// anyone can send one, and a forged one would choose trace ids and
+    /// force sampling; on behind a proxy that sets it (and strips clients').
+    pub trust_traceparent: bool,
 }
 
 impl GatewaySettings {
@@ -77,6 +81,7 @@ impl GatewaySettings {
             refusal_logs_per_second: 10,
             topology_check_interval: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(25),
+            trust_traceparent: false,
         }
     }
 }
@@ -131,6 +136,7 @@ impl Gateway {
             authenticated: Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1))),
             preauth: Arc::new(Semaphore::new(settings.max_preauth_requests.max(1))),
             refusal_log: Arc::new(LogLimiter::new(settings.refusal_logs_per_second)),
+            trust_traceparent: settings.trust_traceparent,
         };
         let router = Router::new()
             .route("/webhooks/hostaway", post(webhook_without_account))

@@ -88,11 +88,15 @@ impl JobRunner {
             self.read_calendar(account, listing, unit, from, currency, calls)
                 .await?;
         }
+        let gate = self
+            .calendar_pushes
+            .gate(&(account.clone(), listing.clone()));
+        let _pushing = gate.lock().await;
         let mut conn = self.pool.acquire().await?;
         let days = store::desired::calendar(&mut conn, unit, at.account, at.listing, from).await?;
         drop(conn);
         let mut refused = None;
-        let (intervals, pushed, dirty): (Vec<_>, Vec<_>, usize) = match job.key.kind {
+        let (mut intervals, mut pushed, dirty): (Vec<_>, Vec<_>, usize) = match job.key.kind {
             SyncKind::Availability => {
                 let planned = plan::availability_days(&days);
                 let dirty = planned.iter().filter(|d| d.dirty).count();
@@ -119,6 +123,51 @@ impl JobRunner {
                 (i, p, dirty)
             }
         };
+        // What the other kind has pending for this listing rides along when
+        // it fits in the calls this job makes anyway: never a call more, so
+        // the job's own kind is never delayed (availability first).
+        if let Some(currency) = currency
+            && !intervals.is_empty()
+        {
+            let (other, other_dirty) = match job.key.kind {
+                SyncKind::Availability => (
+                    SyncKind::Pricing,
+                    plan::pricing_days(&days, currency)
+                        .0
+                        .iter()
+                        .filter(|d| d.dirty)
+                        .count(),
+                ),
+                _ => (
+                    SyncKind::Availability,
+                    plan::availability_days(&days)
+                        .iter()
+                        .filter(|d| d.dirty)
+                        .count(),
+                ),
+            };
+            let combined = plan::runs(&plan::combined_days(&days, currency));
+            if other_dirty > 0
+                && plan::calls_for(combined.len()) <= plan::calls_for(intervals.len())
+            {
+                if job.mode == Mode::Reconcile {
+                    // Found here, so the other kind's job will not find it.
+                    self.metrics
+                        .drift
+                        .with_label_values(&[other.as_str()])
+                        .inc_by(other_dirty as u64);
+                }
+                tracing::debug!(
+                    ranges = combined.len(),
+                    own_ranges = intervals.len(),
+                    "pushing the listing's other pending kind in the same calls"
+                );
+                (intervals, pushed) = combined
+                    .iter()
+                    .map(|run| plan::combined_interval(run, currency))
+                    .unzip();
+            }
+        }
         if job.mode == Mode::Reconcile && dirty > 0 {
             self.metrics
                 .drift

@@ -67,6 +67,7 @@ impl JobRunner {
                 retryable,
                 context,
             }) => {
+                tracing::Span::current().record("otel.status_code", "ERROR");
                 self.metrics
                     .jobs
                     .with_label_values(&[kind_label, "failure"])

@@ -98,6 +98,9 @@ pub struct JobRunner {
     /// A listing's calendar is read once when its availability and pricing
     /// reconciliations fall due together.
     pub calendar_reads: Gates<(AccountId, ListingId)>,
+    /// A listing's availability and pricing jobs push one after the other in
+    /// this process: the second finds what the first carried for it.
+    pub calendar_pushes: Gates<(AccountId, ListingId)>,
     /// Cancelled on SIGTERM: running jobs get `shutdown_grace` to finish,
     /// then give their listing's lease back and their message to another
     /// replica at once.
@@ -260,6 +263,7 @@ impl JobRunner {
             account_id = %job.key.account,
             listing_id = job.key.listing.as_ref().map(|l| l.to_string()),
             mode = ?job.mode,
+            otel.status_code = tracing::field::Empty,
         );
         // The trace of the change (or schedule) that queued the job.
         telemetry::propagation::continue_from_nats(&span, message.headers.as_ref());
