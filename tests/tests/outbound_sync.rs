@@ -1075,3 +1075,84 @@ async fn a_listing_whose_availability_and_prices_changed_is_pushed_in_one_call()
     changes.stop().await;
     jobs.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_database_refuses_never_holds_back_the_others_of_its_batch() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71021", 2)]).await;
+    let (healthy, poisoned) = (world.listings[0].clone(), world.listings[1].clone());
+    // PostgreSQL refuses every write of one unit's calendar.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.unit_id = '{}' THEN RAISE EXCEPTION 'poisoned unit'; END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER poison BEFORE INSERT OR UPDATE ON desired_calendar
+             FOR EACH ROW EXECUTE FUNCTION poison();",
+        poisoned.unit
+    )))
+    .execute(&world.env.pool)
+    .await
+    .unwrap();
+
+    // A burst waits on the stream, the poisoned change in its middle: the
+    // consumer takes it in batches.
+    let now = Utc::now();
+    let mut model = Model::default();
+    for seq in 0..60u64 {
+        let unit = if seq == 30 {
+            poisoned.unit
+        } else {
+            healthy.unit
+        };
+        let change = Availability {
+            change_id: change_id(seq),
+            seq,
+            unit,
+            start: day(1 + (seq % 20) as i64),
+            end: day(2 + (seq % 20) as i64),
+            available: Some(seq % 3 == 0),
+            min_stay: None,
+            occurred_at: now - chrono::Duration::seconds(60 - seq as i64),
+            version: 0,
+        };
+        if unit == healthy.unit {
+            model.apply_availability(&change);
+        }
+        world.publish_availability(&change).await;
+    }
+    let changes = world.start_dispatcher_with(CHANGES_ONLY, |settings, _| {
+        settings.change_batch = 64;
+        settings.change_concurrency = 1;
+    });
+    changes.ready().await;
+    connector_tests::eventually(
+        "the poisoned change dead-lettered alone",
+        Duration::from_secs(60),
+        || async {
+            (world
+                .env
+                .count("SELECT count(*) FROM dead_letter_queue WHERE job_name LIKE 'change:%'")
+                .await
+                == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    world.changes_consumed().await;
+    let projected: i64 = world
+        .env
+        .count("SELECT count(*) FROM desired_calendar")
+        .await;
+    assert_eq!(
+        projected as usize,
+        model.units.get(&healthy.unit).map_or(0, |days| days.len()),
+        "every healthy change projected; nothing of the poisoned unit"
+    );
+    assert_eq!(
+        changes.metric("hostaway_sync_changes_total"),
+        59.0,
+        "the 59 others counted once each"
+    );
+    changes.stop().await;
+}

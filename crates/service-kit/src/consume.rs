@@ -232,6 +232,26 @@ impl Pull {
         }
     }
 
+    /// A message the request in flight has already brought, if any: never
+    /// waits and never sends a request (what [`Pull::next`] may do), so a
+    /// batch takes what is there and goes.
+    pub fn ready(&mut self) -> Option<jetstream::Message> {
+        use futures::{FutureExt, StreamExt};
+        let current = self.current.as_mut()?;
+        match current.next().now_or_never()? {
+            Some(Ok(message)) => Some(message),
+            Some(Err(error)) => {
+                tracing::debug!(%error, "pull request ended");
+                self.current = None;
+                None
+            }
+            None => {
+                self.current = None;
+                None
+            }
+        }
+    }
+
     /// Shutting down: reads the request in flight to its end (at most
     /// [`PULL_WINDOW`]) and gives back whatever it still brings, at once:
     /// another replica takes it now, not after the ack wait.
@@ -282,9 +302,46 @@ where
     F: Fn(jetstream::Message) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    pull_batches(
+        consumer,
+        concurrency,
+        1,
+        gate,
+        stop,
+        tracker,
+        |mut batch| {
+            let work = batch.pop().map(&handle);
+            async move {
+                if let Some(work) = work {
+                    work.await;
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// As [`pull_loop`], handing over batches: each the first message waited
+/// for, then every message already pulled, up to `max_batch` (a burst fills
+/// batches, a trickle sends them one by one without waiting). At most
+/// `concurrency` batches at once.
+pub async fn pull_batches<F, Fut>(
+    consumer: &PullConsumer,
+    concurrency: usize,
+    max_batch: usize,
+    gate: &GateCheck,
+    stop: &CancellationToken,
+    tracker: &tokio_util::task::TaskTracker,
+    handle: F,
+) -> Stopped
+where
+    F: Fn(Vec<jetstream::Message>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let concurrency = concurrency.max(1);
+    let max_batch = max_batch.max(1);
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut pull = Pull::new(consumer.clone(), concurrency * 2);
+    let mut pull = Pull::new(consumer.clone(), (concurrency * 2).max(max_batch * 2));
     let mut failed_pulls = 0u32;
     loop {
         if !gate.gate.is_up() {
@@ -312,9 +369,17 @@ where
             },
         };
         match pull.next(stop).await {
-            Pulled::Message(message) => {
+            Pulled::Message(first) => {
                 failed_pulls = 0;
-                let work = handle(message);
+                let mut batch = Vec::with_capacity(max_batch);
+                batch.push(first);
+                while batch.len() < max_batch {
+                    match pull.ready() {
+                        Some(message) => batch.push(message),
+                        None => break,
+                    }
+                }
+                let work = handle(batch);
                 tracker.spawn(async move {
                     work.await;
                     drop(permit);

@@ -46,65 +46,14 @@ pub async fn apply_availability(
     conn: &mut PgConnection,
     change: &AvailabilityChange,
 ) -> Result<u64, StoreError> {
-    let stamp = change.stamp.as_bytes();
-    let result = sqlx::query(
-        "INSERT INTO desired_calendar AS d
-             (unit_id, day, available, available_stamp, min_stay, min_stay_stamp, max_stay, max_stay_stamp)
-         SELECT $1, g::date,
-                $4, CASE WHEN $4::boolean IS NULL THEN NULL ELSE $7::bytea END,
-                $5, CASE WHEN $5::integer IS NULL THEN NULL ELSE $7::bytea END,
-                $6, CASE WHEN $6::integer IS NULL THEN NULL ELSE $7::bytea END
-         FROM generate_series($2::date, $3::date, interval '1 day') AS g
-         ON CONFLICT (unit_id, day) DO UPDATE SET
-             available = CASE WHEN excluded.available_stamp > coalesce(d.available_stamp, '') THEN excluded.available ELSE d.available END,
-             available_stamp = CASE WHEN excluded.available_stamp > coalesce(d.available_stamp, '') THEN excluded.available_stamp ELSE d.available_stamp END,
-             min_stay = CASE WHEN excluded.min_stay_stamp > coalesce(d.min_stay_stamp, '') THEN excluded.min_stay ELSE d.min_stay END,
-             min_stay_stamp = CASE WHEN excluded.min_stay_stamp > coalesce(d.min_stay_stamp, '') THEN excluded.min_stay_stamp ELSE d.min_stay_stamp END,
-             max_stay = CASE WHEN excluded.max_stay_stamp > coalesce(d.max_stay_stamp, '') THEN excluded.max_stay ELSE d.max_stay END,
-             max_stay_stamp = CASE WHEN excluded.max_stay_stamp > coalesce(d.max_stay_stamp, '') THEN excluded.max_stay_stamp ELSE d.max_stay_stamp END,
-             updated_at = now()
-         WHERE excluded.available_stamp > coalesce(d.available_stamp, '')
-            OR excluded.min_stay_stamp > coalesce(d.min_stay_stamp, '')
-            OR excluded.max_stay_stamp > coalesce(d.max_stay_stamp, '')",
-    )
-    .bind(change.unit.as_uuid())
-    .bind(change.start)
-    .bind(change.end)
-    .bind(change.available)
-    .bind(change.min_stay)
-    .bind(change.max_stay)
-    .bind(stamp)
-    .execute(&mut *conn)
-    .await?;
-    bump(
-        conn,
-        change.unit,
-        SyncKind::Availability,
-        result.rows_affected(),
-    )
-    .await
+    let moved = apply_calendar_batch(conn, &[change], &[]).await?;
+    Ok(moved.iter().map(|(_, _, days)| days).sum())
 }
 
 /// Applies a price change; returns the days whose desired price moved.
 pub async fn apply_price(conn: &mut PgConnection, change: &PriceChange) -> Result<u64, StoreError> {
-    let result = sqlx::query(
-        "INSERT INTO desired_calendar AS d (unit_id, day, price_minor, currency, price_stamp)
-         SELECT $1, g::date, $4, $5, $6
-         FROM generate_series($2::date, $3::date, interval '1 day') AS g
-         ON CONFLICT (unit_id, day) DO UPDATE SET
-             price_minor = excluded.price_minor, currency = excluded.currency,
-             price_stamp = excluded.price_stamp, updated_at = now()
-         WHERE excluded.price_stamp > coalesce(d.price_stamp, '')",
-    )
-    .bind(change.unit.as_uuid())
-    .bind(change.start)
-    .bind(change.end)
-    .bind(change.price_minor)
-    .bind(change.currency.as_str())
-    .bind(change.stamp.as_bytes())
-    .execute(&mut *conn)
-    .await?;
-    bump(conn, change.unit, SyncKind::Pricing, result.rows_affected()).await
+    let moved = apply_calendar_batch(conn, &[], &[change]).await?;
+    Ok(moved.iter().map(|(_, _, days)| days).sum())
 }
 
 /// Applies listing details; returns the fields whose desired value moved.
@@ -131,6 +80,184 @@ pub async fn apply_listing(
     .execute(&mut *conn)
     .await?;
     bump(conn, change.unit, SyncKind::Listing, result.rows_affected()).await
+}
+
+/// The newest of one field of one day among a batch of changes.
+type Newest<T> = Option<(T, Vec<u8>)>;
+
+fn keep_newest<T: Copy>(slot: &mut Newest<T>, value: Option<T>, stamp: &[u8]) {
+    if let Some(value) = value
+        && slot
+            .as_ref()
+            .is_none_or(|(_, have)| stamp > have.as_slice())
+    {
+        *slot = Some((value, stamp.to_vec()));
+    }
+}
+
+fn split<T: Copy>(slot: &Newest<T>) -> (Option<T>, Option<Vec<u8>>) {
+    match slot {
+        Some((value, stamp)) => (Some(*value), Some(stamp.clone())),
+        None => (None, None),
+    }
+}
+
+#[derive(Default)]
+struct WantedDay {
+    available: Newest<bool>,
+    min_stay: Newest<i32>,
+    max_stay: Newest<i32>,
+    price: Newest<(i64, Currency)>,
+}
+
+/// Several changes in one go, with the outcome of applying them one by one
+/// in any order: per unit and day, the newest value of each field among
+/// them is written where it is newer than what is stored. One statement for
+/// every row, in (unit, day) order, so that concurrent batches wait for each
+/// other but never deadlock. Returns the days whose desired state moved, per
+/// unit and kind (whose revisions are bumped).
+pub async fn apply_calendar_batch(
+    conn: &mut PgConnection,
+    availability: &[&AvailabilityChange],
+    prices: &[&PriceChange],
+) -> Result<Vec<(UnitId, SyncKind, u64)>, StoreError> {
+    use std::collections::BTreeMap;
+    let mut days: BTreeMap<(UnitId, NaiveDate), WantedDay> = BTreeMap::new();
+    for change in availability {
+        let stamp = change.stamp.as_bytes();
+        for day in change.start.iter_days().take_while(|d| *d <= change.end) {
+            let slot = days.entry((change.unit, day)).or_default();
+            keep_newest(&mut slot.available, change.available, stamp);
+            keep_newest(&mut slot.min_stay, change.min_stay, stamp);
+            keep_newest(&mut slot.max_stay, change.max_stay, stamp);
+        }
+    }
+    for change in prices {
+        let stamp = change.stamp.as_bytes();
+        for day in change.start.iter_days().take_while(|d| *d <= change.end) {
+            let slot = days.entry((change.unit, day)).or_default();
+            keep_newest(
+                &mut slot.price,
+                Some((change.price_minor, change.currency)),
+                stamp,
+            );
+        }
+    }
+    if days.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = days.len();
+    let (mut units, mut dates) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut available, mut available_stamp) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut min_stay, mut min_stay_stamp) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut max_stay, mut max_stay_stamp) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut price, mut currency, mut price_stamp) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for ((unit, day), slot) in &days {
+        units.push(unit.as_uuid());
+        dates.push(*day);
+        let (value, stamp) = split(&slot.available);
+        available.push(value);
+        available_stamp.push(stamp);
+        let (value, stamp) = split(&slot.min_stay);
+        min_stay.push(value);
+        min_stay_stamp.push(stamp);
+        let (value, stamp) = split(&slot.max_stay);
+        max_stay.push(value);
+        max_stay_stamp.push(stamp);
+        let (value, stamp) = split(&slot.price);
+        price.push(value.map(|(amount, _)| amount));
+        currency.push(value.map(|(_, c)| c.as_str().to_owned()));
+        price_stamp.push(stamp);
+    }
+    // A field moved where the row now holds this batch's stamp for it
+    // (stamps end with the change id: no other change has them).
+    let rows: Vec<(uuid::Uuid, i64, i64)> = sqlx::query_as(
+        "WITH input AS (
+             SELECT * FROM unnest($1::uuid[], $2::date[], $3::boolean[], $4::bytea[],
+                                  $5::integer[], $6::bytea[], $7::integer[], $8::bytea[],
+                                  $9::bigint[], $10::text[], $11::bytea[])
+                 AS i(unit_id, day, available, available_stamp, min_stay, min_stay_stamp,
+                      max_stay, max_stay_stamp, price_minor, currency, price_stamp)
+         ),
+         moved AS (
+             INSERT INTO desired_calendar AS d
+                 (unit_id, day, available, available_stamp, min_stay, min_stay_stamp,
+                  max_stay, max_stay_stamp, price_minor, currency, price_stamp)
+             SELECT * FROM input
+             ON CONFLICT (unit_id, day) DO UPDATE SET
+                 available = CASE WHEN excluded.available_stamp > coalesce(d.available_stamp, '') THEN excluded.available ELSE d.available END,
+                 available_stamp = CASE WHEN excluded.available_stamp > coalesce(d.available_stamp, '') THEN excluded.available_stamp ELSE d.available_stamp END,
+                 min_stay = CASE WHEN excluded.min_stay_stamp > coalesce(d.min_stay_stamp, '') THEN excluded.min_stay ELSE d.min_stay END,
+                 min_stay_stamp = CASE WHEN excluded.min_stay_stamp > coalesce(d.min_stay_stamp, '') THEN excluded.min_stay_stamp ELSE d.min_stay_stamp END,
+                 max_stay = CASE WHEN excluded.max_stay_stamp > coalesce(d.max_stay_stamp, '') THEN excluded.max_stay ELSE d.max_stay END,
+                 max_stay_stamp = CASE WHEN excluded.max_stay_stamp > coalesce(d.max_stay_stamp, '') THEN excluded.max_stay_stamp ELSE d.max_stay_stamp END,
+                 price_minor = CASE WHEN excluded.price_stamp > coalesce(d.price_stamp, '') THEN excluded.price_minor ELSE d.price_minor END,
+                 currency = CASE WHEN excluded.price_stamp > coalesce(d.price_stamp, '') THEN excluded.currency ELSE d.currency END,
+                 price_stamp = CASE WHEN excluded.price_stamp > coalesce(d.price_stamp, '') THEN excluded.price_stamp ELSE d.price_stamp END,
+                 updated_at = now()
+             WHERE excluded.available_stamp > coalesce(d.available_stamp, '')
+                OR excluded.min_stay_stamp > coalesce(d.min_stay_stamp, '')
+                OR excluded.max_stay_stamp > coalesce(d.max_stay_stamp, '')
+                OR excluded.price_stamp > coalesce(d.price_stamp, '')
+             RETURNING d.unit_id, d.day, d.available_stamp, d.min_stay_stamp, d.max_stay_stamp, d.price_stamp
+         )
+         SELECT m.unit_id,
+                count(*) FILTER (WHERE m.available_stamp = i.available_stamp
+                                    OR m.min_stay_stamp = i.min_stay_stamp
+                                    OR m.max_stay_stamp = i.max_stay_stamp),
+                count(*) FILTER (WHERE m.price_stamp = i.price_stamp)
+         FROM moved m JOIN input i USING (unit_id, day)
+         GROUP BY m.unit_id ORDER BY m.unit_id",
+    )
+    .bind(&units)
+    .bind(&dates)
+    .bind(&available)
+    .bind(&available_stamp)
+    .bind(&min_stay)
+    .bind(&min_stay_stamp)
+    .bind(&max_stay)
+    .bind(&max_stay_stamp)
+    .bind(&price)
+    .bind(&currency)
+    .bind(&price_stamp)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut moved = Vec::new();
+    for (unit, availability_days, price_days) in rows {
+        let unit = UnitId::from_uuid(unit);
+        if availability_days > 0 {
+            moved.push((unit, SyncKind::Availability, availability_days as u64));
+        }
+        if price_days > 0 {
+            moved.push((unit, SyncKind::Pricing, price_days as u64));
+        }
+    }
+    // Revisions in (kind, unit) order.
+    for kind in [SyncKind::Availability, SyncKind::Pricing] {
+        let units: Vec<uuid::Uuid> = moved
+            .iter()
+            .filter(|(_, k, _)| *k == kind)
+            .map(|(unit, _, _)| unit.as_uuid())
+            .collect();
+        if units.is_empty() {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO desired_revisions (unit_id, kind, revision)
+             SELECT unnest($1::uuid[]), $2, 1
+             ON CONFLICT (unit_id, kind) DO UPDATE
+             SET revision = desired_revisions.revision + 1, changed_at = now()",
+        )
+        .bind(&units)
+        .bind(kind.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(moved)
 }
 
 async fn bump(

@@ -266,6 +266,32 @@ pub async fn listings_of_unit(
     parse_pairs(rows)
 }
 
+/// The Hostaway listings of several units at once (a batch of changes).
+pub async fn listings_of_units(
+    conn: &mut PgConnection,
+    units: &[UnitId],
+) -> Result<Vec<(UnitId, AccountId, ListingId)>, StoreError> {
+    let ids: Vec<uuid::Uuid> = units.iter().map(UnitId::as_uuid).collect();
+    let rows: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(
+        "SELECT l.unit_id, l.hostaway_account_id, l.hostaway_listing_id
+         FROM listing_links l JOIN channels c USING (hostaway_account_id)
+         WHERE l.unit_id = ANY($1) AND c.enabled
+         ORDER BY 1, 2, 3",
+    )
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(unit, account, listing)| {
+            Ok((
+                UnitId::from_uuid(unit),
+                AccountId::parse(account).map_err(|e| StoreError::Invalid(e.to_string()))?,
+                ListingId::parse(listing).map_err(|e| StoreError::Invalid(e.to_string()))?,
+            ))
+        })
+        .collect()
+}
+
 /// Every linked listing of enabled accounts (what reconciliation walks).
 pub async fn linked_listings(pool: &PgPool) -> Result<Vec<(AccountId, ListingId)>, StoreError> {
     let rows: Vec<(String, String)> = sqlx::query_as(

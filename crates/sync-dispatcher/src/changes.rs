@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
 use chrono::Utc;
-use domain::{AccountId, ListingId};
+use domain::{AccountId, ListingId, UnitId};
+use futures::StreamExt;
 use retry::full_jitter;
 use service_kit::consume::{DbGate, ack, contention_delay};
 use store::sync_jobs::JobKey;
@@ -27,6 +28,9 @@ use crate::queue::{JobQueue, Mode};
 /// outage: an error) is dead-lettered.
 const MAX_DATABASE_ATTEMPTS: u64 = 5;
 
+/// Jobs of one batch queued at once.
+const ENQUEUE_AT_ONCE: usize = 64;
+
 #[derive(Debug)]
 pub struct ChangeConsumer {
     pub pool: PgPool,
@@ -37,42 +41,154 @@ pub struct ChangeConsumer {
 }
 
 impl ChangeConsumer {
+    /// One change (a batch of one).
     pub async fn handle(&self, message: jetstream::Message) {
-        let delivered = message.info().map(|i| i.delivered).unwrap_or(1).max(1) as u64;
+        self.handle_batch(vec![message]).await;
+    }
+
+    /// Changes pulled together: those that break the contract are
+    /// dead-lettered one by one; the others are projected in one transaction,
+    /// each job they call for is queued once, and then every message is
+    /// acknowledged. A batch the database refuses for another reason than an
+    /// outage or contention is applied change by change, so that one
+    /// poisoned change is dead-lettered alone and never holds the others.
+    pub async fn handle_batch(&self, messages: Vec<jetstream::Message>) {
         let namespace = self.queue.topology().namespace().to_owned();
-        let received =
+        let mut valid = Vec::with_capacity(messages.len());
+        for message in messages {
+            let delivered = message.info().map(|i| i.delivered).unwrap_or(1).max(1) as u64;
             match contract::decode(&namespace, &message.subject, &message.payload, Utc::now()) {
-                Ok(received) => received,
-                Err(error) => {
-                    let kind = message
-                        .subject
-                        .split('.')
-                        .nth(2)
-                        .filter(|k| matches!(*k, "availability" | "pricing" | "listing"))
-                        .unwrap_or("unknown");
-                    self.metrics
-                        .changes
-                        .with_label_values(&[kind, "invalid"])
-                        .inc();
-                    self.dead_letter(&message, kind, "contract", &error.to_string())
+                Ok(received) => valid.push(Decoded {
+                    message,
+                    received,
+                    delivered,
+                }),
+                Err(error) => self.refuse(&message, &error.to_string()).await,
+            }
+        }
+        match valid.len() {
+            0 => {}
+            1 => {
+                if let Some(one) = valid.pop() {
+                    let span = one.span();
+                    self.apply(&one.message, &one.received, one.delivered)
+                        .instrument(span)
                         .await;
-                    return;
                 }
-            };
-        let span = tracing::info_span!(
-            "hostaway.sync.change",
-            otel.kind = "consumer",
-            change_id = %received.change_id,
-            unit_id = %received.change.unit(),
-            kind = received.change.kind().as_str(),
-            source = %received.source,
-            delivered,
-        );
-        // TVL's trace, when its publisher sent one.
-        telemetry::propagation::continue_from_nats(&span, message.headers.as_ref());
-        self.apply(&message, &received, delivered)
-            .instrument(span)
+            }
+            changes => {
+                let span =
+                    tracing::info_span!("hostaway.sync.changes", otel.kind = "consumer", changes,);
+                for one in &valid {
+                    telemetry::propagation::link_from_nats(&span, one.message.headers.as_ref());
+                }
+                self.apply_batch(valid).instrument(span).await;
+            }
+        }
+    }
+
+    /// A change that breaks the contract: dead-lettered, never projected.
+    async fn refuse(&self, message: &jetstream::Message, error: &str) {
+        let kind = message
+            .subject
+            .split('.')
+            .nth(2)
+            .filter(|k| matches!(*k, "availability" | "pricing" | "listing"))
+            .unwrap_or("unknown");
+        self.metrics
+            .changes
+            .with_label_values(&[kind, "invalid"])
+            .inc();
+        self.dead_letter(message, kind, "contract", error).await;
+    }
+
+    async fn apply_batch(&self, mut batch: Vec<Decoded>) {
+        // One lock order for every batch: by unit, then by when it happened.
+        batch.sort_by_key(|one| {
+            (
+                one.received.change.unit(),
+                one.message
+                    .info()
+                    .map(|i| i.stream_sequence)
+                    .unwrap_or_default(),
+            )
+        });
+        let changes: Vec<&Change> = batch.iter().map(|one| &one.received.change).collect();
+        let projected = match project_batch(&self.pool, &changes).await {
+            Ok(projected) => {
+                self.gate.mark_up();
+                projected
+            }
+            Err(error) if self.gate.note(&error) == Trouble::Outage => {
+                tracing::warn!(%error, changes = batch.len(), "database unavailable; the changes wait");
+                for one in &batch {
+                    ack(&one.message, AckKind::Nak(Some(self.gate.retry_delay()))).await;
+                }
+                return;
+            }
+            Err(error) if error.trouble() == Trouble::Contention => {
+                tracing::debug!(%error, changes = batch.len(), "contention; retrying the batch soon");
+                for one in &batch {
+                    ack(&one.message, AckKind::Nak(Some(contention_delay()))).await;
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::debug!(%error, changes = batch.len(), "the batch was refused; applying its changes one by one");
+                for one in &batch {
+                    let span = one.span();
+                    self.apply(&one.message, &one.received, one.delivered)
+                        .instrument(span)
+                        .await;
+                }
+                return;
+            }
+        };
+        let mut jobs: Vec<JobKey> = Vec::new();
+        for (one, (changed, listings)) in batch.iter().zip(&projected) {
+            let kind = one.received.change.kind();
+            let outcome = if *changed > 0 { "applied" } else { "unchanged" };
+            self.metrics
+                .changes
+                .with_label_values(&[kind.as_str(), outcome])
+                .inc();
+            // A repeat must still queue (see `apply`).
+            if *changed > 0 || one.delivered > 1 {
+                for (account, listing) in listings {
+                    let key = JobKey {
+                        account: account.clone(),
+                        listing: Some(listing.clone()),
+                        kind,
+                    };
+                    if !jobs.contains(&key) {
+                        jobs.push(key);
+                    }
+                }
+            }
+        }
+        // Published together, acknowledged together: a burst's jobs cost
+        // one round trip to JetStream, not one each.
+        let queue = &self.queue;
+        let queued: Vec<_> = futures::stream::iter(jobs.iter().cloned())
+            .map(|key| async move { queue.enqueue(&key, Mode::Push).await })
+            .buffer_unordered(ENQUEUE_AT_ONCE)
+            .collect()
             .await;
+        if let Some(Err(error)) = queued.into_iter().find(Result::is_err) {
+            tracing::warn!(%error, "cannot queue a sync job; the batch's changes will be redelivered");
+            for one in &batch {
+                ack(&one.message, AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            }
+            return;
+        }
+        tracing::debug!(
+            changes = batch.len(),
+            jobs = jobs.len(),
+            "changes projected"
+        );
+        for one in &batch {
+            ack(&one.message, AckKind::Ack).await;
+        }
     }
 
     async fn apply(&self, message: &jetstream::Message, received: &ReceivedChange, delivered: u64) {
@@ -162,6 +278,88 @@ impl ChangeConsumer {
     }
 }
 
+/// A change that keeps the contract, with its message.
+#[derive(Debug)]
+struct Decoded {
+    message: jetstream::Message,
+    received: ReceivedChange,
+    delivered: u64,
+}
+
+impl Decoded {
+    /// The change's own span, continuing TVL's trace.
+    fn span(&self) -> tracing::Span {
+        let span = tracing::info_span!(
+            "hostaway.sync.change",
+            otel.kind = "consumer",
+            change_id = %self.received.change_id,
+            unit_id = %self.received.change.unit(),
+            kind = self.received.change.kind().as_str(),
+            source = %self.received.source,
+            delivered = self.delivered,
+        );
+        telemetry::propagation::continue_from_nats(&span, self.message.headers.as_ref());
+        span
+    }
+}
+
+/// Applies the changes in one transaction (the calendar ones in one
+/// statement per kind, newest per day and field first); returns for each
+/// what moved (the days of its unit and kind that moved in this batch) and
+/// the Hostaway listings of its unit.
+async fn project_batch(
+    pool: &PgPool,
+    changes: &[&Change],
+) -> Result<Vec<(u64, Vec<(AccountId, ListingId)>)>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let availability: Vec<_> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Availability(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let prices: Vec<_> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Price(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let moved = store::desired::apply_calendar_batch(&mut tx, &availability, &prices).await?;
+    let mut units: Vec<UnitId> = changes.iter().map(|c| c.unit()).collect();
+    units.sort();
+    units.dedup();
+    let links = store::sync_jobs::listings_of_units(&mut tx, &units).await?;
+    let mut projected: Vec<(u64, Vec<(AccountId, ListingId)>)> = Vec::with_capacity(changes.len());
+    for change in changes {
+        let unit = change.unit();
+        let changed = match change {
+            Change::Listing(c) => store::desired::apply_listing(&mut tx, c).await?,
+            _ => moved
+                .iter()
+                .find(|(u, kind, _)| *u == unit && *kind == change.kind())
+                .map_or(0, |(_, _, n)| *n),
+        };
+        let listings = links
+            .iter()
+            .filter(|(u, _, _)| *u == unit)
+            .map(|(_, account, listing)| (account.clone(), listing.clone()))
+            .collect();
+        projected.push((changed, listings));
+    }
+    tx.commit().await?;
+    Ok(projected)
+}
+
+async fn apply_change(tx: &mut store::PgConnection, change: &Change) -> Result<u64, StoreError> {
+    match change {
+        Change::Availability(c) => store::desired::apply_availability(tx, c).await,
+        Change::Price(c) => store::desired::apply_price(tx, c).await,
+        Change::Listing(c) => store::desired::apply_listing(tx, c).await,
+    }
+}
+
 /// Applies the change in one transaction; returns what moved and the Hostaway
 /// listings of the unit.
 async fn project(
@@ -169,11 +367,7 @@ async fn project(
     change: &Change,
 ) -> Result<(u64, Vec<(AccountId, ListingId)>), StoreError> {
     let mut tx = pool.begin().await?;
-    let changed = match change {
-        Change::Availability(c) => store::desired::apply_availability(&mut tx, c).await?,
-        Change::Price(c) => store::desired::apply_price(&mut tx, c).await?,
-        Change::Listing(c) => store::desired::apply_listing(&mut tx, c).await?,
-    };
+    let changed = apply_change(&mut tx, change).await?;
     let listings = store::sync_jobs::listings_of_unit(&mut tx, change.unit()).await?;
     tx.commit().await?;
     Ok((changed, listings))

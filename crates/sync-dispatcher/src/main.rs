@@ -25,9 +25,13 @@ struct Args {
         value_delimiter = ','
     )]
     roles: Vec<String>,
-    /// TVL changes projected at once.
-    #[arg(long, env = "SYNC_CHANGE_CONCURRENCY", default_value_t = 8)]
+    /// Transactions of TVL changes projected at once.
+    #[arg(long, env = "SYNC_CHANGE_CONCURRENCY", default_value_t = 4)]
     change_concurrency: usize,
+    /// TVL changes projected in one transaction at most (a burst is taken
+    /// in batches; a trickle goes one by one without waiting).
+    #[arg(long, env = "SYNC_CHANGE_BATCH", default_value_t = 128)]
+    change_batch: usize,
     /// Sync jobs run at once (they share one rate budget per account and per egress IP).
     #[arg(long, env = "SYNC_JOB_CONCURRENCY", default_value_t = 4)]
     job_concurrency: usize,
@@ -168,6 +172,7 @@ async fn main() -> anyhow::Result<()> {
     settings.roles = roles(&args.roles)?;
     settings.migrate = args.database.migrate;
     settings.change_concurrency = args.change_concurrency.max(1);
+    settings.change_batch = args.change_batch.clamp(1, 512);
     settings.job_concurrency = args.job_concurrency.max(1);
     settings.consumers = args.nats.consumer_settings();
     settings.schedules = schedules(&args)?;

@@ -152,17 +152,21 @@ pub struct DayValues {
 
 /// The days of a listing's calendar with every kind wanted for them, for one
 /// push of availability and prices together (a day is dirty when either
-/// differs). Prices wanted in another currency are left to the pricing job,
-/// which reports them.
+/// differs). Prices wanted in another currency than the listing's are left to
+/// the pricing job, which reports them; without a currency (a lower bound, not
+/// a push) every wanted price counts.
 pub fn combined_days(
     calendar: &[CalendarDay],
-    listing_currency: Currency,
+    listing_currency: Option<Currency>,
 ) -> Vec<PlannedDay<DayValues>> {
     calendar
         .iter()
         .filter_map(|d| {
             let availability = wanted_availability(d);
-            let price_minor = wanted_price(d, listing_currency);
+            let price_minor = match listing_currency {
+                Some(currency) => wanted_price(d, currency),
+                None => d.desired_price_minor,
+            };
             (!availability.is_empty() || price_minor.is_some()).then(|| PlannedDay {
                 day: d.day,
                 want: DayValues {
@@ -489,7 +493,7 @@ mod tests {
                     ..calendar_day(n as u32)
                 },
             ).collect();
-            let ranges: Vec<PushedRange> = runs(&combined_days(&calendar, usd))
+            let ranges: Vec<PushedRange> = runs(&combined_days(&calendar, Some(usd)))
                 .iter()
                 .map(|run| combined_interval(run, usd).1)
                 .collect();

@@ -22,7 +22,9 @@ pub struct ListingStatus {
     pub pending_pricing: usize,
     /// Maximal runs of equal wanted values, availability and pricing.
     pub runs: (usize, usize),
-    /// The fewest `calendarIntervals` calls for all of it (200 ranges a call).
+    /// The fewest `calendarIntervals` calls for all of it: maximal runs of
+    /// the combined wanted values (a range sets availability, stay rules and
+    /// price at once), 200 ranges a call.
     pub minimum_writes: usize,
     /// Hostaway calls the listing's jobs made so far (reads included).
     pub calls: i64,
@@ -58,12 +60,13 @@ pub async fn status(pool: &PgPool) -> Result<Vec<ListingStatus>, StoreError> {
             plan::runs(&all_dirty(&availability)).len(),
             plan::runs(&all_dirty(&pricing)).len(),
         );
+        let combined = plan::runs(&all_dirty(&plan::combined_days(&days, None))).len();
         out.push(ListingStatus {
             desired_days: days.len(),
             pending_availability: availability.iter().filter(|d| d.dirty).count(),
             pending_pricing: pricing.iter().filter(|d| d.dirty).count(),
             runs,
-            minimum_writes: plan::calls_for(runs.0) + plan::calls_for(runs.1),
+            minimum_writes: plan::calls_for(combined),
             calls: calls
                 .iter()
                 .filter(|(a, l, _)| a == account.as_str() && l == listing.as_str())

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use domain::SyncKind;
 use hostaway_client::HostawayClient;
-use service_kit::consume::{DbGate, GateCheck, Stopped, bind_until_ready, pull_loop};
+use service_kit::consume::{DbGate, GateCheck, Stopped, bind_until_ready, pull_batches};
 use service_kit::health::Condition;
 use service_kit::health::Health;
 use service_kit::metrics::Metrics;
@@ -52,6 +52,8 @@ pub struct DispatcherSettings {
     pub migrate: bool,
     /// Changes projected at once.
     pub change_concurrency: usize,
+    /// TVL changes projected in one transaction at most.
+    pub change_batch: usize,
     /// Jobs run at once (they share the client's rate budget).
     pub job_concurrency: usize,
     pub weights: Vec<(JobLane, u32)>,
@@ -76,7 +78,8 @@ impl DispatcherSettings {
             streams: StreamSettings::default(),
             roles: Roles::ALL,
             migrate: true,
-            change_concurrency: 8,
+            change_concurrency: 4,
+            change_batch: 128,
             job_concurrency: 4,
             weights: crate::lanes::DEFAULT_WEIGHTS.to_vec(),
             consumers: ConsumerSettings::default(),
@@ -201,15 +204,16 @@ impl SyncDispatcher {
                     };
                     ready.ok();
                     tracing::info!(consumer = %settings.topology.changes_consumer(), "consuming TVL changes");
-                    let stopped = pull_loop(
+                    let stopped = pull_batches(
                         &bound,
                         settings.change_concurrency,
+                        settings.change_batch,
                         &gate,
                         &stop,
                         &tracker,
-                        |message| {
+                        |messages| {
                             let consumer = Arc::clone(&consumer);
-                            async move { consumer.handle(message).await }
+                            async move { consumer.handle_batch(messages).await }
                         },
                     )
                     .await;

@@ -94,6 +94,19 @@ pub fn continue_from_nats(span: &tracing::Span, headers: Option<&async_nats::Hea
     adopt(span, propagator.extract(&ReadNatsHeaders(headers)));
 }
 
+/// Links `span` to the trace `headers` carry: a span serving several
+/// messages at once (a batch) belongs to none of their traces alone.
+pub fn link_from_nats(span: &tracing::Span, headers: Option<&async_nats::HeaderMap>) {
+    let (Some(propagator), Some(headers)) = (propagator(), headers) else {
+        return;
+    };
+    let context = propagator.extract(&ReadNatsHeaders(headers));
+    let linked = context.span().span_context().clone();
+    if linked.is_valid() {
+        span.add_link(linked);
+    }
+}
+
 /// Writes the current span's trace context into an HTTP request's headers.
 pub fn inject_http(headers: &mut http::HeaderMap) {
     if let (Some(propagator), Some(context)) = (propagator(), current()) {

@@ -146,7 +146,7 @@ impl JobRunner {
                         .count(),
                 ),
             };
-            let combined = plan::runs(&plan::combined_days(&days, currency));
+            let combined = plan::runs(&plan::combined_days(&days, Some(currency)));
             if other_dirty > 0
                 && plan::calls_for(combined.len()) <= plan::calls_for(intervals.len())
             {
