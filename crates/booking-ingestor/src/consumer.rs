@@ -22,7 +22,7 @@ use tracing::Instrument;
 use crate::dead_letter::{DeadLetterer, Failed};
 use crate::ingest::{self, Identity, Inbound, IngestError};
 use crate::metrics::IngestorMetrics;
-use crate::outbox::EventPublisher;
+use crate::outbox::{EventPublisher, PublishedMarks};
 use domain::{AccountId, SyncKind};
 use retry::{RetryPolicy, full_jitter};
 use service_kit::consume::{DbGate, GateCheck, Stopped, ack, contention_delay, pull_loop};
@@ -34,6 +34,8 @@ use store::sync_jobs::JobKey;
 pub struct Worker {
     pub pool: PgPool,
     pub publisher: Arc<EventPublisher>,
+    /// Where published events are noted, to be marked in bulk.
+    pub marks: PublishedMarks,
     pub dead_letterer: DeadLetterer,
     pub metrics: IngestorMetrics,
     pub retry: RetryPolicy,
@@ -202,10 +204,7 @@ impl Worker {
                 }
                 if !applied.events.is_empty() {
                     let published = self.publisher.publish(&applied.events).await;
-                    if let Err(error) = store::outbox::mark_published(&self.pool, &published).await
-                    {
-                        tracing::debug!(%error, "published events not marked; the sweeper will republish them (deduplicated)");
-                    }
+                    self.marks.note(&published);
                 }
                 ack(message, AckKind::Ack).await;
                 tracing::info!(

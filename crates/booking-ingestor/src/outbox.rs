@@ -84,6 +84,43 @@ impl EventPublisher {
     }
 }
 
+/// Events published are marked so in bulk: each webhook's events are noted
+/// here once JetStream acknowledged them, and written in one UPDATE for all
+/// that are waiting (the first at once, the rest as they pile up), instead of
+/// a statement and a commit per webhook on its path. A mark lost to a crash
+/// costs a republish by the sweeper, which JetStream deduplicates.
+#[derive(Debug, Clone)]
+pub struct PublishedMarks {
+    marks: tokio::sync::mpsc::UnboundedSender<Uuid>,
+}
+
+/// Events marked in one statement at most.
+const MARKS_AT_ONCE: usize = 512;
+
+impl PublishedMarks {
+    /// Starts the writer on `tracker`; it ends when every handle is dropped,
+    /// after writing what was noted.
+    pub fn start(pool: PgPool, tracker: &tokio_util::task::TaskTracker) -> Self {
+        let (marks, mut noted) = tokio::sync::mpsc::unbounded_channel();
+        tracker.spawn(async move {
+            let mut ids = Vec::with_capacity(MARKS_AT_ONCE);
+            while noted.recv_many(&mut ids, MARKS_AT_ONCE).await > 0 {
+                if let Err(error) = store::outbox::mark_published(&pool, &ids).await {
+                    tracing::debug!(%error, events = ids.len(), "published events not marked; the sweeper will republish them (deduplicated)");
+                }
+                ids.clear();
+            }
+        });
+        Self { marks }
+    }
+
+    pub fn note(&self, published: &[Uuid]) {
+        for id in published {
+            let _ = self.marks.send(*id);
+        }
+    }
+}
+
 /// Publishes events a crash or outage left unpublished, every `interval`.
 pub async fn sweep_loop(
     publisher: Arc<EventPublisher>,

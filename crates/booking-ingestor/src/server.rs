@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::consumer::Worker;
 use crate::dead_letter::DeadLetterer;
 use crate::metrics::IngestorMetrics;
-use crate::outbox::{EventPublisher, sweep_loop};
+use crate::outbox::{EventPublisher, PublishedMarks, sweep_loop};
 use retry::RetryPolicy;
 use service_kit::consume::{DbGate, Stopped};
 use service_kit::sync_queue::JobQueue;
@@ -122,9 +122,12 @@ impl Ingestor {
             self.settings.topology.clone(),
             self.metrics.clone(),
         ));
+        let in_flight = TaskTracker::new();
+        let background = TaskTracker::new();
         let worker = Arc::new(Worker {
             pool: self.deps.pool.clone(),
             publisher: Arc::clone(&publisher),
+            marks: PublishedMarks::start(self.deps.pool.clone(), &background),
             dead_letterer: DeadLetterer::new(
                 js.clone(),
                 self.deps.pool.clone(),
@@ -145,8 +148,6 @@ impl Ingestor {
         let consuming = self.consuming.clone();
         self.metrics.database_available.set(1);
 
-        let in_flight = TaskTracker::new();
-        let background = TaskTracker::new();
         background.spawn(sweep_loop(
             publisher,
             self.deps.pool.clone(),
