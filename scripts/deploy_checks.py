@@ -32,8 +32,7 @@ repository), KUBERNETES_VERSION (schemas of kubernetes-validate, default
 1.31.0), TEST_DATABASE_URL (server where a scratch database is made, default
 postgres://postgres@127.0.0.1:5432/postgres), TEST_NATS_URL (default
 nats://127.0.0.1:4222), DEPLOY_CHECK_DEADLINE_SECS (how long a binary may
-take to answer and get ready, default 60), CI (kept for compatibility; the shared CRDs need not be
-present).
+take to answer and get ready, default 60).
 """
 
 from __future__ import annotations
@@ -65,7 +64,6 @@ KUBE = REPO / "deploy" / "kubernetes"
 OVERLAYS = ["dev", "prod"]
 BINARIES = ["webhook-gateway", "booking-ingestor", "sync-dispatcher", "hostaway-admin"]
 K8S_VERSION = os.environ.get("KUBERNETES_VERSION", "1.31.0")
-CI = os.environ.get("CI", "").lower() == "true"
 DEADLINE = float(os.environ.get("DEPLOY_CHECK_DEADLINE_SECS", "60"))
 # What the binaries do after their drain deadline: flush NATS for at most 2 s
 # (service-kit's shutdown::FLUSH_TIMEOUT).

@@ -249,23 +249,6 @@ pub async fn complete_slot(
     Ok(())
 }
 
-/// The Hostaway listings a unit is linked to, in enabled accounts.
-pub async fn listings_of_unit(
-    conn: &mut PgConnection,
-    unit: UnitId,
-) -> Result<Vec<(AccountId, ListingId)>, StoreError> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT l.hostaway_account_id, l.hostaway_listing_id
-         FROM listing_links l JOIN channels c USING (hostaway_account_id)
-         WHERE l.unit_id = $1 AND c.enabled
-         ORDER BY 1, 2",
-    )
-    .bind(unit.as_uuid())
-    .fetch_all(conn)
-    .await?;
-    parse_pairs(rows)
-}
-
 /// The Hostaway listings of several units at once (a batch of changes).
 pub async fn listings_of_units(
     conn: &mut PgConnection,

@@ -71,9 +71,7 @@ impl ChangeConsumer {
             1 => {
                 if let Some(one) = valid.pop() {
                     let span = one.span();
-                    self.apply(&one.message, &one.received, one.delivered)
-                        .instrument(span)
-                        .await;
+                    self.apply_batch(vec![one]).instrument(span).await;
                 }
             }
             changes => {
@@ -133,13 +131,19 @@ impl ChangeConsumer {
                 }
                 return;
             }
-            Err(error) => {
+            Err(error) if batch.len() > 1 => {
                 tracing::debug!(%error, changes = batch.len(), "the batch was refused; applying its changes one by one");
-                for one in &batch {
+                for one in batch {
                     let span = one.span();
-                    self.apply(&one.message, &one.received, one.delivered)
-                        .instrument(span)
-                        .await;
+                    Box::pin(self.apply_batch(vec![one])).instrument(span).await;
+                }
+                return;
+            }
+            // One change refused (a timeout or a failure): an attempt,
+            // counted by its deliveries.
+            Err(error) => {
+                for one in &batch {
+                    self.retry_or_dead_letter(one, &error).await;
                 }
                 return;
             }
@@ -152,7 +156,8 @@ impl ChangeConsumer {
                 .changes
                 .with_label_values(&[kind.as_str(), outcome])
                 .inc();
-            // A repeat must still queue (see `apply`).
+            // A repeat must still queue: its first delivery may have
+            // committed and then died before queueing.
             if *changed > 0 || one.delivered > 1 {
                 for (account, listing) in listings {
                     let key = JobKey {
@@ -191,68 +196,20 @@ impl ChangeConsumer {
         }
     }
 
-    async fn apply(&self, message: &jetstream::Message, received: &ReceivedChange, delivered: u64) {
-        let kind = received.change.kind();
-        let (changed, listings) = match project(&self.pool, &received.change).await {
-            Ok(projected) => {
-                self.gate.mark_up();
-                projected
-            }
-            Err(error) if self.gate.note(&error) == Trouble::Outage => {
-                tracing::warn!(%error, "database unavailable; the change waits");
-                ack(message, AckKind::Nak(Some(self.gate.retry_delay()))).await;
-                return;
-            }
-            Err(error) if error.trouble() == Trouble::Contention => {
-                tracing::debug!(%error, "contention; retrying the change soon");
-                ack(message, AckKind::Nak(Some(contention_delay()))).await;
-                return;
-            }
-            // A timeout or a failure: an attempt, counted by its deliveries.
-            Err(error) if delivered >= MAX_DATABASE_ATTEMPTS => {
-                self.dead_letter(message, kind.as_str(), "database", &error.to_string())
-                    .await;
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "change not projected; will retry");
-                let delay = full_jitter(
-                    Duration::from_millis(500),
-                    Duration::from_secs(30),
-                    delivered as u32,
-                );
-                ack(message, AckKind::Nak(Some(delay))).await;
-                return;
-            }
-        };
-        let outcome = if changed > 0 { "applied" } else { "unchanged" };
-        self.metrics
-            .changes
-            .with_label_values(&[kind.as_str(), outcome])
-            .inc();
-        // A repeat must still queue: the first delivery may have committed and
-        // then died before queueing.
-        if changed > 0 || delivered > 1 {
-            for (account, listing) in &listings {
-                let key = JobKey {
-                    account: account.clone(),
-                    listing: Some(listing.clone()),
-                    kind,
-                };
-                if let Err(error) = self.queue.enqueue(&key, Mode::Push).await {
-                    tracing::warn!(%error, account_id = %account, listing_id = %listing, "cannot queue the sync job; the change will be redelivered");
-                    ack(message, AckKind::Nak(Some(Duration::from_secs(1)))).await;
-                    return;
-                }
-            }
+    async fn retry_or_dead_letter(&self, one: &Decoded, error: &StoreError) {
+        if one.delivered >= MAX_DATABASE_ATTEMPTS {
+            let kind = one.received.change.kind();
+            self.dead_letter(&one.message, kind.as_str(), "database", &error.to_string())
+                .await;
+            return;
         }
-        tracing::debug!(
-            outcome,
-            days_or_fields = changed,
-            listings = listings.len(),
-            "change projected"
+        tracing::warn!(%error, "change not projected; will retry");
+        let delay = full_jitter(
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+            one.delivered as u32,
         );
-        ack(message, AckKind::Ack).await;
+        ack(&one.message, AckKind::Nak(Some(delay))).await;
     }
 
     async fn dead_letter(
@@ -350,25 +307,4 @@ async fn project_batch(
     }
     tx.commit().await?;
     Ok(projected)
-}
-
-async fn apply_change(tx: &mut store::PgConnection, change: &Change) -> Result<u64, StoreError> {
-    match change {
-        Change::Availability(c) => store::desired::apply_availability(tx, c).await,
-        Change::Price(c) => store::desired::apply_price(tx, c).await,
-        Change::Listing(c) => store::desired::apply_listing(tx, c).await,
-    }
-}
-
-/// Applies the change in one transaction; returns what moved and the Hostaway
-/// listings of the unit.
-async fn project(
-    pool: &PgPool,
-    change: &Change,
-) -> Result<(u64, Vec<(AccountId, ListingId)>), StoreError> {
-    let mut tx = pool.begin().await?;
-    let changed = apply_change(&mut tx, change).await?;
-    let listings = store::sync_jobs::listings_of_unit(&mut tx, change.unit()).await?;
-    tx.commit().await?;
-    Ok((changed, listings))
 }
