@@ -299,6 +299,21 @@ impl TestEnv {
             .expect("bookings")
     }
 
+    /// Takes a reservation's lock (the ingestor's) in a transaction of its
+    /// own and holds it until the transaction is rolled back: whatever
+    /// applies that reservation waits, and times out.
+    pub async fn hold_reservation_lock(
+        &self,
+        account: &str,
+        reservation: &str,
+    ) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut holder = self.pool.begin().await.expect("a transaction");
+        store::bookings::lock_reservation_key(&mut holder, account, reservation)
+            .await
+            .expect("the reservation's lock");
+        holder
+    }
+
     pub async fn blocks(&self) -> Vec<BlockView> {
         store::bookings::list_blocks(&self.pool, None)
             .await

@@ -363,6 +363,18 @@ pub fn metric_value(metrics: &Metrics, name: &str) -> f64 {
     metric_sum(metrics.registry(), name, None)
 }
 
+/// The sum of what a histogram observed (its `_sum`), over its series.
+pub fn histogram_sum(metrics: &Metrics, name: &str) -> f64 {
+    metrics
+        .registry()
+        .gather()
+        .iter()
+        .filter(|family| family.name() == name)
+        .flat_map(|family| family.get_metric().iter())
+        .map(|m| m.get_histogram().get_sample_sum())
+        .sum()
+}
+
 /// The sum of the series of a metric family carrying `label`.
 pub fn metric_labelled(metrics: &Metrics, name: &str, label: (&str, &str)) -> f64 {
     metric_sum(metrics.registry(), name, Some(label))

@@ -1,6 +1,7 @@
 //! Promise 2, as a property over real PostgreSQL: any delivery of a
 //! reservation's history (every version at least once, some repeated, in any
-//! order) ends in the state one in-order delivery gives.
+//! order, one webhook per transaction or several) ends in the state one
+//! in-order delivery gives.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -88,16 +89,37 @@ async fn state(env: &TestEnv, reservation: u64) -> Option<Value> {
     row
 }
 
+fn expected(outcome: Result<ingest::Applied, ingest::IngestError>) {
+    match outcome {
+        Ok(_)
+        | Err(ingest::IngestError::Park {
+            reason: store::parked::ParkReason::IncompletePayload,
+            ..
+        }) => {}
+        Err(error) => panic!("ingest failed: {error}"),
+    }
+}
+
 async fn deliver(env: &TestEnv, bodies: &[Value]) {
     for body in bodies {
-        match ingest::apply(&env.pool, &inbound(ACCOUNT, body)).await {
-            Ok(_)
-            | Err(ingest::IngestError::Park {
-                reason: store::parked::ParkReason::IncompletePayload,
-                ..
-            }) => {}
-            Err(error) => panic!("ingest failed: {error}"),
+        expected(ingest::apply(&env.pool, &inbound(ACCOUNT, body)).await);
+    }
+}
+
+/// The same, several webhooks per transaction (the ingestor's batches):
+/// consecutive runs of the given sizes.
+async fn deliver_in_batches(env: &TestEnv, bodies: &[Value], sizes: &[usize]) {
+    let inbounds: Vec<_> = bodies.iter().map(|body| inbound(ACCOUNT, body)).collect();
+    let mut rest = inbounds.as_slice();
+    for size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
         }
+        let (batch, after) = rest.split_at((*size).clamp(1, rest.len()));
+        for outcome in booking_ingestor::batch::apply_batch(&env.pool, batch).await {
+            expected(outcome);
+        }
+        rest = after;
     }
 }
 
@@ -126,22 +148,24 @@ fn in_version_order(bodies: &[Value]) -> Vec<Value> {
 #[test]
 fn any_delivery_order_ends_in_the_in_order_state() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    // The same payloads (same ids, hence same digests) go to two databases:
-    // in version order to one, repeated and shuffled to the other.
-    let (in_order_env, shuffled_env) = runtime.block_on(async {
+    // The same payloads (same ids, hence same digests) go to three
+    // databases: in version order to one, repeated and shuffled to the
+    // others, one by one to one and in batches to the other.
+    let (in_order_env, shuffled_env, batched_env) = runtime.block_on(async {
         let a = TestEnv::new().await;
         let b = TestEnv::new().await;
-        for env in [&a, &b] {
+        let c = TestEnv::new().await;
+        for env in [&a, &b, &c] {
             env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
         }
-        (a, b)
+        (a, b, c)
     });
     let cases = std::sync::atomic::AtomicU64::new(0);
-    proptest!(ProptestConfig::with_cases(40), |(history in arb_history(), seed in any::<u64>(), repeats in prop::collection::vec(any::<prop::sample::Index>(), 0..5))| {
+    proptest!(ProptestConfig::with_cases(40), |(history in arb_history(), seed in any::<u64>(), repeats in prop::collection::vec(any::<prop::sample::Index>(), 0..5), sizes in prop::collection::vec(1usize..8, 1..4))| {
         let case = cases.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         runtime.block_on(async {
             let (reservation, listing) = (1_000_000 + case, 500_000 + case);
-            for env in [&in_order_env, &shuffled_env] {
+            for env in [&in_order_env, &shuffled_env, &batched_env] {
                 env.link(ACCOUNT, &listing.to_string()).await;
             }
             let versions = bodies(&history, reservation, listing);
@@ -151,21 +175,26 @@ fn any_delivery_order_ends_in_the_in_order_state() {
             delivered.extend(repeats.iter().map(|i| i.get(&versions).clone()));
             fastrand::Rng::with_seed(seed).shuffle(&mut delivered);
             deliver(&shuffled_env, &delivered).await;
+            deliver_in_batches(&batched_env, &delivered, &sizes).await;
 
             let expected = state(&in_order_env, reservation).await;
             let actual = state(&shuffled_env, reservation).await;
             assert_eq!(actual, expected, "history {history:?}, delivered in another order");
+            let batched = state(&batched_env, reservation).await;
+            assert_eq!(batched, expected, "history {history:?}, delivered in batches of {sizes:?}");
 
             // Exactly one booking.created per booking that exists.
-            let created: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM outbox WHERE subject_suffix = 'booking.created'
-                 AND position(convert_to($1, 'UTF8') in payload) > 0",
-            )
-            .bind(reservation.to_string())
-            .fetch_one(&shuffled_env.pool)
-            .await
-            .unwrap();
-            assert_eq!(created, i64::from(actual.is_some()), "booking.created once");
+            for env in [&shuffled_env, &batched_env] {
+                let created: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM outbox WHERE subject_suffix = 'booking.created'
+                     AND position(convert_to($1, 'UTF8') in payload) > 0",
+                )
+                .bind(reservation.to_string())
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+                assert_eq!(created, i64::from(actual.is_some()), "booking.created once");
+            }
         });
     });
 }

@@ -225,15 +225,7 @@ async fn a_webhook_that_always_times_out_reaches_the_dlq() {
         pool.lock_timeout = Some(Duration::from_millis(200));
     });
     // Someone holds the reservation's lock and never lets go.
-    let mut holder = env.pool.begin().await.unwrap();
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1 || '/' || $2, 0))",
-    )
-    .bind(ACCOUNT)
-    .bind("3300001")
-    .execute(&mut *holder)
-    .await
-    .unwrap();
+    let holder = env.hold_reservation_lock(ACCOUNT, "3300001").await;
     let body = Reservation::new(3_300_001, 300_101).webhook(ACCOUNT, "reservation.created");
     assert_eq!(
         gateway.post_basic("hostaway", "pw", &body).await.0,

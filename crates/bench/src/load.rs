@@ -38,6 +38,25 @@ pub struct InboundArgs {
     /// Ingestor (and baseline) concurrency in the drain run.
     #[arg(long, default_value_t = 8)]
     pub ingest_concurrency: usize,
+    /// Webhooks per ingestor transaction at most (`INGEST_BATCH`); the drain
+    /// also runs with 1, the one-webhook-per-transaction path, beside it.
+    #[arg(long, default_value_t = 32)]
+    pub ingest_batch: usize,
+    /// Skip the gateway part (1-2): the ingestor and end-to-end parts only.
+    #[arg(long)]
+    pub skip_gateway: bool,
+    /// Run against a database that already holds a connector's data:
+    /// `--preload-accounts` accounts with `--preload-listings` linked
+    /// listings each, and `--preload-bookings` bookings with their blocks and
+    /// log rows.
+    #[arg(long)]
+    pub preload: bool,
+    #[arg(long, default_value_t = 10_000)]
+    pub preload_accounts: usize,
+    #[arg(long, default_value_t = 10)]
+    pub preload_listings: i64,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub preload_bookings: i64,
 }
 
 #[derive(Debug)]
@@ -57,13 +76,21 @@ impl Throughput {
 #[derive(Debug)]
 pub struct Results {
     pub body_bytes: usize,
+    pub gateway: Option<GatewayResults>,
+    pub e2e_sent: u64,
+    pub e2e: Histogram<u64>,
+    /// The drain with `--ingest-batch` webhooks per transaction.
+    pub drain: Throughput,
+    /// The same drain, one webhook per transaction.
+    pub drain_single: Throughput,
+    pub raw_upsert: Throughput,
+}
+
+#[derive(Debug)]
+pub struct GatewayResults {
     pub raw_publish: Throughput,
     pub plain_http: Throughput,
     pub gateway: Throughput,
-    pub e2e_sent: u64,
-    pub e2e: Histogram<u64>,
-    pub drain: Throughput,
-    pub raw_upsert: Throughput,
 }
 
 /// A realistic `reservation.created` body of about 2 KiB (the baselines' size),
@@ -167,29 +194,75 @@ where
 }
 
 pub async fn inbound(args: &InboundArgs) -> anyhow::Result<Results> {
-    let env = TestEnv::new_direct().await;
+    let env = Arc::new(TestEnv::new_direct().await);
     env.add_basic_account(ACCOUNT, LOGIN, PASSWORD).await;
     for listing in 0..LISTINGS {
         env.link(ACCOUNT, &(600_000 + listing).to_string()).await;
     }
+    if args.preload {
+        eprintln!(
+            "[preload] {} accounts × {} listings, {} bookings",
+            args.preload_accounts, args.preload_listings, args.preload_bookings
+        );
+        crate::preload::registry(&env, args.preload_accounts, args.preload_listings).await?;
+        crate::preload::bookings(&env, args.preload_bookings).await?;
+    }
+    let gateway = Arc::new(env.start_gateway().await);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let gateway_results = if args.skip_gateway {
+        None
+    } else {
+        Some(gateway_part(&env, &gateway, &client, args).await?)
+    };
+
+    eprintln!(
+        "[3/4] webhook → committed booking at {} webhooks/s",
+        args.rate
+    );
+    let ingestor = env.start_ingestor_with(|s| {
+        s.concurrency = args.ingest_concurrency;
+        s.batch = args.ingest_batch;
+        s.migrate = false;
+    });
+    let (e2e_sent, e2e) = end_to_end(&env, &gateway, &client, args, 100_000).await?;
+    ingestor.stop().await;
+
+    eprintln!(
+        "[4/4] ingestor drain of {} webhooks (one per transaction, then {} per transaction at most), beside raw PostgreSQL transactions",
+        args.backlog, args.ingest_batch
+    );
+    let drain_single = drain(&env, &gateway, &client, args, 1, 200_000).await?;
+    let drain = drain(&env, &gateway, &client, args, args.ingest_batch, 300_000).await?;
+    let raw_upsert = raw_upsert(&env, args.ingest_concurrency, args.backlog).await?;
+
+    Ok(Results {
+        body_bytes: body(0).len(),
+        gateway: gateway_results,
+        e2e_sent,
+        e2e,
+        drain,
+        drain_single,
+        raw_upsert,
+    })
+}
+
+async fn gateway_part(
+    env: &TestEnv,
+    gateway: &RunningGateway,
+    client: &reqwest::Client,
+    args: &InboundArgs,
+) -> anyhow::Result<GatewayResults> {
     let warmup = Duration::from_secs(args.warmup);
     let duration = Duration::from_secs(args.duration);
-    let body_bytes = body(0).len();
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..20_000).map(body).collect());
-
     eprintln!(
         "[1/4] raw JetStream publish+ack, {} in flight",
         args.concurrency
     );
-    let raw_publish = raw_publish(
-        &env,
-        args.concurrency,
-        warmup,
-        duration,
-        Arc::clone(&bodies),
-    )
-    .await?;
-
+    let raw_publish =
+        raw_publish(env, args.concurrency, warmup, duration, Arc::clone(&bodies)).await?;
     eprintln!(
         "[1/4] plain HTTP POST (read the body, answer 200), {} connections",
         args.concurrency
@@ -197,11 +270,6 @@ pub async fn inbound(args: &InboundArgs) -> anyhow::Result<Results> {
     let plain_http = plain_http(args.concurrency, warmup, duration, Arc::clone(&bodies)).await?;
 
     eprintln!("[2/4] gateway, {} connections", args.concurrency);
-    let gateway = env.start_gateway().await;
-    let gateway = Arc::new(gateway);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
     let auth = connector_tests::payloads::basic_auth(LOGIN, PASSWORD);
     let url = gateway.url("/webhooks/hostaway");
     let gateway_run = {
@@ -225,34 +293,10 @@ pub async fn inbound(args: &InboundArgs) -> anyhow::Result<Results> {
         .await?
         .purge()
         .await?;
-
-    eprintln!(
-        "[3/4] webhook → committed booking at {} webhooks/s",
-        args.rate
-    );
-    let ingestor = env.start_ingestor_with(|s| {
-        s.concurrency = args.ingest_concurrency;
-        s.migrate = false;
-    });
-    let (e2e_sent, e2e) = end_to_end(&env, &gateway, &client, args, 100_000).await?;
-    ingestor.stop().await;
-
-    eprintln!(
-        "[4/4] ingestor drain of {} webhooks, beside raw PostgreSQL transactions",
-        args.backlog
-    );
-    let drain = drain(&env, &gateway, &client, args, 200_000).await?;
-    let raw_upsert = raw_upsert(&env, args.ingest_concurrency, args.backlog).await?;
-
-    Ok(Results {
-        body_bytes,
+    Ok(GatewayResults {
         raw_publish,
         plain_http,
         gateway: gateway_run,
-        e2e_sent,
-        e2e,
-        drain,
-        raw_upsert,
     })
 }
 
@@ -395,6 +439,7 @@ async fn drain(
     gateway: &RunningGateway,
     client: &reqwest::Client,
     args: &InboundArgs,
+    batch: usize,
     first_id: u64,
 ) -> anyhow::Result<Throughput> {
     let auth = connector_tests::payloads::basic_auth(LOGIN, PASSWORD);
@@ -429,6 +474,7 @@ async fn drain(
     let started = Instant::now();
     let ingestor = env.start_ingestor_with(|s| {
         s.concurrency = args.ingest_concurrency;
+        s.batch = batch;
         s.migrate = false;
     });
     loop {

@@ -14,6 +14,7 @@
 mod client;
 mod load;
 mod outbound;
+mod preload;
 mod report;
 mod scale;
 

@@ -12,6 +12,44 @@ pub fn print(args: &InboundArgs, r: &Results) {
         "Body {} bytes; {} connections / in flight; {} s measured after {} s warm-up.\n",
         r.body_bytes, args.concurrency, args.duration, args.warmup
     );
+    if let Some(g) = &r.gateway {
+        gateway(g);
+    }
+    println!(
+        "\n**Webhook → committed booking** at {} webhooks/s for {} s ({} sent, {} announced): \
+         p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms.\n",
+        args.rate,
+        args.e2e_duration,
+        r.e2e_sent,
+        r.e2e.len(),
+        ms(r.e2e.value_at_quantile(0.5)),
+        ms(r.e2e.value_at_quantile(0.99)),
+        ms(r.e2e.value_at_quantile(0.999)),
+        ms(r.e2e.max())
+    );
+    println!(
+        "| drain of a backlog, {} in parallel | webhooks or tx /s | ratio |",
+        args.ingest_concurrency
+    );
+    println!("|---|---:|---:|");
+    println!(
+        "| raw PostgreSQL upsert + log insert per transaction (baseline) | {:.0} | 1.00 |",
+        r.raw_upsert.rate()
+    );
+    println!(
+        "| ingestor: one transaction per webhook, then events published | {:.0} | {:.2} |",
+        r.drain_single.rate(),
+        r.drain_single.rate() / r.raw_upsert.rate()
+    );
+    println!(
+        "| **ingestor: up to {} webhooks per transaction**, then events published | {:.0} | **{:.2}** |",
+        args.ingest_batch,
+        r.drain.rate(),
+        r.drain.rate() / r.raw_upsert.rate()
+    );
+}
+
+fn gateway(r: &crate::load::GatewayResults) {
     println!("| measurement | rate (/s) | p50 ms | p99 ms | p99.9 ms | errors | ratio |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let row = |name: &str, t: &crate::load::Throughput, ratio: String| {
@@ -40,33 +78,7 @@ pub fn print(args: &InboundArgs, r: &Results) {
         format!("{:.2}", r.gateway.rate() / r.raw_publish.rate()),
     );
     println!(
-        "\nGateway ÷ plain HTTP with the same client: {:.2} (the baselines' minimal HMAC+publish gateway: 0.29 of /plain).",
+        "\nGateway ÷ plain HTTP with the same client: {:.2} (the baselines' minimal HMAC+publish gateway: 0.29 of /plain).\n",
         r.gateway.rate() / r.plain_http.rate()
-    );
-    println!(
-        "\n**Webhook → committed booking** at {} webhooks/s for {} s ({} sent, {} announced): \
-         p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms.\n",
-        args.rate,
-        args.e2e_duration,
-        r.e2e_sent,
-        r.e2e.len(),
-        ms(r.e2e.value_at_quantile(0.5)),
-        ms(r.e2e.value_at_quantile(0.99)),
-        ms(r.e2e.value_at_quantile(0.999)),
-        ms(r.e2e.max())
-    );
-    println!(
-        "| drain of a backlog, {} in parallel | webhooks or tx /s | ratio |",
-        args.ingest_concurrency
-    );
-    println!("|---|---:|---:|");
-    println!(
-        "| raw PostgreSQL upsert + log insert per transaction (baseline) | {:.0} | 1.00 |",
-        r.raw_upsert.rate()
-    );
-    println!(
-        "| ingestor: one transaction per webhook, then events published | {:.0} | {:.2} |",
-        r.drain.rate(),
-        r.drain.rate() / r.raw_upsert.rate()
     );
 }

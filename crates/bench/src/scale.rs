@@ -25,7 +25,6 @@ use hdrhistogram::Histogram;
 use hostaway_client::{ClientConfig, ClientMetrics, RateLimit};
 use hostaway_sim::{Sim, SimConfig};
 use reqwest::StatusCode;
-use secrecy::SecretString;
 
 use crate::outbound::{converge, days_wrong, publish_burst, start_dispatcher};
 
@@ -296,35 +295,8 @@ async fn registry(args: &ScaleArgs) -> anyhow::Result<Registry> {
         "[registry] {} accounts × {LISTINGS_PER_ACCOUNT} listings registered",
         args.registry_accounts
     );
-    let env = TestEnv::new_direct().await;
-    let env = Arc::new(env);
-    futures::stream::iter(1..=args.registry_accounts)
-        .map(|n| {
-            let env = Arc::clone(&env);
-            async move {
-                let account = n.to_string();
-                env.add_account(store::accounts::NewAccount {
-                    account: AccountId::parse(&account).expect("account id"),
-                    display_name: None,
-                    api_key: Some(SecretString::from(format!("api-{account}"))),
-                    webhook_login: Some(format!("hostaway-{account}")),
-                    webhook_password: Some(SecretString::from(format!("pw-{account}"))),
-                    webhook_secret: None,
-                })
-                .await;
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<()>>()
-        .await;
-    sqlx::query(
-        "INSERT INTO listing_links (hostaway_account_id, hostaway_listing_id, unit_id)
-         SELECT c.hostaway_account_id, (c.hostaway_account_id::bigint * 100 + g)::text, gen_random_uuid()
-         FROM channels c, generate_series(1, $1) g",
-    )
-    .bind(LISTINGS_PER_ACCOUNT)
-    .execute(&env.pool)
-    .await?;
+    let env = Arc::new(TestEnv::new_direct().await);
+    crate::preload::registry(&env, args.registry_accounts, LISTINGS_PER_ACCOUNT).await?;
 
     // The reload the gateway repeats every CREDENTIALS_REFRESH_SECS, beside
     // the same rows read raw.

@@ -19,13 +19,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::batch;
 use crate::dead_letter::{DeadLetterer, Failed};
 use crate::ingest::{self, Identity, Inbound, IngestError};
 use crate::metrics::IngestorMetrics;
 use crate::outbox::{EventPublisher, PublishedMarks};
 use domain::{AccountId, SyncKind};
 use retry::{RetryPolicy, full_jitter};
-use service_kit::consume::{DbGate, GateCheck, Stopped, ack, contention_delay, pull_loop};
+use service_kit::consume::{DbGate, GateCheck, Stopped, ack, contention_delay, pull_batches};
 use service_kit::sync_queue::{JobQueue, Mode};
 use store::parked::{NewParked, ParkReason, Parking};
 use store::sync_jobs::JobKey;
@@ -51,12 +52,14 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Consumes until `stop`, or until pulling keeps failing. In-flight
+    /// Consumes until `stop`, or until pulling keeps failing: at most
+    /// `concurrency` batches of up to `batch` webhooks in flight. In-flight
     /// handlers run on `tracker`.
     pub async fn consume(
         self: &Arc<Self>,
         consumer: &PullConsumer,
         concurrency: usize,
+        batch: usize,
         stop: &CancellationToken,
         tracker: &TaskTracker,
     ) -> Stopped {
@@ -65,16 +68,93 @@ impl Worker {
             pool: self.pool.clone(),
             available: Some(self.metrics.database_available.clone()),
         };
-        pull_loop(consumer, concurrency, &gate, stop, tracker, |message| {
-            let worker = Arc::clone(self);
-            async move { worker.handle(message).await }
-        })
+        pull_batches(
+            consumer,
+            concurrency,
+            batch,
+            &gate,
+            stop,
+            tracker,
+            |messages| {
+                let worker = Arc::clone(self);
+                async move { worker.handle_batch(messages).await }
+            },
+        )
         .await
     }
 
-    async fn handle(&self, message: jetstream::Message) {
+    /// The webhooks pulled together: each decoded and checked on its own
+    /// (what is refused is dead-lettered alone), the rest applied in one
+    /// transaction when there are several, then each concluded in its own
+    /// span, their events published and their messages acknowledged at once.
+    async fn handle_batch(&self, messages: Vec<jetstream::Message>) {
         let started = Instant::now();
-        let stream_sequence = message.info().ok().map(|info| info.stream_sequence);
+        let mut admitted = Vec::with_capacity(messages.len());
+        let mut inbounds = Vec::with_capacity(messages.len());
+        for message in messages {
+            let stream_sequence = message.info().ok().map(|info| info.stream_sequence);
+            if let Some((inbound, span)) = self.admit(&message, stream_sequence).await {
+                admitted.push((message, span, stream_sequence));
+                inbounds.push(inbound);
+            }
+        }
+        if !inbounds.is_empty() {
+            self.metrics.batch_size.observe(inbounds.len() as f64);
+        }
+        if inbounds.len() == 1
+            && let (Some((message, span, stream_sequence)), Some(inbound)) =
+                (admitted.pop(), inbounds.pop())
+        {
+            async {
+                let result = catch_panic(ingest::apply(&self.pool, &inbound)).await;
+                self.conclude(&message, &inbound, result, stream_sequence, started)
+                    .await;
+            }
+            .instrument(span)
+            .await;
+            return;
+        }
+        if inbounds.is_empty() {
+            return;
+        }
+        let span = tracing::info_span!("hostaway.webhook.apply_batch", batch_size = inbounds.len());
+        for (message, _, _) in &admitted {
+            telemetry::propagation::link_from_nats(&span, message.headers.as_ref());
+        }
+        let results = match AssertUnwindSafe(batch::apply_batch(&self.pool, &inbounds))
+            .catch_unwind()
+            .instrument(span)
+            .await
+        {
+            Ok(results) => results,
+            Err(_) => {
+                // The panic belongs to one of them: each is applied alone,
+                // so only that one is dead-lettered.
+                let mut results = Vec::with_capacity(inbounds.len());
+                for inbound in &inbounds {
+                    results.push(catch_panic(ingest::apply(&self.pool, inbound)).await);
+                }
+                results
+            }
+        };
+        let concluded = admitted.into_iter().zip(&inbounds).zip(results).map(
+            |(((message, span, stream_sequence), inbound), result)| async move {
+                self.conclude(&message, inbound, result, stream_sequence, started)
+                    .instrument(span)
+                    .await;
+            },
+        );
+        futures::future::join_all(concluded).await;
+    }
+
+    /// Decodes a webhook message and checks it was published for the account
+    /// it claims; returns it with its `hostaway.webhook.process` span, or
+    /// dead-letters it (authenticated means kept) and returns `None`.
+    async fn admit(
+        &self,
+        message: &jetstream::Message,
+        stream_sequence: Option<u64>,
+    ) -> Option<(Inbound, tracing::Span)> {
         let inbound = match Inbound::decode(&message.payload) {
             Ok(inbound) => inbound,
             Err(refused) => {
@@ -90,7 +170,7 @@ impl Worker {
                 );
                 telemetry::propagation::continue_from_nats(&span, message.headers.as_ref());
                 self.dead_letter(
-                    &message,
+                    message,
                     refused.identity.as_ref(),
                     &refused.error,
                     1,
@@ -98,7 +178,7 @@ impl Worker {
                 )
                 .instrument(span)
                 .await;
-                return;
+                return None;
             }
         };
         // The specification's span, continuing the gateway's trace.
@@ -118,7 +198,7 @@ impl Worker {
             // Kept, never applied: whoever published it may publish for one
             // account and claimed another.
             self.dead_letter(
-                &message,
+                message,
                 Some(&inbound.identity()),
                 &error,
                 1,
@@ -126,26 +206,9 @@ impl Worker {
             )
             .instrument(span)
             .await;
-            return;
+            return None;
         }
-        async {
-            // A panic is a bug; it must not leave the message to be redelivered
-            // (and panic again) forever: it is dead-lettered, to be replayed
-            // once fixed.
-            let result = AssertUnwindSafe(ingest::apply(&self.pool, &inbound))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
-                    Err(IngestError::Permanent {
-                        reason: "panic",
-                        message: "the ingestor panicked applying this webhook".into(),
-                    })
-                });
-            self.conclude(&message, &inbound, result, stream_sequence, started)
-                .await;
-        }
-        .instrument(span)
-        .await;
+        Some((inbound, span))
     }
 
     /// Ends the webhook's message the way the outcome says (acknowledged,
@@ -471,6 +534,23 @@ impl Worker {
             }
         }
     }
+}
+
+/// A panic is a bug; it must not leave the message to be redelivered (and
+/// panic again) forever: it becomes a permanent failure, dead-lettered, to
+/// be replayed once fixed.
+async fn catch_panic(
+    apply: impl std::future::Future<Output = Result<ingest::Applied, IngestError>>,
+) -> Result<ingest::Applied, IngestError> {
+    AssertUnwindSafe(apply)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(IngestError::Permanent {
+                reason: "panic",
+                message: "the ingestor panicked applying this webhook".into(),
+            })
+        })
 }
 
 /// A webhook's subject names the account its publisher was allowed to

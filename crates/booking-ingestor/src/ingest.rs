@@ -273,7 +273,18 @@ pub struct Applied {
 }
 
 impl Applied {
-    fn outcome(outcome: &'static str, booking: Option<BookingId>) -> Self {
+    /// What the mapping cut or left out, as the log keeps it (`None`: nothing).
+    pub(crate) fn noted_adjustments(&self) -> Option<String> {
+        (!self.adjustments.is_empty()).then(|| {
+            self.adjustments
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    pub(crate) fn outcome(outcome: &'static str, booking: Option<BookingId>) -> Self {
         Self {
             outcome,
             booking,
@@ -286,7 +297,7 @@ impl Applied {
 }
 
 /// The mapped record of a webhook.
-enum Work {
+pub(crate) enum Work {
     Reservation(Box<ReservationUpdate>),
     Message(GuestMessage),
     Listing(ListingChange, pb::ListingChangeKind),
@@ -344,7 +355,7 @@ impl Work {
         })
     }
 
-    fn object_id(&self) -> String {
+    pub(crate) fn object_id(&self) -> String {
         match self {
             Work::Reservation(update) => update.reservation.to_string(),
             Work::Message(message) => message.message_id.clone(),
@@ -353,7 +364,7 @@ impl Work {
     }
 }
 
-fn source_name(source: pb::Source) -> &'static str {
+pub(crate) fn source_name(source: pb::Source) -> &'static str {
     match source {
         pb::Source::WebhookBasic => "webhook_basic",
         pb::Source::WebhookHmac => "webhook_hmac",
@@ -366,21 +377,7 @@ fn source_name(source: pb::Source) -> &'static str {
 
 /// Applies one webhook in one transaction.
 pub async fn apply(pool: &PgPool, inbound: &Inbound) -> Result<Applied, IngestError> {
-    if inbound.account_disabled {
-        return Err(IngestError::Park {
-            reason: ParkReason::AccountDisabled,
-            message: format!(
-                "account {} was disabled in the connector when this webhook arrived",
-                inbound.account
-            ),
-            reservation: None,
-            listing: None,
-        });
-    }
-    let (work, adjustments) = {
-        let _mapping = tracing::info_span!("hostaway.webhook.map_fields").entered();
-        Work::map(inbound)?
-    };
+    let (work, adjustments) = prepare(inbound)?;
     let object_id = work.object_id();
     let span = tracing::info_span!(
         "hostaway.webhook.create_booking",
@@ -393,6 +390,24 @@ pub async fn apply(pool: &PgPool, inbound: &Inbound) -> Result<Applied, IngestEr
         .await?;
     span.record("outcome", applied.outcome);
     Ok(applied)
+}
+
+/// What can be decided about a webhook before any transaction: whether its
+/// account takes webhooks, and its mapped record.
+pub(crate) fn prepare(inbound: &Inbound) -> Result<(Work, Vec<Adjustment>), IngestError> {
+    if inbound.account_disabled {
+        return Err(IngestError::Park {
+            reason: ParkReason::AccountDisabled,
+            message: format!(
+                "account {} was disabled in the connector when this webhook arrived",
+                inbound.account
+            ),
+            reservation: None,
+            listing: None,
+        });
+    }
+    let _mapping = tracing::info_span!("hostaway.webhook.map_fields").entered();
+    Work::map(inbound)
 }
 
 /// The webhook's one transaction: the log, the booking, the events.
@@ -443,20 +458,12 @@ async fn store_work(
     }
     applied.events = fresh_events;
     applied.adjustments.splice(0..0, adjustments);
-    let noted = (!applied.adjustments.is_empty()).then(|| {
-        applied
-            .adjustments
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    });
     webhook_log::finish(
         &mut tx,
         &inbound.webhook_id,
         applied.outcome,
         applied.booking.map(|b| b.as_uuid()),
-        noted.as_deref(),
+        applied.noted_adjustments().as_deref(),
     )
     .await?;
     if failed_before {
@@ -469,14 +476,44 @@ async fn store_work(
 
 async fn apply_reservation(
     tx: &mut PgConnection,
-    mut update: ReservationUpdate,
+    update: ReservationUpdate,
     webhook_id: &str,
 ) -> Result<Applied, IngestError> {
     bookings::lock_reservation(tx, &update.account, &update.reservation).await?;
     let current = bookings::find(tx, &update.account, &update.reservation).await?;
+    let (decided, adjustments) = decide_update(current.as_ref(), update)?;
+    let (record, change) = match decided {
+        Decided::Stale => return Ok(Applied::outcome("stale", current.map(|c| c.id))),
+        Decided::Duplicate => return Ok(Applied::outcome("duplicate", current.map(|c| c.id))),
+        Decided::Apply { record, change } => (record, change),
+    };
+    let linked = store::links::resolve_unit(tx, &record.account, &record.listing).await?;
+    let stored = place(*record, current.as_ref(), linked)?;
+    let mut applied = write_version(tx, stored, change, webhook_id, UnitLock::Take, true).await?;
+    applied.adjustments.splice(0..0, adjustments);
+    Ok(applied)
+}
+
+/// What a reservation's payload does to its stored booking.
+pub(crate) enum Decided {
+    Stale,
+    Duplicate,
+    Apply {
+        record: Box<domain::BookingRecord>,
+        change: Option<domain::ChangeKind>,
+    },
+}
+
+/// Folds a payload into the stored booking (pure): the version rule, and a
+/// stay of no nights never freeing booked nights. An incomplete first record
+/// is parked.
+pub(crate) fn decide_update(
+    current: Option<&StoredBooking>,
+    mut update: ReservationUpdate,
+) -> Result<(Decided, Vec<Adjustment>), IngestError> {
     let mut adjustments = Vec::new();
     if update.stay.is_some_and(|stay| stay.nights() == 0)
-        && current.as_ref().is_some_and(|c| c.record.stay.nights() > 0)
+        && current.is_some_and(|c| c.record.stay.nights() > 0)
     {
         // A stay of no nights would free the nights a booking holds: the
         // stored dates are kept (only a status can free them).
@@ -490,24 +527,31 @@ async fn apply_reservation(
     }
     let reservation = update.reservation.to_string();
     let listing = update.listing.as_ref().map(ToString::to_string);
-    let decision = domain::decide(current.as_ref().map(|c| &c.record), update).map_err(|e| {
-        IngestError::Park {
+    let decision =
+        domain::decide(current.map(|c| &c.record), update).map_err(|e| IngestError::Park {
             reason: ParkReason::IncompletePayload,
             message: e.to_string(),
-            reservation: Some(reservation.clone()),
-            listing: listing.clone(),
-        }
-    })?;
-    let (record, change) = match decision {
-        Decision::Stale => return Ok(Applied::outcome("stale", current.map(|c| c.id))),
-        Decision::Duplicate => return Ok(Applied::outcome("duplicate", current.map(|c| c.id))),
-        Decision::Apply { record, change } => (*record, change),
+            reservation: Some(reservation),
+            listing,
+        })?;
+    let decided = match decision {
+        Decision::Stale => Decided::Stale,
+        Decision::Duplicate => Decided::Duplicate,
+        Decision::Apply { record, change } => Decided::Apply { record, change },
     };
+    Ok((decided, adjustments))
+}
 
-    let linked = store::links::resolve_unit(tx, &record.account, &record.listing).await?;
-    let unit = match (linked, &current) {
+/// The booking a record becomes: on its listing's unit, or on the unit it
+/// already had when the link was removed since; a new booking of an unlinked
+/// listing is parked.
+pub(crate) fn place(
+    record: domain::BookingRecord,
+    current: Option<&StoredBooking>,
+    linked: Option<domain::UnitId>,
+) -> Result<StoredBooking, IngestError> {
+    let unit = match (linked, current) {
         (Some(unit), _) => unit,
-        // A link removed after the booking was made: keep the booking's unit.
         (None, Some(existing)) => existing.unit,
         (None, None) => {
             return Err(IngestError::Park {
@@ -516,25 +560,38 @@ async fn apply_reservation(
                     "Hostaway listing {} of account {} is not linked to a TVL unit",
                     record.listing, record.account
                 ),
-                reservation: Some(reservation),
+                reservation: Some(record.reservation.to_string()),
                 listing: Some(record.listing.to_string()),
             });
         }
     };
-    let mut stored = StoredBooking {
-        id: current.as_ref().map_or_else(BookingId::generate, |c| c.id),
+    Ok(StoredBooking {
+        id: current.map_or_else(BookingId::generate, |c| c.id),
         unit,
         record,
         revision: 0,
-    };
-    stored.revision = bookings::save(tx, &stored).await?;
-    let block = stored.record.calendar_block();
-    if block.is_some() {
-        // Two bookings landing on the same nights at once must see each other.
-        bookings::lock_unit(tx, unit).await?;
-    }
-    let block_change = bookings::set_block(tx, stored.id, unit, block).await?;
+    })
+}
 
+/// Whether [`write_version`] takes the unit's lock or its caller holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnitLock {
+    Take,
+    Held,
+}
+
+/// Saves an applied version of a booking and, when `settle` (the last
+/// version of it in this transaction), its calendar block: moved, created or
+/// released, overlaps on the unit recorded as double bookings.
+pub(crate) async fn write_version(
+    tx: &mut PgConnection,
+    mut stored: StoredBooking,
+    change: Option<domain::ChangeKind>,
+    webhook_id: &str,
+    unit_lock: UnitLock,
+    settle: bool,
+) -> Result<Applied, IngestError> {
+    stored.revision = bookings::save(tx, &stored).await?;
     let mut events = Vec::new();
     if let Some(change) = change {
         events.push(event_builders::booking_changed(&stored, change, webhook_id));
@@ -542,9 +599,31 @@ async fn apply_reservation(
     if change == Some(domain::ChangeKind::Created) {
         // Partial payloads that overtook this reservation's first complete
         // record wait parked: they can be applied now.
-        store::parked::wake_reservation(tx, &stored.record.account, &reservation).await?;
+        store::parked::wake_reservation(
+            tx,
+            &stored.record.account,
+            stored.record.reservation.as_str(),
+        )
+        .await?;
     }
-    let mut double_bookings = 0;
+    let mut applied = Applied {
+        outcome: change.map_or("unchanged", |c| c.as_str()),
+        booking: Some(stored.id),
+        events,
+        double_bookings: 0,
+        block_change: None,
+        adjustments: Vec::new(),
+    };
+    if !settle {
+        return Ok(applied);
+    }
+    let unit = stored.unit;
+    let block = stored.record.calendar_block();
+    if block.is_some() && unit_lock == UnitLock::Take {
+        // Two bookings landing on the same nights at once must see each other.
+        bookings::lock_unit(tx, unit).await?;
+    }
+    let block_change = bookings::set_block(tx, stored.id, unit, block).await?;
     // An unchanged block was checked when it was written; a block written later
     // on the same nights is checked by its own booking.
     let moved_here = matches!(
@@ -565,8 +644,10 @@ async fn apply_reservation(
                     overlap_end = %overlap.nights.departure(),
                     "double booking: two live bookings hold the same nights; both are kept"
                 );
-                events.push(event_builders::double_booked(&stored, &overlap));
-                double_bookings += 1;
+                applied
+                    .events
+                    .push(event_builders::double_booked(&stored, &overlap));
+                applied.double_bookings += 1;
             }
         }
     }
@@ -576,23 +657,16 @@ async fn apply_reservation(
     ) {
         bookings::resolve_stale_double_bookings(tx, stored.id).await?;
     }
-
-    Ok(Applied {
-        outcome: change.map_or("unchanged", |c| c.as_str()),
-        booking: Some(stored.id),
-        events,
-        double_bookings,
-        block_change: match block_change {
-            bookings::BlockChange::Created => Some("created"),
-            bookings::BlockChange::Moved => Some("moved"),
-            bookings::BlockChange::Released => Some("released"),
-            bookings::BlockChange::Unchanged => None,
-        },
-        adjustments,
-    })
+    applied.block_change = match block_change {
+        bookings::BlockChange::Created => Some("created"),
+        bookings::BlockChange::Moved => Some("moved"),
+        bookings::BlockChange::Released => Some("released"),
+        bookings::BlockChange::Unchanged => None,
+    };
+    Ok(applied)
 }
 
-async fn forward_message(
+pub(crate) async fn forward_message(
     tx: &mut PgConnection,
     message: &GuestMessage,
 ) -> Result<Applied, IngestError> {
@@ -610,7 +684,7 @@ async fn forward_message(
     })
 }
 
-async fn forward_listing_change(
+pub(crate) async fn forward_listing_change(
     tx: &mut PgConnection,
     inbound: &Inbound,
     change: &ListingChange,

@@ -12,6 +12,7 @@
 //! that cannot be used, or runs out of retries, is dead-lettered
 //! ([`dead_letter`]); a database outage pauses consumption ([`consumer`]).
 
+pub mod batch;
 pub mod consumer;
 pub mod dead_letter;
 pub mod event_builders;

@@ -12,9 +12,12 @@ use service_kit::{health::Health, metrics::Metrics};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Webhooks processed at once.
+    /// Batches of webhooks processed at once.
     #[arg(long, env = "INGEST_CONCURRENCY", default_value_t = 8)]
     concurrency: usize,
+    /// Webhooks applied in one transaction at most.
+    #[arg(long, env = "INGEST_BATCH", default_value_t = 32)]
+    batch: usize,
     /// Attempts before a webhook that cannot be applied goes to the dead-letter queue.
     #[arg(long, env = "INGEST_MAX_ATTEMPTS", default_value_t = 5)]
     max_attempts: u32,
@@ -63,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = IngestorSettings::new(args.nats.topology()?);
     settings.streams = args.nats.stream_settings();
     settings.concurrency = args.concurrency;
+    settings.batch = args.batch.clamp(1, 256);
     settings.retry.max_attempts = args.max_attempts.max(1);
     settings.retry.base = Duration::from_millis(args.retry_base_ms);
     settings.retry.cap = Duration::from_millis(args.retry_max_ms);

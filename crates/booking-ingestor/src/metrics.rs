@@ -15,6 +15,8 @@ pub struct IngestorMetrics {
     pub outcomes: IntCounterVec,
     /// From the gateway's receipt to the committed transaction.
     pub end_to_end: Histogram,
+    /// Webhooks applied in one transaction.
+    pub batch_size: Histogram,
     pub retries: IntCounterVec,
     pub dead_lettered: IntCounterVec,
     pub double_bookings: IntCounter,
@@ -70,6 +72,13 @@ impl IngestorMetrics {
                     "From the gateway's receipt of a webhook to its committed effect",
                 )
                 .buckets(LATENCY_BUCKETS.to_vec()),
+            )?)?,
+            batch_size: metrics.register(Histogram::with_opts(
+                HistogramOpts::new(
+                    "hostaway_ingest_batch_webhooks",
+                    "Webhooks pulled together and applied in one transaction",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             )?)?,
             retries: metrics.register(IntCounterVec::new(
                 Opts::new(

@@ -28,8 +28,11 @@ pub struct IngestorSettings {
     /// The durable consumers as provisioned (the ingestor's ack wait and
     /// ack-pending bound are verified against the one found).
     pub consumers: ConsumerSettings,
-    /// Webhooks processed at once.
+    /// Batches of webhooks processed at once.
     pub concurrency: usize,
+    /// Webhooks applied in one transaction at most (a burst fills batches;
+    /// a trickle is applied one by one, never waiting for company).
+    pub batch: usize,
     pub retry: RetryPolicy,
     pub outbox_sweep_interval: Duration,
     /// Unpublished events younger than this are left to their worker.
@@ -66,6 +69,7 @@ impl IngestorSettings {
             streams: StreamSettings::default(),
             consumers: ConsumerSettings::default(),
             concurrency: 8,
+            batch: 32,
             retry: RetryPolicy {
                 max_attempts: 5,
                 base: Duration::from_millis(1000),
@@ -186,7 +190,13 @@ impl Ingestor {
                     "booking ingestor consuming"
                 );
                 let stopped = worker
-                    .consume(&consumer, settings.concurrency, &consumer_stop, &tracker)
+                    .consume(
+                        &consumer,
+                        settings.concurrency,
+                        settings.batch,
+                        &consumer_stop,
+                        &tracker,
+                    )
                     .await;
                 consuming.fail("the consumer is being bound again");
                 if stopped == Stopped::Shutdown {

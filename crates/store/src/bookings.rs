@@ -49,6 +49,50 @@ pub async fn lock_reservation_key(
     Ok(())
 }
 
+/// [`lock_reservation`] for several reservations, in one statement and in
+/// one order (account, then reservation id) whoever asks: two batches never
+/// wait on each other in a cycle.
+pub async fn lock_reservations(
+    conn: &mut PgConnection,
+    keys: &[(&AccountId, &ReservationId)],
+) -> Result<(), StoreError> {
+    let mut keys: Vec<(&str, &str)> = keys
+        .iter()
+        .map(|(account, reservation)| (account.as_str(), reservation.as_str()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    // unnest yields its rows in array order, and the projection locks them
+    // as they come.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || a || '/' || r, 0))
+         FROM unnest($1::text[], $2::text[]) AS t(a, r)",
+    )
+    .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// [`lock_unit`] for several units, in one statement and in unit id order.
+pub async fn lock_units(conn: &mut PgConnection, units: &[UnitId]) -> Result<(), StoreError> {
+    let mut units: Vec<Uuid> = units.iter().map(|u| u.as_uuid()).collect();
+    units.sort_unstable();
+    units.dedup();
+    if units.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('unit:' || u::text, 0))
+         FROM unnest($1::uuid[]) AS t(u)",
+    )
+    .bind(units)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Serialises block changes on one unit, so two bookings landing on the same
 /// nights at the same moment still see each other.
 pub async fn lock_unit(conn: &mut PgConnection, unit: UnitId) -> Result<(), StoreError> {
@@ -85,6 +129,37 @@ pub async fn find(
         .fetch_optional(conn)
         .await?;
     row.map(|r| from_row(&r)).transpose()
+}
+
+/// [`find`] for several reservations (of any accounts) in one statement:
+/// the bookings that exist, keyed by account and reservation.
+pub async fn find_many(
+    conn: &mut PgConnection,
+    keys: &[(&AccountId, &ReservationId)],
+) -> Result<std::collections::HashMap<(AccountId, ReservationId), StoredBooking>, StoreError> {
+    let sql = format!(
+        "SELECT {BOOKING_COLUMNS} FROM bookings
+         WHERE external_source = $1
+           AND (hostaway_account_id, external_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(EXTERNAL_SOURCE)
+        .bind(keys.iter().map(|k| k.0.as_str()).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let booking = from_row(row)?;
+            Ok((
+                (
+                    booking.record.account.clone(),
+                    booking.record.reservation.clone(),
+                ),
+                booking,
+            ))
+        })
+        .collect()
 }
 
 /// Where a page of [`changed_since`] ends: the next page starts after it.

@@ -104,3 +104,30 @@ pub async fn resolve_unit(
     .await?;
     Ok(unit.map(UnitId::from_uuid))
 }
+
+/// [`resolve_unit`] for several listings (of any accounts) in one statement:
+/// the linked ones, keyed by account and listing.
+pub async fn resolve_units(
+    conn: &mut PgConnection,
+    keys: &[(&AccountId, &ListingId)],
+) -> Result<std::collections::HashMap<(AccountId, ListingId), UnitId>, StoreError> {
+    let rows: Vec<(String, String, uuid::Uuid)> = sqlx::query_as(
+        "SELECT hostaway_account_id, hostaway_listing_id, unit_id FROM listing_links
+         WHERE (hostaway_account_id, hostaway_listing_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+    )
+    .bind(keys.iter().map(|k| k.0.as_str()).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(account, listing, unit)| {
+            let account = AccountId::parse(account).map_err(|e| {
+                StoreError::Invalid(format!("stored link has an invalid account: {e}"))
+            })?;
+            let listing = ListingId::parse(listing).map_err(|e| {
+                StoreError::Invalid(format!("stored link has an invalid listing: {e}"))
+            })?;
+            Ok(((account, listing), UnitId::from_uuid(unit)))
+        })
+        .collect()
+}

@@ -32,6 +32,39 @@ pub async fn enqueue(conn: &mut PgConnection, event: &OutboxEvent) -> Result<boo
     Ok(result.rows_affected() == 1)
 }
 
+/// [`enqueue`] for several events in one statement; returns the ids of the
+/// events that were new.
+pub async fn enqueue_many(
+    conn: &mut PgConnection,
+    events: &[&OutboxEvent],
+) -> Result<std::collections::HashSet<Uuid>, StoreError> {
+    if events.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let fresh: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO outbox (id, subject_suffix, payload)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[])
+         ON CONFLICT (id) DO NOTHING
+         RETURNING id",
+    )
+    .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.subject_suffix.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.payload.as_slice())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(fresh.into_iter().collect())
+}
+
 pub async fn mark_published(pool: &PgPool, ids: &[Uuid]) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());

@@ -174,6 +174,18 @@ pub async fn remove(conn: &mut PgConnection, webhook_id: &str) -> Result<bool, S
     Ok(result.rows_affected() > 0)
 }
 
+/// [`remove`] for several webhooks in one statement.
+pub async fn remove_many(conn: &mut PgConnection, webhook_ids: &[&str]) -> Result<(), StoreError> {
+    if webhook_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM parked_webhooks WHERE webhook_id = ANY($1)")
+        .bind(webhook_ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// A parked webhook to publish again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {

@@ -85,6 +85,97 @@ pub async fn begin(conn: &mut PgConnection, meta: &WebhookMeta<'_>) -> Result<Pr
     })
 }
 
+/// [`begin`] for several webhooks in one statement, rows taken in webhook id
+/// order (two batches sharing ids lock them in the same order). Returns what
+/// came before each, in the order of `metas`. Ids must be distinct.
+pub async fn begin_many(
+    conn: &mut PgConnection,
+    metas: &[WebhookMeta<'_>],
+) -> Result<Vec<Prior>, StoreError> {
+    let mut ordered: Vec<&WebhookMeta<'_>> = metas.iter().collect();
+    ordered.sort_by_key(|meta| meta.webhook_id);
+    let rows = sqlx::query(
+        "INSERT INTO webhook_log (webhook_id, hostaway_account_id, event, object_id, source, received_at, status)
+         SELECT id, account, event, object_id, source, received_at, 'processing'
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+              AS t(id, account, event, object_id, source, received_at)
+         ON CONFLICT (webhook_id) DO UPDATE SET deliveries = webhook_log.deliveries + 1,
+             object_id = COALESCE(webhook_log.object_id, EXCLUDED.object_id), updated_at = now()
+         RETURNING webhook_id, (xmax = 0) AS inserted, status, attempts",
+    )
+    .bind(ordered.iter().map(|m| m.webhook_id).collect::<Vec<_>>())
+    .bind(ordered.iter().map(|m| m.account).collect::<Vec<_>>())
+    .bind(ordered.iter().map(|m| m.event).collect::<Vec<_>>())
+    .bind(ordered.iter().map(|m| m.object_id).collect::<Vec<_>>())
+    .bind(ordered.iter().map(|m| m.source).collect::<Vec<_>>())
+    .bind(ordered.iter().map(|m| m.received_at).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut priors = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get("webhook_id")?;
+        let prior = if row.try_get::<bool, _>("inserted")? {
+            Prior::New
+        } else {
+            let status: String = row.try_get("status")?;
+            match status.as_str() {
+                "processed" => Prior::Processed,
+                _ => Prior::Unfinished {
+                    status,
+                    attempts: row.try_get("attempts")?,
+                },
+            }
+        };
+        priors.insert(id, prior);
+    }
+    metas
+        .iter()
+        .map(|meta| {
+            priors.remove(meta.webhook_id).ok_or_else(|| {
+                StoreError::Invalid(format!("webhook {} was not logged", meta.webhook_id))
+            })
+        })
+        .collect()
+}
+
+/// What [`finish_many`] writes for one webhook.
+#[derive(Debug, Clone)]
+pub struct Finished<'a> {
+    pub webhook_id: &'a str,
+    pub outcome: &'a str,
+    pub booking: Option<Uuid>,
+    pub adjustments: Option<String>,
+}
+
+/// [`finish`] for several webhooks in one statement.
+pub async fn finish_many(
+    conn: &mut PgConnection,
+    finished: &[Finished<'_>],
+) -> Result<(), StoreError> {
+    if finished.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE webhook_log l SET status = 'processed', outcome = f.outcome,
+             booking_id = COALESCE(f.booking, l.booking_id), error = NULL,
+             adjustments = f.adjustments, processed_at = now(), updated_at = now()
+         FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[]) AS f(id, outcome, booking, adjustments)
+         WHERE l.webhook_id = f.id",
+    )
+    .bind(finished.iter().map(|f| f.webhook_id).collect::<Vec<_>>())
+    .bind(finished.iter().map(|f| f.outcome).collect::<Vec<_>>())
+    .bind(finished.iter().map(|f| f.booking).collect::<Vec<_>>())
+    .bind(
+        finished
+            .iter()
+            .map(|f| f.adjustments.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Marks the webhook processed with its outcome and what the mapping had to
 /// adjust (`None`: nothing).
 pub async fn finish(
