@@ -24,10 +24,7 @@ use store::webhook_log::{self, Finished, Prior, WebhookMeta};
 use store::{PgConnection, PgPool};
 use tracing::Instrument;
 
-use crate::ingest::{
-    self, Applied, Decided, Inbound, IngestError, UnitLock, Work, decide_update, place,
-    write_version,
-};
+use crate::ingest::{self, Applied, Decided, Inbound, IngestError, Work, decide_update, place};
 
 /// Applies `inbounds` in as few transactions as their content allows;
 /// returns each webhook's outcome, in the order given.
@@ -241,22 +238,7 @@ async fn apply_together(
         .map(|last| last.stored.unit)
         .collect();
     bookings::lock_units(&mut tx, &units).await?;
-    for versions in folded {
-        let last = versions.len().saturating_sub(1);
-        for (position, version) in versions.into_iter().enumerate() {
-            let mut applied = write_version(
-                &mut tx,
-                version.stored,
-                version.change,
-                &version.webhook_id,
-                UnitLock::Held,
-                position == last,
-            )
-            .await?;
-            applied.adjustments.splice(0..0, version.adjustments);
-            outcomes.push((version.index, Ok(applied)));
-        }
-    }
+    outcomes.extend(write(&mut tx, folded).await?);
     for (index, inbound, work, adjustments) in others {
         let mut applied = match work {
             Work::Message(message) => ingest::forward_message(&mut tx, &message).await?,
@@ -315,6 +297,110 @@ async fn apply_together(
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// Writes the folded versions: the n-th version of every reservation in
+/// the n-th statement (most reservations have one), each reservation's
+/// final block in one statement for all, and the overlaps of the blocks
+/// that moved in one. A block sees the blocks the batch wrote before it,
+/// not after, as one-by-one delivery would: each double booking is
+/// reported once, by the later of the two.
+async fn write(
+    tx: &mut PgConnection,
+    mut folded: Vec<Vec<Version>>,
+) -> Result<Vec<(usize, Result<Applied, IngestError>)>, IngestError> {
+    let rounds = folded.iter().map(Vec::len).max().unwrap_or(0);
+    for round in 0..rounds {
+        let saving: Vec<&StoredBooking> = folded
+            .iter()
+            .filter_map(|versions| versions.get(round))
+            .map(|version| &version.stored)
+            .collect();
+        let revisions = bookings::save_many(tx, &saving).await?;
+        let mut revisions = revisions.into_iter();
+        for version in folded
+            .iter_mut()
+            .filter_map(|versions| versions.get_mut(round))
+        {
+            version.stored.revision = revisions.next().unwrap_or_default();
+        }
+    }
+
+    let mut written: Vec<(usize, Applied)> = Vec::new();
+    // Per reservation: where its final version's outcome is, and the version.
+    let mut finals: Vec<(usize, StoredBooking)> = Vec::with_capacity(folded.len());
+    let mut created = Vec::new();
+    for versions in folded {
+        let last = versions.len().saturating_sub(1);
+        for (position, version) in versions.into_iter().enumerate() {
+            let mut applied = Applied::outcome(
+                version.change.map_or("unchanged", |c| c.as_str()),
+                Some(version.stored.id),
+            );
+            if let Some(change) = version.change {
+                applied.events.push(crate::event_builders::booking_changed(
+                    &version.stored,
+                    change,
+                    &version.webhook_id,
+                ));
+            }
+            if version.change == Some(domain::ChangeKind::Created) {
+                created.push((
+                    version.stored.record.account.clone(),
+                    version.stored.record.reservation.to_string(),
+                ));
+            }
+            applied.adjustments = version.adjustments;
+            if position == last {
+                finals.push((written.len(), version.stored));
+            }
+            written.push((version.index, applied));
+        }
+    }
+    // Partial payloads that overtook a reservation's first complete record
+    // wait parked: they can be applied now.
+    let created: Vec<(&AccountId, &str)> = created.iter().map(|(a, r)| (a, r.as_str())).collect();
+    store::parked::wake_reservations(tx, &created).await?;
+
+    let blocks: Vec<_> = finals
+        .iter()
+        .map(|(_, stored)| (stored.id, stored.unit, stored.record.calendar_block()))
+        .collect();
+    let changes = bookings::set_blocks(tx, &blocks).await?;
+    let mut moved = Vec::new();
+    let mut moved_at = HashMap::new();
+    for ((at, stored), change) in finals.iter().zip(&changes) {
+        if let (Some(block), bookings::BlockChange::Created | bookings::BlockChange::Moved) =
+            (stored.record.calendar_block(), change)
+        {
+            moved_at.insert(stored.id, written[*at].0);
+            moved.push((*at, stored, (stored.id, stored.unit, block)));
+        }
+    }
+    let overlaps = bookings::overlapping_blocks_many(
+        tx,
+        &moved.iter().map(|(_, _, block)| *block).collect::<Vec<_>>(),
+    )
+    .await?;
+    for ((at, stored, _), overlaps) in moved.iter().zip(overlaps) {
+        let index = written[*at].0;
+        for overlap in overlaps {
+            if moved_at
+                .get(&overlap.other)
+                .is_some_and(|other| *other > index)
+            {
+                continue;
+            }
+            ingest::report_double_booking(tx, stored, &overlap, &mut written[*at].1).await?;
+        }
+    }
+    for ((at, stored), change) in finals.iter().zip(changes) {
+        ingest::after_block_change(tx, stored.id, change, &mut written[*at].1).await?;
+    }
+    Ok(written
+        .into_iter()
+        .map(|(index, applied)| (index, Ok(applied)))
+        .collect())
 }
 
 /// A reservation webhook of the batch, before its fold.

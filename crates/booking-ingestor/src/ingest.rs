@@ -489,7 +489,7 @@ async fn apply_reservation(
     };
     let linked = store::links::resolve_unit(tx, &record.account, &record.listing).await?;
     let stored = place(*record, current.as_ref(), linked)?;
-    let mut applied = write_version(tx, stored, change, webhook_id, UnitLock::Take, true).await?;
+    let mut applied = write_version(tx, stored, change, webhook_id).await?;
     applied.adjustments.splice(0..0, adjustments);
     Ok(applied)
 }
@@ -573,23 +573,14 @@ pub(crate) fn place(
     })
 }
 
-/// Whether [`write_version`] takes the unit's lock or its caller holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UnitLock {
-    Take,
-    Held,
-}
-
-/// Saves an applied version of a booking and, when `settle` (the last
-/// version of it in this transaction), its calendar block: moved, created or
-/// released, overlaps on the unit recorded as double bookings.
-pub(crate) async fn write_version(
+/// Saves an applied version of a booking and its calendar block: moved,
+/// created or released, overlaps on the unit recorded as double bookings.
+/// (`crate::batch` does the same for many bookings at once.)
+async fn write_version(
     tx: &mut PgConnection,
     mut stored: StoredBooking,
     change: Option<domain::ChangeKind>,
     webhook_id: &str,
-    unit_lock: UnitLock,
-    settle: bool,
 ) -> Result<Applied, IngestError> {
     stored.revision = bookings::save(tx, &stored).await?;
     let mut events = Vec::new();
@@ -614,12 +605,9 @@ pub(crate) async fn write_version(
         block_change: None,
         adjustments: Vec::new(),
     };
-    if !settle {
-        return Ok(applied);
-    }
     let unit = stored.unit;
     let block = stored.record.calendar_block();
-    if block.is_some() && unit_lock == UnitLock::Take {
+    if block.is_some() {
         // Two bookings landing on the same nights at once must see each other.
         bookings::lock_unit(tx, unit).await?;
     }
@@ -632,38 +620,63 @@ pub(crate) async fn write_version(
     );
     if let Some(block) = block.as_ref().filter(|_| moved_here) {
         for overlap in bookings::overlapping_blocks(tx, stored.id, unit, block).await? {
-            if bookings::record_double_booking(tx, unit, stored.id, overlap.other, overlap.nights)
-                .await?
-                .is_some()
-            {
-                tracing::warn!(
-                    unit_id = %unit,
-                    booking_id = %stored.id,
-                    other_booking_id = %overlap.other,
-                    overlap_start = %overlap.nights.arrival(),
-                    overlap_end = %overlap.nights.departure(),
-                    "double booking: two live bookings hold the same nights; both are kept"
-                );
-                applied
-                    .events
-                    .push(event_builders::double_booked(&stored, &overlap));
-                applied.double_bookings += 1;
-            }
+            report_double_booking(tx, &stored, &overlap, &mut applied).await?;
         }
     }
+    after_block_change(tx, stored.id, block_change, &mut applied).await?;
+    Ok(applied)
+}
+
+/// Records an overlap of a booking's block with another live block: a
+/// double booking newly reported becomes an event and a warning.
+pub(crate) async fn report_double_booking(
+    tx: &mut PgConnection,
+    stored: &StoredBooking,
+    overlap: &bookings::Overlap,
+    applied: &mut Applied,
+) -> Result<(), IngestError> {
+    let unit = stored.unit;
+    if bookings::record_double_booking(tx, unit, stored.id, overlap.other, overlap.nights)
+        .await?
+        .is_some()
+    {
+        tracing::warn!(
+            unit_id = %unit,
+            booking_id = %stored.id,
+            other_booking_id = %overlap.other,
+            overlap_start = %overlap.nights.arrival(),
+            overlap_end = %overlap.nights.departure(),
+            "double booking: two live bookings hold the same nights; both are kept"
+        );
+        applied
+            .events
+            .push(event_builders::double_booked(stored, overlap));
+        applied.double_bookings += 1;
+    }
+    Ok(())
+}
+
+/// A block that moved away or was released may end double bookings; the
+/// change is noted on the outcome.
+pub(crate) async fn after_block_change(
+    tx: &mut PgConnection,
+    booking: BookingId,
+    change: bookings::BlockChange,
+    applied: &mut Applied,
+) -> Result<(), IngestError> {
     if matches!(
-        block_change,
+        change,
         bookings::BlockChange::Moved | bookings::BlockChange::Released
     ) {
-        bookings::resolve_stale_double_bookings(tx, stored.id).await?;
+        bookings::resolve_stale_double_bookings(tx, booking).await?;
     }
-    applied.block_change = match block_change {
+    applied.block_change = match change {
         bookings::BlockChange::Created => Some("created"),
         bookings::BlockChange::Moved => Some("moved"),
         bookings::BlockChange::Released => Some("released"),
         bookings::BlockChange::Unchanged => None,
     };
-    Ok(applied)
+    Ok(())
 }
 
 pub(crate) async fn forward_message(

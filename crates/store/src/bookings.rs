@@ -137,29 +137,38 @@ pub async fn find_many(
     conn: &mut PgConnection,
     keys: &[(&AccountId, &ReservationId)],
 ) -> Result<std::collections::HashMap<(AccountId, ReservationId), StoredBooking>, StoreError> {
+    // `= ANY` on each column of the unique index, whatever the planner
+    // thinks of the table's size: an index scan, never a scan of every
+    // booking. Pairs of one account's and another's ids are dropped after.
     let sql = format!(
         "SELECT {BOOKING_COLUMNS} FROM bookings
-         WHERE external_source = $1
-           AND (hostaway_account_id, external_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))"
+         WHERE external_source = $1 AND hostaway_account_id = ANY($2) AND external_id = ANY($3)"
     );
+    let mut accounts: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(EXTERNAL_SOURCE)
-        .bind(keys.iter().map(|k| k.0.as_str()).collect::<Vec<_>>())
+        .bind(accounts)
         .bind(keys.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
         .fetch_all(conn)
         .await?;
-    rows.iter()
-        .map(|row| {
-            let booking = from_row(row)?;
-            Ok((
+    let wanted: std::collections::HashSet<(&AccountId, &ReservationId)> =
+        keys.iter().copied().collect();
+    let mut found = std::collections::HashMap::with_capacity(keys.len());
+    for row in &rows {
+        let booking = from_row(row)?;
+        if wanted.contains(&(&booking.record.account, &booking.record.reservation)) {
+            found.insert(
                 (
                     booking.record.account.clone(),
                     booking.record.reservation.clone(),
                 ),
                 booking,
-            ))
-        })
-        .collect()
+            );
+        }
+    }
+    Ok(found)
 }
 
 /// Where a page of [`changed_since`] ends: the next page starts after it.
@@ -357,6 +366,112 @@ pub async fn save(conn: &mut PgConnection, booking: &StoredBooking) -> Result<i6
     Ok(revision)
 }
 
+/// [`save`] for several bookings in one statement (each booking at most
+/// once: one row cannot be written twice by one statement); returns each
+/// booking's new revision, in the order given.
+pub async fn save_many(
+    conn: &mut PgConnection,
+    bookings: &[&StoredBooking],
+) -> Result<Vec<i64>, StoreError> {
+    if bookings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |f: &dyn Fn(&StoredBooking) -> Option<String>| -> Vec<Option<String>> {
+        bookings.iter().map(|b| f(b)).collect()
+    };
+    let records: Vec<&BookingRecord> = bookings.iter().map(|b| &b.record).collect();
+    let int = |f: &dyn Fn(&BookingRecord) -> Option<i32>| -> Vec<Option<i32>> {
+        records.iter().map(|r| f(r)).collect()
+    };
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "INSERT INTO bookings (id, external_source, external_id, hostaway_account_id, hostaway_listing_id,
+             unit_id, status, arrival_date, departure_date, guest_name, guest_first_name, guest_last_name,
+             guest_email, guest_phone, number_of_guests, adults, children, infants, pets,
+             total_amount_minor, currency, channel_id, channel_name, channel_reservation_id,
+             confirmation_code, cancelled_by, cancelled_at, source_updated_at, version_terminal,
+             version_event, version_digest, version_latest_activity, version_origin)
+         SELECT id, $2, external_id, account, listing, unit, status, arrival, departure, guest_name,
+                first_name, last_name, email, phone, guests, adults, children, infants, pets,
+                total, currency, channel_id, channel_name, channel_reservation_id, confirmation_code,
+                cancelled_by, cancelled_at, updated_at, terminal, event, digest, latest_activity, origin
+         FROM unnest($1::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[],
+                     $8::date[], $9::date[], $10::text[], $11::text[], $12::text[], $13::text[],
+                     $14::text[], $15::int[], $16::int[], $17::int[], $18::int[], $19::int[],
+                     $20::bigint[], $21::text[], $22::bigint[], $23::text[], $24::text[], $25::text[],
+                     $26::text[], $27::timestamp[], $28::timestamp[], $29::bool[], $30::smallint[],
+                     $31::bytea[], $32::timestamp[], $33::smallint[])
+              AS t(id, external_id, account, listing, unit, status, arrival, departure, guest_name,
+                   first_name, last_name, email, phone, guests, adults, children, infants, pets,
+                   total, currency, channel_id, channel_name, channel_reservation_id,
+                   confirmation_code, cancelled_by, cancelled_at, updated_at, terminal, event,
+                   digest, latest_activity, origin)
+         ON CONFLICT (id) DO UPDATE SET
+             hostaway_listing_id = EXCLUDED.hostaway_listing_id, unit_id = EXCLUDED.unit_id,
+             status = EXCLUDED.status, arrival_date = EXCLUDED.arrival_date,
+             departure_date = EXCLUDED.departure_date, guest_name = EXCLUDED.guest_name,
+             guest_first_name = EXCLUDED.guest_first_name, guest_last_name = EXCLUDED.guest_last_name,
+             guest_email = EXCLUDED.guest_email, guest_phone = EXCLUDED.guest_phone,
+             number_of_guests = EXCLUDED.number_of_guests, adults = EXCLUDED.adults,
+             children = EXCLUDED.children, infants = EXCLUDED.infants, pets = EXCLUDED.pets,
+             total_amount_minor = EXCLUDED.total_amount_minor, currency = EXCLUDED.currency,
+             channel_id = EXCLUDED.channel_id, channel_name = EXCLUDED.channel_name,
+             channel_reservation_id = EXCLUDED.channel_reservation_id,
+             confirmation_code = EXCLUDED.confirmation_code, cancelled_by = EXCLUDED.cancelled_by,
+             cancelled_at = EXCLUDED.cancelled_at, source_updated_at = EXCLUDED.source_updated_at,
+             version_terminal = EXCLUDED.version_terminal, version_event = EXCLUDED.version_event,
+             version_digest = EXCLUDED.version_digest,
+             version_latest_activity = EXCLUDED.version_latest_activity,
+             version_origin = EXCLUDED.version_origin, revision = bookings.revision + 1,
+             updated_at = now()
+         RETURNING id, revision",
+    )
+    .bind(bookings.iter().map(|b| b.id.as_uuid()).collect::<Vec<_>>())
+    .bind(EXTERNAL_SOURCE)
+    .bind(column(&|b| Some(b.record.reservation.as_str().to_owned())))
+    .bind(column(&|b| Some(b.record.account.as_str().to_owned())))
+    .bind(column(&|b| Some(b.record.listing.as_str().to_owned())))
+    .bind(bookings.iter().map(|b| b.unit.as_uuid()).collect::<Vec<_>>())
+    .bind(column(&|b| Some(b.record.status.as_str().to_owned())))
+    .bind(records.iter().map(|r| r.stay.arrival()).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.stay.departure()).collect::<Vec<_>>())
+    .bind(column(&|b| b.record.guest.name.clone()))
+    .bind(column(&|b| b.record.guest.first_name.clone()))
+    .bind(column(&|b| b.record.guest.last_name.clone()))
+    .bind(column(&|b| b.record.guest.email.clone()))
+    .bind(column(&|b| b.record.guest.phone.clone()))
+    .bind(int(&|r| r.guest.number_of_guests))
+    .bind(int(&|r| r.guest.adults))
+    .bind(int(&|r| r.guest.children))
+    .bind(int(&|r| r.guest.infants))
+    .bind(int(&|r| r.guest.pets))
+    .bind(records.iter().map(|r| r.total.map(|m| m.minor_units())).collect::<Vec<_>>())
+    .bind(column(&|b| b.record.total.map(|m| m.currency().to_string())))
+    .bind(records.iter().map(|r| r.channel_id).collect::<Vec<_>>())
+    .bind(column(&|b| b.record.channel_name.clone()))
+    .bind(column(&|b| b.record.channel_reservation_id.clone()))
+    .bind(column(&|b| b.record.confirmation_code.clone()))
+    .bind(column(&|b| b.record.cancelled_by.clone()))
+    .bind(records.iter().map(|r| r.cancelled_at).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.version.updated_at).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.version.terminal).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.version.event as i16).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.version.digest.as_slice()).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.version.latest_activity).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.version.origin as i16).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?;
+    let revisions: std::collections::HashMap<Uuid, i64> = rows.into_iter().collect();
+    bookings
+        .iter()
+        .map(|b| {
+            revisions
+                .get(&b.id.as_uuid())
+                .copied()
+                .ok_or_else(|| StoreError::Invalid(format!("booking {} was not saved", b.id)))
+        })
+        .collect()
+}
+
 /// What happened to a booking's block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockChange {
@@ -409,6 +524,73 @@ pub async fn set_block(
     })
 }
 
+/// [`set_block`] for several bookings (each at most once) in two
+/// statements; returns what happened to each block, in the order given.
+pub async fn set_blocks(
+    conn: &mut PgConnection,
+    blocks: &[(BookingId, UnitId, Option<CalendarBlock>)],
+) -> Result<Vec<BlockChange>, StoreError> {
+    let released: Vec<Uuid> = blocks
+        .iter()
+        .filter(|(_, _, block)| block.is_none())
+        .map(|(booking, _, _)| booking.as_uuid())
+        .collect();
+    let released: std::collections::HashSet<Uuid> = if released.is_empty() {
+        std::collections::HashSet::new()
+    } else {
+        sqlx::query_scalar::<_, Uuid>(
+            "DELETE FROM availability_blocks WHERE booking_id = ANY($1) RETURNING booking_id",
+        )
+        .bind(released)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let held: Vec<(Uuid, Uuid, CalendarBlock)> = blocks
+        .iter()
+        .filter_map(|(booking, unit, block)| block.map(|b| (booking.as_uuid(), unit.as_uuid(), b)))
+        .collect();
+    let written: std::collections::HashMap<Uuid, bool> = if held.is_empty() {
+        std::collections::HashMap::new()
+    } else {
+        sqlx::query_as::<_, (Uuid, bool)>(
+            "INSERT INTO availability_blocks (booking_id, unit_id, kind, start_date, end_date)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::date[], $5::date[])
+             ON CONFLICT (booking_id) DO UPDATE SET unit_id = EXCLUDED.unit_id, kind = EXCLUDED.kind,
+                 start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date, updated_at = now()
+             WHERE (availability_blocks.unit_id, availability_blocks.kind,
+                    availability_blocks.start_date, availability_blocks.end_date)
+                   IS DISTINCT FROM (EXCLUDED.unit_id, EXCLUDED.kind, EXCLUDED.start_date, EXCLUDED.end_date)
+             RETURNING booking_id, (xmax = 0)",
+        )
+        .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
+        .bind(held.iter().map(|h| h.1).collect::<Vec<_>>())
+        .bind(held.iter().map(|h| h.2.kind.as_str()).collect::<Vec<_>>())
+        .bind(held.iter().map(|h| h.2.stay.arrival()).collect::<Vec<_>>())
+        .bind(held.iter().map(|h| h.2.stay.departure()).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    Ok(blocks
+        .iter()
+        .map(|(booking, _, block)| {
+            let id = booking.as_uuid();
+            match block {
+                None if released.contains(&id) => BlockChange::Released,
+                None => BlockChange::Unchanged,
+                Some(_) => match written.get(&id) {
+                    None => BlockChange::Unchanged,
+                    Some(true) => BlockChange::Created,
+                    Some(false) => BlockChange::Moved,
+                },
+            }
+        })
+        .collect())
+}
+
 /// Another live block on the same unit that shares nights with a booking's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlap {
@@ -437,25 +619,77 @@ pub async fn overlapping_blocks(
     .bind(block.stay.departure())
     .fetch_all(conn)
     .await?;
-    rows.into_iter()
-        .map(|row| {
-            let stay = StayDates::new(row.try_get("start_date")?, row.try_get("end_date")?)
-                .map_err(|e| invalid("block")(e.to_string()))?;
-            let kind = match row.try_get::<String, _>("kind")?.as_str() {
-                "owner_stay" => BlockKind::OwnerStay,
-                _ => BlockKind::Booking,
-            };
-            let nights = stay.overlap(&block.stay).ok_or_else(|| {
-                StoreError::Invalid("overlap query returned a disjoint block".into())
-            })?;
-            Ok(Overlap {
-                other: BookingId::from_uuid(row.try_get("booking_id")?),
-                other_external_id: row.try_get("external_id")?,
-                other_block: CalendarBlock { kind, stay },
-                nights,
-            })
-        })
+    rows.iter()
+        .map(|row| overlap_from_row(row, block))
         .collect()
+}
+
+/// [`overlapping_blocks`] for several bookings' blocks in one statement
+/// (each unit's blocks read through its index); returns the overlaps of
+/// each, in the order given.
+pub async fn overlapping_blocks_many(
+    conn: &mut PgConnection,
+    blocks: &[(BookingId, UnitId, CalendarBlock)],
+) -> Result<Vec<Vec<Overlap>>, StoreError> {
+    if blocks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT t.n, o.booking_id, o.external_id, o.kind, o.start_date, o.end_date
+         FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::date[]) WITH ORDINALITY
+              AS t(booking, unit, arrival, departure, n)
+         CROSS JOIN LATERAL (
+             SELECT b.booking_id, k.external_id, b.kind, b.start_date, b.end_date
+             FROM availability_blocks b JOIN bookings k ON k.id = b.booking_id
+             WHERE b.unit_id = t.unit AND b.booking_id <> t.booking
+               AND b.start_date < t.departure AND b.end_date > t.arrival
+         ) o
+         ORDER BY t.n, o.start_date, o.booking_id",
+    )
+    .bind(blocks.iter().map(|b| b.0.as_uuid()).collect::<Vec<_>>())
+    .bind(blocks.iter().map(|b| b.1.as_uuid()).collect::<Vec<_>>())
+    .bind(
+        blocks
+            .iter()
+            .map(|b| b.2.stay.arrival())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        blocks
+            .iter()
+            .map(|b| b.2.stay.departure())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut overlaps: Vec<Vec<Overlap>> = blocks.iter().map(|_| Vec::new()).collect();
+    for row in rows {
+        let n: i64 = row.try_get("n")?;
+        let index = usize::try_from(n - 1)
+            .ok()
+            .filter(|i| *i < blocks.len())
+            .ok_or_else(|| StoreError::Invalid("overlap query returned an unknown block".into()))?;
+        overlaps[index].push(overlap_from_row(&row, &blocks[index].2)?);
+    }
+    Ok(overlaps)
+}
+
+fn overlap_from_row(row: &PgRow, block: &CalendarBlock) -> Result<Overlap, StoreError> {
+    let stay = StayDates::new(row.try_get("start_date")?, row.try_get("end_date")?)
+        .map_err(|e| invalid("block")(e.to_string()))?;
+    let kind = match row.try_get::<String, _>("kind")?.as_str() {
+        "owner_stay" => BlockKind::OwnerStay,
+        _ => BlockKind::Booking,
+    };
+    let nights = stay
+        .overlap(&block.stay)
+        .ok_or_else(|| StoreError::Invalid("overlap query returned a disjoint block".into()))?;
+    Ok(Overlap {
+        other: BookingId::from_uuid(row.try_get("booking_id")?),
+        other_external_id: row.try_get("external_id")?,
+        other_block: CalendarBlock { kind, stay },
+        nights,
+    })
 }
 
 /// Records a double booking. Returns the record's id when the pair is newly

@@ -111,23 +111,28 @@ pub async fn resolve_units(
     conn: &mut PgConnection,
     keys: &[(&AccountId, &ListingId)],
 ) -> Result<std::collections::HashMap<(AccountId, ListingId), UnitId>, StoreError> {
+    // `= ANY` on each column of the key: an index scan whatever the
+    // planner thinks of the table; pairs nobody asked for are dropped after.
+    let mut accounts: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
     let rows: Vec<(String, String, uuid::Uuid)> = sqlx::query_as(
         "SELECT hostaway_account_id, hostaway_listing_id, unit_id FROM listing_links
-         WHERE (hostaway_account_id, hostaway_listing_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+         WHERE hostaway_account_id = ANY($1) AND hostaway_listing_id = ANY($2)",
     )
-    .bind(keys.iter().map(|k| k.0.as_str()).collect::<Vec<_>>())
+    .bind(accounts)
     .bind(keys.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
     .fetch_all(conn)
     .await?;
-    rows.into_iter()
-        .map(|(account, listing, unit)| {
-            let account = AccountId::parse(account).map_err(|e| {
-                StoreError::Invalid(format!("stored link has an invalid account: {e}"))
-            })?;
-            let listing = ListingId::parse(listing).map_err(|e| {
-                StoreError::Invalid(format!("stored link has an invalid listing: {e}"))
-            })?;
-            Ok(((account, listing), UnitId::from_uuid(unit)))
-        })
-        .collect()
+    let mut linked = std::collections::HashMap::with_capacity(keys.len());
+    for (account, listing, unit) in rows {
+        let account = AccountId::parse(account)
+            .map_err(|e| StoreError::Invalid(format!("stored link has an invalid account: {e}")))?;
+        let listing = ListingId::parse(listing)
+            .map_err(|e| StoreError::Invalid(format!("stored link has an invalid listing: {e}")))?;
+        if keys.contains(&(&account, &listing)) {
+            linked.insert((account, listing), UnitId::from_uuid(unit));
+        }
+    }
+    Ok(linked)
 }

@@ -253,6 +253,28 @@ pub async fn wake_reservation(
     Ok(result.rows_affected())
 }
 
+/// [`wake_reservation`] for several reservations (of any accounts) in one
+/// statement.
+pub async fn wake_reservations(
+    conn: &mut PgConnection,
+    keys: &[(&AccountId, &str)],
+) -> Result<u64, StoreError> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let result = sqlx::query(
+        "UPDATE parked_webhooks p SET due_at = now()
+         FROM unnest($1::text[], $2::text[]) AS k(account, reservation)
+         WHERE p.hostaway_account_id = k.account AND p.reservation_id = k.reservation
+           AND p.reservation_id = ANY($2) AND p.reason = 'incomplete_payload' AND p.due_at > now()",
+    )
+    .bind(keys.iter().map(|k| k.0.as_str()).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
 /// Makes due at once what no longer needs to wait: parked webhooks whose
 /// listing is now linked or whose account is enabled again, and the open
 /// `listing_not_linked` dead letters of linked listings, which are parked

@@ -160,7 +160,7 @@ pub async fn finish_many(
              booking_id = COALESCE(f.booking, l.booking_id), error = NULL,
              adjustments = f.adjustments, processed_at = now(), updated_at = now()
          FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[]) AS f(id, outcome, booking, adjustments)
-         WHERE l.webhook_id = f.id",
+         WHERE l.webhook_id = f.id AND l.webhook_id = ANY($1)",
     )
     .bind(finished.iter().map(|f| f.webhook_id).collect::<Vec<_>>())
     .bind(finished.iter().map(|f| f.outcome).collect::<Vec<_>>())
