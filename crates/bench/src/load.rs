@@ -40,7 +40,7 @@ pub struct InboundArgs {
     pub ingest_concurrency: usize,
     /// Webhooks per ingestor transaction at most (`INGEST_BATCH`); the drain
     /// also runs with 1, the one-webhook-per-transaction path, beside it.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     pub ingest_batch: usize,
     /// Skip the gateway part (1-2): the ingestor and end-to-end parts only.
     #[arg(long)]
@@ -227,6 +227,7 @@ pub async fn inbound(args: &InboundArgs) -> anyhow::Result<Results> {
         s.migrate = false;
     });
     let (e2e_sent, e2e) = end_to_end(&env, &gateway, &client, args, 100_000).await?;
+    report_batches("end to end", &ingestor.metrics);
     ingestor.stop().await;
 
     eprintln!(
@@ -495,18 +496,7 @@ async fn drain(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
-    let batches = connector_tests::services::metric_value(
-        &ingestor.metrics,
-        "hostaway_ingest_batch_webhooks",
-    );
-    let applied = connector_tests::services::histogram_sum(
-        &ingestor.metrics,
-        "hostaway_ingest_batch_webhooks",
-    );
-    eprintln!(
-        "[drain] {applied} webhooks in {batches} batches ({:.1} a batch)",
-        applied / batches.max(1.0)
-    );
+    report_batches("drain", &ingestor.metrics);
     ingestor.stop().await;
     Ok(Throughput {
         ops: args.backlog,
@@ -514,6 +504,19 @@ async fn drain(
         elapsed,
         latency: histogram(),
     })
+}
+
+/// How the ingestor grouped the webhooks it applied.
+fn report_batches(part: &str, metrics: &service_kit::metrics::Metrics) {
+    let batches =
+        connector_tests::services::metric_value(metrics, "hostaway_ingest_batch_webhooks");
+    let applied =
+        connector_tests::services::histogram_sum(metrics, "hostaway_ingest_batch_webhooks");
+    let retried = connector_tests::services::metric_value(metrics, "hostaway_ingest_retries_total");
+    eprintln!(
+        "[{part}] {applied} webhooks in {batches} batches ({:.1} a batch), {retried} sent back to retry",
+        applied / batches.max(1.0)
+    );
 }
 
 /// The baselines' PostgreSQL measurement: one upsert + one log insert per

@@ -16,7 +16,7 @@ struct Args {
     #[arg(long, env = "INGEST_CONCURRENCY", default_value_t = 8)]
     concurrency: usize,
     /// Webhooks applied in one transaction at most.
-    #[arg(long, env = "INGEST_BATCH", default_value_t = 32)]
+    #[arg(long, env = "INGEST_BATCH", default_value_t = 16)]
     batch: usize,
     /// Attempts before a webhook that cannot be applied goes to the dead-letter queue.
     #[arg(long, env = "INGEST_MAX_ATTEMPTS", default_value_t = 5)]

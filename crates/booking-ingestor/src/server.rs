@@ -69,7 +69,7 @@ impl IngestorSettings {
             streams: StreamSettings::default(),
             consumers: ConsumerSettings::default(),
             concurrency: 8,
-            batch: 32,
+            batch: 16,
             retry: RetryPolicy {
                 max_attempts: 5,
                 base: Duration::from_millis(1000),
