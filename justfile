@@ -48,6 +48,11 @@ services:
 bench-inbound: services
     cargo run --release -q -p bench -- inbound
 
+# The gateway alone (release, own process) under wrk: 64 connections, unique
+# 2 KiB webhooks, SECONDS long; PROFILE=1 records a perf profile of it.
+bench-gateway-wrk SECONDS="15": services
+    scripts/bench-gateway-wrk.sh {{SECONDS}}
+
 # Benchmark the Hostaway client stack against plain reqwest, on the simulator.
 bench-client:
     cargo run --release -q -p bench -- client

@@ -3,6 +3,8 @@
 //! digest and the same webhook id. Written out by hand so that no serde_json
 //! feature switched on elsewhere in the build (`preserve_order`) can change it.
 
+use std::io::Write;
+
 use serde_json::{Map, Value};
 
 pub fn to_canonical_bytes(value: &Value) -> Vec<u8> {
@@ -18,46 +20,74 @@ pub fn object_to_canonical_bytes(map: &Map<String, Value>) -> Vec<u8> {
     out
 }
 
-fn write(value: &Value, out: &mut Vec<u8>) {
+/// Feeds the canonical bytes of an object to a hash (or any writer) as they
+/// are made: no buffer the size of the record, no allocation per string.
+pub fn write_canonical_object(map: &Map<String, Value>, out: &mut impl Write) {
+    write_object(map, out);
+}
+
+/// Lets the canonical bytes go straight into a SHA-256.
+pub(crate) struct HashWriter<'a>(pub &'a mut sha2::Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(self.0, bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// Writing to a hasher or a Vec cannot fail; a writer that fails gets the
+// rest of the bytes dropped, never a panic.
+fn write(value: &Value, out: &mut impl Write) {
     match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::Null => put(out, b"null"),
+        Value::Bool(b) => put(out, if *b { b"true" } else { b"false" }),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
-            out.push(b'[');
+            put(out, b"[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(b',');
+                    put(out, b",");
                 }
                 write(item, out);
             }
-            out.push(b']');
+            put(out, b"]");
         }
         Value::Object(map) => write_object(map, out),
     }
 }
 
-fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
-    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    out.push(b'{');
-    for (i, (key, value)) in entries.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_string(key, out);
-        out.push(b':');
-        write(value, out);
-    }
-    out.push(b'}');
+fn put(out: &mut impl Write, bytes: &[u8]) {
+    let _ = out.write_all(bytes);
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
-    // serde_json's string escaping is canonical already (it never fails on &str).
-    match serde_json::to_vec(s) {
-        Ok(bytes) => out.extend_from_slice(&bytes),
-        Err(_) => out.extend_from_slice(b"\"\""),
+fn write_object(map: &Map<String, Value>, out: &mut impl Write) {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    put(out, b"{");
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            put(out, b",");
+        }
+        write_string(key, out);
+        put(out, b":");
+        write(value, out);
+    }
+    put(out, b"}");
+}
+
+fn write_string(s: &str, out: &mut impl Write) {
+    // serde_json's string escaping is canonical already (it never fails on
+    // &str), written straight into `out`.
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        put(out, b"\"\"");
     }
 }
 
@@ -74,6 +104,19 @@ mod tests {
             String::from_utf8(to_canonical_bytes(&a)).unwrap(),
             r#"{"a":{"x":"é","y":[1,2.5]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn streamed_and_buffered_bytes_are_the_same() {
+        let v: Value = serde_json::from_str(
+            r#"{"b": [1, -2.5e3, null, true], "a": {"y": "line\nbreak \"q\" é", "x": {}}, "c": 0}"#,
+        )
+        .unwrap();
+        let Value::Object(map) = &v else { panic!() };
+        let mut streamed = Vec::new();
+        write_canonical_object(map, &mut streamed);
+        assert_eq!(streamed, object_to_canonical_bytes(map));
+        assert_eq!(streamed, to_canonical_bytes(&v));
     }
 
     #[test]

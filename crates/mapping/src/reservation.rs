@@ -11,7 +11,7 @@ use domain::{
 };
 use serde_json::{Map, Value};
 
-use crate::canonical::object_to_canonical_bytes;
+use crate::canonical::{HashWriter, write_canonical_object};
 use crate::json::{AdjustmentAction, Adjustments, MAX_TEXT_LEN, Mapped, Record};
 use crate::{MappingError, Problem, WebhookEvent};
 
@@ -132,7 +132,7 @@ pub fn map_reservation(
         latest_activity,
         origin,
         event: event_rank,
-        digest: Version::digest_of(&object_to_canonical_bytes(data)),
+        digest: canonical_digest(data),
     };
 
     let value = ReservationUpdate {
@@ -266,6 +266,15 @@ fn total(r: &Record<'_>, notes: &mut Adjustments) -> Result<Patch<Money>, Mappin
             Problem::Invalid(e.to_string()),
         )),
     }
+}
+
+/// `Version::digest_of` the record's canonical bytes, hashed as they are
+/// written.
+fn canonical_digest(data: &Map<String, Value>) -> [u8; 32] {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    write_canonical_object(data, &mut HashWriter(&mut hasher));
+    hasher.finalize().into()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use domain::AccountId;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::canonical::object_to_canonical_bytes;
+use crate::canonical::{HashWriter, write_canonical_object};
 use crate::json::parse_datetime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -234,7 +234,7 @@ pub fn webhook_id(
         hasher.update(at.and_utc().timestamp().to_string().as_bytes());
     }
     hasher.update(b"\n");
-    hasher.update(object_to_canonical_bytes(data));
+    write_canonical_object(data, &mut HashWriter(&mut hasher));
     let digest = hasher.finalize();
     hex::encode(&digest[..16])
 }
@@ -256,6 +256,25 @@ pub fn raw_webhook_id(account: &AccountId, kind: &str, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Webhook ids are deduplication keys kept in `webhook_log` and on
+    /// JetStream: the way they are computed may change, their values never.
+    #[test]
+    fn a_webhook_id_never_changes() {
+        let (_, event, data, _) = event(
+            r#"{"object":"reservation","event":"reservation.created","accountId":70001,
+                "data":{"id":4100001,"listingMapId":300101,"guestName":"Zoë \"Q\" Example",
+                        "totalPrice":912.35,"isDatesUnspecified":0,"infants":null,
+                        "customFieldValues":[{"id":1,"value":"a\nb"}]}}"#,
+        );
+        let account = AccountId::parse("70001").unwrap();
+        let id = webhook_id(&account, event, None, &data);
+        let mut buffered = Sha256::new();
+        buffered.update(b"hostaway-webhook/v1\n70001\nreservation.created\n\n");
+        buffered.update(crate::canonical::object_to_canonical_bytes(&data));
+        assert_eq!(id, hex::encode(&buffered.finalize()[..16]));
+        assert_eq!(id, "f7bce281b79f2a19fbdf3515869e0233");
+    }
 
     fn event(body: &str) -> (Option<AccountId>, WebhookEvent, Map<String, Value>, bool) {
         match parse_webhook(body.as_bytes()).unwrap() {

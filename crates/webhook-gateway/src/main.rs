@@ -15,6 +15,12 @@ use webhook_gateway::credentials::AccountAuth;
 use webhook_gateway::listener::ConnectionLimits;
 use webhook_gateway::{Gateway, GatewayDeps, GatewaySettings};
 
+// Every request allocates its body, the parsed record and the message: the
+// profile under load spent a sixth of the gateway's CPU in glibc's
+// malloc/free (docs/benchmarks.md, ADR 0013).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Authenticates Hostaway webhooks and makes them durable on JetStream.
 #[derive(Debug, Parser)]
 #[command(version, about)]
