@@ -91,6 +91,8 @@ pub struct GatewayResults {
     pub raw_publish: Throughput,
     pub plain_http: Throughput,
     pub gateway: Throughput,
+    /// One webhook at a time on one connection.
+    pub idle: Throughput,
 }
 
 /// A realistic `reservation.created` body of about 2 KiB (the baselines' size),
@@ -274,7 +276,12 @@ async fn gateway_part(
     let auth = connector_tests::payloads::basic_auth(LOGIN, PASSWORD);
     let url = gateway.url("/webhooks/hostaway");
     let gateway_run = {
-        let (client, url, bodies) = (client.clone(), url.clone(), Arc::clone(&bodies));
+        let (client, url, bodies, auth) = (
+            client.clone(),
+            url.clone(),
+            Arc::clone(&bodies),
+            auth.clone(),
+        );
         closed_loop(args.concurrency, warmup, duration, move |id| {
             let (client, url, auth, bodies) = (client.clone(), url.clone(), auth.clone(), Arc::clone(&bodies));
             async move {
@@ -289,6 +296,31 @@ async fn gateway_part(
         })
         .await
     };
+    eprintln!("[2/4] gateway, one webhook at a time (an idle gateway)");
+    let idle = {
+        let mut latency = histogram();
+        let started = Instant::now();
+        let count = 2_000u64;
+        let mut errors = 0;
+        for n in 0..count {
+            let begun = Instant::now();
+            let ok = matches!(
+                client.post(&url).header("authorization", &auth).header("content-type", "application/json").body(body(50_000 + n)).send().await,
+                Ok(r) if r.status().is_success()
+            );
+            if ok {
+                let _ = latency.record(begun.elapsed().as_micros() as u64);
+            } else {
+                errors += 1;
+            }
+        }
+        Throughput {
+            ops: count - errors,
+            errors,
+            elapsed: started.elapsed(),
+            latency,
+        }
+    };
     env.js
         .get_stream(env.topology.webhooks_stream())
         .await?
@@ -298,6 +330,7 @@ async fn gateway_part(
         raw_publish,
         plain_http,
         gateway: gateway_run,
+        idle,
     })
 }
 

@@ -77,6 +77,11 @@ fn gateway(r: &crate::load::GatewayResults) {
         &r.gateway,
         format!("{:.2}", r.gateway.rate() / r.raw_publish.rate()),
     );
+    row(
+        "gateway, one webhook at a time on one connection (idle)",
+        &r.idle,
+        "".into(),
+    );
     println!(
         "\nGateway ÷ plain HTTP with the same client: {:.2} (the baselines' minimal HMAC+publish gateway: 0.29 of /plain).\n",
         r.gateway.rate() / r.plain_http.rate()

@@ -142,6 +142,7 @@ async fn apply_together(
         .map(|p| (p.index, p.inbound.webhook_id.clone()))
         .collect();
     let mut tx = pool.begin().await?;
+    store::plan_for_current_tables(&mut tx).await?;
     let priors = webhook_log::begin_many(&mut tx, &metas).await?;
 
     let mut outcomes: Vec<(usize, Result<Applied, IngestError>)> = Vec::with_capacity(batch.len());

@@ -73,6 +73,20 @@ pub fn connect_lazy(url: &SecretString, settings: &PoolSettings) -> Result<PgPoo
         .connect_lazy_with(options))
 }
 
+/// Plans every statement of this transaction for its own parameters and the
+/// tables as they are now, never with a plan cached for an earlier execution.
+/// A cached (generic) plan made while a table was small stays a sequential
+/// scan until autovacuum analyses the table again; a batch that reads and
+/// writes a fast-growing table (a new deployment's first burst) would scan
+/// all of it, statement after statement. Planning costs tens of
+/// microseconds per statement, once per batch.
+pub async fn plan_for_current_tables(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR
         .run(pool)
