@@ -49,6 +49,26 @@ fn outcome(result: &Result<ingest::Applied, IngestError>) -> String {
     }
 }
 
+/// Posts reservations `first + 1` … `first + count` (alternating between the
+/// two linked listings, each stay from `stay(n)`) through the gateway.
+async fn post_burst(
+    gateway: &connector_tests::services::RunningGateway,
+    first: u64,
+    count: u64,
+    stay: impl Fn(u64) -> (String, String),
+) {
+    for n in 1..=count {
+        let (arrival, departure) = stay(n);
+        let body = Reservation::new(first + n, 300_101 + n % 2)
+            .dates(&arrival, &departure)
+            .webhook(ACCOUNT, "reservation.created");
+        assert_eq!(
+            gateway.post_basic("hostaway", "pw", &body).await.0,
+            StatusCode::OK
+        );
+    }
+}
+
 async fn env_with_links() -> TestEnv {
     let env = TestEnv::new().await;
     env.add_basic_account(ACCOUNT, "hostaway", "pw").await;
@@ -210,18 +230,13 @@ async fn a_burst_is_applied_in_batches_and_a_poisoned_webhook_is_dead_lettered_a
     let gateway = env.start_gateway().await;
     let holder = env.hold_reservation_lock(ACCOUNT, "4400007").await;
     // The burst is durable before the ingestor starts: it finds a backlog.
-    for n in 1..=40u64 {
-        let body = Reservation::new(4_400_000 + n, 300_101 + n % 2)
-            .dates(
-                &format!("2027-{:02}-01", 1 + n % 12),
-                &format!("2027-{:02}-0{}", 1 + n % 12, 2 + n / 12),
-            )
-            .webhook(ACCOUNT, "reservation.created");
-        assert_eq!(
-            gateway.post_basic("hostaway", "pw", &body).await.0,
-            StatusCode::OK
-        );
-    }
+    post_burst(&gateway, 4_400_000, 40, |n| {
+        (
+            format!("2027-{:02}-01", 1 + n % 12),
+            format!("2027-{:02}-0{}", 1 + n % 12, 2 + n / 12),
+        )
+    })
+    .await;
     let ingestor = env.start_ingestor_tuned(|settings, pool| {
         settings.batch = 16;
         settings.free_timeouts = 0;
@@ -261,5 +276,60 @@ async fn a_burst_is_applied_in_batches_and_a_poisoned_webhook_is_dead_lettered_a
         "some webhooks were applied together ({webhooks} in {batches} batches)"
     );
     holder.rollback().await.unwrap();
+    ingestor.stop().await;
+}
+
+/// A batch held up by a lock outlasts JetStream's ack wait: its messages are
+/// reported in progress meanwhile, so none of the webhooks that did nothing
+/// wrong is delivered twice (or has a timeout counted against it), and the
+/// one that waited is applied once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_longer_than_the_ack_wait_is_not_delivered_again() {
+    let env = env_with_links().await;
+    let gateway = env.start_gateway().await;
+    let holder = env.hold_reservation_lock(ACCOUNT, "4500001").await;
+    post_burst(&gateway, 4_500_000, 8, |n| {
+        (
+            format!("2027-08-{:02}", n * 3),
+            format!("2027-08-{:02}", n * 3 + 2),
+        )
+    })
+    .await;
+    let ingestor = env.start_ingestor_tuned(|settings, pool| {
+        settings.batch = 16;
+        settings.consumers.ingest_ack_wait = Duration::from_secs(2);
+        settings.free_timeouts = 10;
+        // The waiting webhook's own wait, alone, outlasts the ack wait too.
+        pool.lock_timeout = Some(Duration::from_secs(3));
+    });
+    let others = eventually("the 7 other bookings", DEADLINE, || async {
+        let bookings = env.bookings().await;
+        (bookings.len() == 7).then_some(bookings)
+    })
+    .await;
+    assert!(others.iter().all(|b| b.external_id != "4500001"));
+    holder.rollback().await.unwrap();
+    eventually("the booking that waited for the lock", DEADLINE, || async {
+        (env.bookings().await.len() == 8).then_some(())
+    })
+    .await;
+    let (delivered_twice, timeouts): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE deliveries > 1), coalesce(sum(timeouts), 0)::bigint
+         FROM webhook_log WHERE object_id <> '4500001'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (delivered_twice, timeouts),
+        (0, 0),
+        "no innocent webhook was delivered again or timed out"
+    );
+    assert!(
+        connector_tests::services::metric_value(
+            &ingestor.metrics,
+            "hostaway_ingest_batch_webhooks"
+        ) >= 1.0
+    );
     ingestor.stop().await;
 }

@@ -9,6 +9,13 @@
 //! locked in one statement, and the events written in one. What a webhook
 //! does to its own booking (save, block, overlaps) stays one statement each.
 //!
+//! Guest messages and listing changes are forwarded after the batch's
+//! bookings are written: a message that came before its reservation's first
+//! webhook in the same batch already names the booking. A webhook that ends
+//! parked leaves its `webhook_log` row `processing` in the committed batch
+//! until its parking commits (or, if that fails, until it is delivered
+//! again and applied).
+//!
 //! Nothing about a batch can hold a webhook back: a webhook that cannot be
 //! mapped, or must wait (parked), gets its own outcome and the others go on;
 //! a transaction that fails as a whole (a statement error, a deadlock, a
@@ -25,6 +32,10 @@ use store::{PgConnection, PgPool};
 use tracing::Instrument;
 
 use crate::ingest::{self, Applied, Decided, Inbound, IngestError, Work, decide_update, place};
+
+/// The longest a batch waits for a lock before it is applied one webhook
+/// at a time (a batch's own locks are held for milliseconds).
+const BATCH_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Applies `inbounds` in as few transactions as their content allows;
 /// returns each webhook's outcome, in the order given.
@@ -142,7 +153,7 @@ async fn apply_together(
         .map(|p| (p.index, p.inbound.webhook_id.clone()))
         .collect();
     let mut tx = pool.begin().await?;
-    store::plan_for_current_tables(&mut tx).await?;
+    store::batch_transaction(&mut tx, BATCH_LOCK_WAIT).await?;
     let priors = webhook_log::begin_many(&mut tx, &metas).await?;
 
     let mut outcomes: Vec<(usize, Result<Applied, IngestError>)> = Vec::with_capacity(batch.len());
@@ -303,9 +314,12 @@ async fn apply_together(
 /// Writes the folded versions: the n-th version of every reservation in
 /// the n-th statement (most reservations have one), each reservation's
 /// final block in one statement for all, and the overlaps of the blocks
-/// that moved in one. A block sees the blocks the batch wrote before it,
-/// not after, as one-by-one delivery would: each double booking is
-/// reported once, by the later of the two.
+/// that moved in one. A block sees the blocks the batch moved before it
+/// (by their final webhooks), not after, so each double booking is reported
+/// once, by the later of the two, and the open double bookings end as
+/// one-by-one delivery leaves them. Unlike one-by-one delivery, only final
+/// positions are checked: a block that moved onto another booking's nights
+/// and off them again within one batch reports nothing.
 async fn write(
     tx: &mut PgConnection,
     mut folded: Vec<Vec<Version>>,

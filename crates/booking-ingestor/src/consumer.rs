@@ -46,6 +46,9 @@ pub struct Worker {
     pub park_schedule: Vec<Duration>,
     /// Statement or lock timeouts of one webhook that cost no attempt.
     pub free_timeouts: i32,
+    /// While a batch is being applied, its messages are reported in
+    /// progress this often, so JetStream does not deliver them again.
+    pub progress_every: Duration,
     /// Where the fetch of an incomplete reservation is asked for (the
     /// account's reservation polling job, run by the sync dispatcher).
     pub jobs: JobQueue,
@@ -121,22 +124,39 @@ impl Worker {
         for (message, _, _) in &admitted {
             telemetry::propagation::link_from_nats(&span, message.headers.as_ref());
         }
-        let results = match AssertUnwindSafe(batch::apply_batch(&self.pool, &inbounds))
-            .catch_unwind()
-            .instrument(span)
-            .await
-        {
-            Ok(results) => results,
-            Err(_) => {
-                // The panic belongs to one of them: each is applied alone,
-                // so only that one is dead-lettered.
-                let mut results = Vec::with_capacity(inbounds.len());
-                for inbound in &inbounds {
-                    results.push(catch_panic(ingest::apply(&self.pool, inbound)).await);
+        let applying = async {
+            match AssertUnwindSafe(batch::apply_batch(&self.pool, &inbounds))
+                .catch_unwind()
+                .instrument(span)
+                .await
+            {
+                Ok(results) => results,
+                Err(_) => {
+                    // The panic belongs to one of them: each is applied
+                    // alone, so only that one is dead-lettered.
+                    let mut results = Vec::with_capacity(inbounds.len());
+                    for inbound in &inbounds {
+                        results.push(catch_panic(ingest::apply(&self.pool, inbound)).await);
+                    }
+                    results
                 }
-                results
             }
         };
+        let mut results = self
+            .in_progress(admitted.iter().map(|(message, _, _)| message), applying)
+            .await;
+        // The batch's events in the order their webhooks came, on one
+        // connection: a booking's `created` reaches the stream before its
+        // `updated` from the same batch.
+        let events: Vec<_> = results
+            .iter_mut()
+            .filter_map(|result| result.as_mut().ok())
+            .flat_map(|applied| std::mem::take(&mut applied.events))
+            .collect();
+        if !events.is_empty() {
+            let published = self.publisher.publish(&events).await;
+            self.marks.note(&published);
+        }
         let concluded = admitted.into_iter().zip(&inbounds).zip(results).map(
             |(((message, span, stream_sequence), inbound), result)| async move {
                 self.conclude(&message, inbound, result, stream_sequence, started)
@@ -145,6 +165,29 @@ impl Worker {
             },
         );
         futures::future::join_all(concluded).await;
+    }
+
+    /// Runs `work`, telling JetStream every [`Worker::progress_every`] that
+    /// `messages` are still being worked on.
+    async fn in_progress<'m, T>(
+        &self,
+        messages: impl Iterator<Item = &'m jetstream::Message> + Clone,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
+        let mut ticker = tokio::time::interval(self.progress_every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = ticker.tick() => {
+                    for message in messages.clone() {
+                        ack(message, AckKind::Progress).await;
+                    }
+                }
+            }
+        }
     }
 
     /// Decodes a webhook message and checks it was published for the account

@@ -142,6 +142,10 @@ impl Ingestor {
             gate: Arc::new(DbGate::default()),
             park_schedule: self.settings.park_schedule.clone(),
             free_timeouts: self.settings.free_timeouts,
+            // Well inside the ack wait: a batch held up by a lock is never
+            // redelivered while it is still being applied.
+            progress_every: (self.settings.consumers.ingest_ack_wait / 3)
+                .max(Duration::from_secs(1)),
             jobs: JobQueue::new(
                 self.deps.nats.clone(),
                 self.settings.topology.clone(),

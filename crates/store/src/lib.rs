@@ -73,17 +73,35 @@ pub fn connect_lazy(url: &SecretString, settings: &PoolSettings) -> Result<PgPoo
         .connect_lazy_with(options))
 }
 
-/// Plans every statement of this transaction for its own parameters and the
-/// tables as they are now, never with a plan cached for an earlier execution.
-/// A cached (generic) plan made while a table was small stays a sequential
-/// scan until autovacuum analyses the table again; a batch that reads and
-/// writes a fast-growing table (a new deployment's first burst) would scan
-/// all of it, statement after statement. Planning costs tens of
-/// microseconds per statement, once per batch.
-pub async fn plan_for_current_tables(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-        .execute(conn)
-        .await?;
+/// Settings of a transaction that applies a batch, in one round trip:
+///
+/// - every statement planned for its own parameters and the tables as they
+///   are now, never with a plan cached for an earlier execution: a cached
+///   (generic) plan made while a table was small stays a sequential scan
+///   until autovacuum analyses the table again, and a batch on a fast-growing
+///   table (a new deployment's first burst) would scan all of it, statement
+///   after statement. Planning costs tens of microseconds a statement, once
+///   per batch;
+/// - locks waited for at most `lock_wait` (or the connection's own limit, if
+///   shorter): a batch that meets a lock held elsewhere gives up soon and is
+///   applied one webhook at a time, so only the webhook that needs the lock
+///   waits the full limit.
+pub async fn batch_transaction(
+    conn: &mut PgConnection,
+    lock_wait: Duration,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
+                set_config('lock_timeout',
+                    CASE WHEN current_setting('lock_timeout')::interval = interval '0'
+                           OR current_setting('lock_timeout')::interval > make_interval(secs => $1)
+                         THEN ($1 * 1000)::bigint::text || 'ms'
+                         ELSE current_setting('lock_timeout') END,
+                    true)",
+    )
+    .bind(lock_wait.as_secs_f64())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
