@@ -4,7 +4,6 @@
 //! run against it to show the per-webhook and per-change cost does not grow
 //! with what is stored (issue 11, goal 6).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use connector_tests::TestEnv;
@@ -16,25 +15,22 @@ use secrecy::SecretString;
 /// insert, credentials encrypted), each with `listings_per_account` linked
 /// listings (`account × 100 + n`).
 pub async fn registry(
-    env: &Arc<TestEnv>,
+    env: &TestEnv,
     accounts: usize,
     listings_per_account: i64,
 ) -> anyhow::Result<()> {
     futures::stream::iter(1..=accounts)
-        .map(|n| {
-            let env = Arc::clone(env);
-            async move {
-                let account = n.to_string();
-                env.add_account(store::accounts::NewAccount {
-                    account: AccountId::parse(&account).expect("account id"),
-                    display_name: None,
-                    api_key: Some(SecretString::from(format!("api-{account}"))),
-                    webhook_login: Some(format!("hostaway-{account}")),
-                    webhook_password: Some(SecretString::from(format!("pw-{account}"))),
-                    webhook_secret: None,
-                })
-                .await;
-            }
+        .map(|n| async move {
+            let account = n.to_string();
+            env.add_account(store::accounts::NewAccount {
+                account: AccountId::parse(&account).expect("account id"),
+                display_name: None,
+                api_key: Some(SecretString::from(format!("api-{account}"))),
+                webhook_login: Some(format!("hostaway-{account}")),
+                webhook_password: Some(SecretString::from(format!("pw-{account}"))),
+                webhook_secret: None,
+            })
+            .await;
         })
         .buffer_unordered(16)
         .collect::<Vec<()>>()
