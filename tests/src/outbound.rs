@@ -40,11 +40,65 @@ pub struct OutboundWorld {
     pub listings: Vec<Linked>,
 }
 
+/// A dispatcher that only projects TVL's changes (no job runs).
+pub const CHANGES_ONLY: Roles = Roles {
+    changes: true,
+    jobs: false,
+    reconcile: false,
+};
+
+/// A dispatcher that only runs jobs (no change consumer, no schedules).
+pub const JOBS_ONLY: Roles = Roles {
+    changes: false,
+    jobs: true,
+    reconcile: false,
+};
+
 pub fn secret_of(account: &str) -> String {
     format!("sim-secret-{account}")
 }
 
 impl OutboundWorld {
+    /// Publishes a webhook of `account` on the webhooks stream exactly as
+    /// the gateway would (Basic, no problem found).
+    pub async fn deliver_webhook(&self, account: &str, body: serde_json::Value) {
+        let account = AccountId::parse(account).expect("account id");
+        let raw = bytes::Bytes::from(body.to_string());
+        let mapping::Webhook::Event {
+            event,
+            data,
+            sent_at,
+            ..
+        } = mapping::parse_webhook(&raw).expect("a webhook")
+        else {
+            panic!("not an event: {body}");
+        };
+        let outgoing = service_kit::inbound::Inbound {
+            account: &account,
+            content: service_kit::inbound::Content::Event {
+                event,
+                sent_at,
+                data: &data,
+            },
+            raw_body: raw.clone(),
+            source: pb::Source::WebhookBasic,
+            request_id: "test".into(),
+            problem: None,
+            account_disabled: false,
+        }
+        .build(&self.env.topology);
+        let message = PublishMessage::build()
+            .payload(outgoing.payload)
+            .message_id(outgoing.webhook_id);
+        self.env
+            .js
+            .send_publish(outgoing.subject, message)
+            .await
+            .expect("published")
+            .await
+            .expect("acknowledged");
+    }
+
     /// `accounts`: each account id with its number of listings.
     pub async fn new(sim_config: SimConfig, accounts: &[(&str, usize)]) -> Self {
         Self::with_env(TestEnv::new().await, sim_config, accounts).await

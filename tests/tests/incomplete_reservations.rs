@@ -9,57 +9,11 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use connector_tests::outbound::{OutboundWorld, day};
-use domain::AccountId;
+use connector_tests::outbound::{JOBS_ONLY, OutboundWorld, day};
 use hostaway_sim::SimConfig;
 use serde_json::json;
-use service_kit::inbound::{Content, Inbound};
-use sync_dispatcher::Roles;
 
 const ACCOUNT: &str = "71010";
-const JOBS_ONLY: Roles = Roles {
-    changes: false,
-    jobs: true,
-    reconcile: false,
-};
-
-/// Publishes a webhook on the webhooks stream exactly as the gateway would.
-async fn deliver(world: &OutboundWorld, body: serde_json::Value) {
-    let account = AccountId::parse(ACCOUNT).unwrap();
-    let raw = Bytes::from(body.to_string());
-    let mapping::Webhook::Event {
-        event,
-        data,
-        sent_at,
-        ..
-    } = mapping::parse_webhook(&raw).unwrap()
-    else {
-        panic!("an event");
-    };
-    let outgoing = Inbound {
-        account: &account,
-        content: Content::Event {
-            event,
-            sent_at,
-            data: &data,
-        },
-        raw_body: raw.clone(),
-        source: events::pb::Source::WebhookBasic,
-        request_id: "test".into(),
-        problem: None,
-        account_disabled: false,
-    }
-    .build(&world.env.topology);
-    world
-        .env
-        .js
-        .publish(outgoing.subject, outgoing.payload)
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partial_payload_fetches_its_reservation_and_needs_no_late_created() {
@@ -87,9 +41,10 @@ async fn a_partial_payload_fetches_its_reservation_and_needs_no_late_created() {
     let stamp = (chrono::Utc::now() + chrono::Duration::seconds(30))
         .format("%Y-%m-%d %H:%M:%S")
         .to_string();
-    deliver(
-        &world,
-        json!({
+    world
+        .deliver_webhook(
+            ACCOUNT,
+            json!({
             "object": "reservation", "event": "reservation.updated", "accountId": 71010,
             "data": {"id": id, "status": "modified", "guestName": "Robin Partial", "updatedOn": stamp}
         }),

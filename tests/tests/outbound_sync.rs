@@ -7,22 +7,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use connector_tests::outbound::{
-    Availability, Model, OutboundWorld, Price, change_id, day, interval,
+    Availability, CHANGES_ONLY, JOBS_ONLY, Model, OutboundWorld, Price, change_id, day, interval,
 };
 use hostaway_sim::SimConfig;
 use serde_json::json;
 use sync_dispatcher::Roles;
 
-const CHANGES_ONLY: Roles = Roles {
-    changes: true,
-    jobs: false,
-    reconcile: false,
-};
-const JOBS_ONLY: Roles = Roles {
-    changes: false,
-    jobs: true,
-    reconcile: false,
-};
 /// No schedules: nothing but the change path can bring Hostaway in line.
 const NO_SCHEDULES: Roles = Roles {
     changes: true,

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use connector_tests::TestEnv;
-use connector_tests::outbound::{Availability, Model, OutboundWorld, Price, change_id, day};
+use connector_tests::outbound::{
+    Availability, CHANGES_ONLY, JOBS_ONLY, Model, OutboundWorld, Price, change_id, day,
+};
 use connector_tests::services::Isolated;
 use hostaway_client::ClientConfig;
 use hostaway_sim::SimConfig;
@@ -191,17 +193,6 @@ async fn projection_on_preloaded(world: &OutboundWorld, args: &OutboundArgs) -> 
     changes.stop().await;
     Ok(())
 }
-
-const JOBS_ONLY: Roles = Roles {
-    changes: false,
-    jobs: true,
-    reconcile: false,
-};
-const CHANGES_ONLY: Roles = Roles {
-    changes: true,
-    jobs: false,
-    reconcile: false,
-};
 
 /// A dispatcher with production timings (no reconciliation schedules); with
 /// `egress` it sends from 127.0.0.`egress` as an egress identity of its own.

@@ -276,6 +276,7 @@ async fn apply_together(
         applied.events.retain(|event| fresh.remove(&event.id));
         if applied.events.is_empty() && applied.outcome == "forwarded" {
             applied.outcome = "duplicate";
+            applied.reconcile.clear();
         }
     }
 

@@ -312,6 +312,9 @@ impl Worker {
                     let published = self.publisher.publish(&applied.events).await;
                     self.marks.note(&published);
                 }
+                for key in &applied.reconcile {
+                    self.ask_for_reconciliation(key).await;
+                }
                 ack(message, AckKind::Ack).await;
                 tracing::info!(
                     outcome = applied.outcome,
@@ -518,6 +521,19 @@ impl Worker {
         };
         if let Err(error) = self.jobs.enqueue(&key, Mode::Reconcile).await {
             tracing::warn!(%error, "cannot queue the reservation fetch now; the next reservation poll serves it");
+        }
+    }
+
+    /// Queues the reconciliation of a listing Hostaway says changed. Best
+    /// effort once committed: the event is out, and the scheduled
+    /// reconciliation reads the listing back anyway.
+    async fn ask_for_reconciliation(&self, key: &JobKey) {
+        self.metrics
+            .reconciliations_requested
+            .with_label_values(&[key.kind.as_str()])
+            .inc();
+        if let Err(error) = self.jobs.enqueue(key, Mode::Reconcile).await {
+            tracing::warn!(%error, kind = key.kind.as_str(), listing_id = ?key.listing.as_ref().map(|l| l.to_string()), "cannot queue the listing's reconciliation now; the scheduled one covers it");
         }
     }
 

@@ -270,6 +270,9 @@ pub struct Applied {
     pub block_change: Option<&'static str>,
     /// What the mapping cut or left out to apply the record.
     pub adjustments: Vec<Adjustment>,
+    /// Reconciliations to queue once committed: a listing Hostaway says
+    /// changed is read back and its drift pushed.
+    pub reconcile: Vec<store::sync_jobs::JobKey>,
 }
 
 impl Applied {
@@ -292,6 +295,7 @@ impl Applied {
             double_bookings: 0,
             block_change: None,
             adjustments: Vec::new(),
+            reconcile: Vec::new(),
         }
     }
 }
@@ -455,6 +459,7 @@ async fn store_work(
         // The event's id comes from its content (a message's id): a repeat
         // of it with other incidental fields tells TVL nothing new.
         applied.outcome = "duplicate";
+        applied.reconcile.clear();
     }
     applied.events = fresh_events;
     applied.adjustments.splice(0..0, adjustments);
@@ -597,14 +602,8 @@ async fn write_version(
         )
         .await?;
     }
-    let mut applied = Applied {
-        outcome: change.map_or("unchanged", |c| c.as_str()),
-        booking: Some(stored.id),
-        events,
-        double_bookings: 0,
-        block_change: None,
-        adjustments: Vec::new(),
-    };
+    let mut applied = Applied::outcome(change.map_or("unchanged", |c| c.as_str()), Some(stored.id));
+    applied.events = events;
     let unit = stored.unit;
     let block = stored.record.calendar_block();
     if block.is_some() {
@@ -687,14 +686,9 @@ pub(crate) async fn forward_message(
         Some(reservation) => bookings::find(tx, &message.account, reservation).await?,
         None => None,
     };
-    Ok(Applied {
-        outcome: "forwarded",
-        booking: booking.as_ref().map(|b| b.id),
-        events: vec![event_builders::guest_message(message, booking.as_ref())],
-        double_bookings: 0,
-        block_change: None,
-        adjustments: Vec::new(),
-    })
+    let mut applied = Applied::outcome("forwarded", booking.as_ref().map(|b| b.id));
+    applied.events = vec![event_builders::guest_message(message, booking.as_ref())];
+    Ok(applied)
 }
 
 pub(crate) async fn forward_listing_change(
@@ -704,18 +698,33 @@ pub(crate) async fn forward_listing_change(
     kind: pb::ListingChangeKind,
 ) -> Result<Applied, IngestError> {
     let unit = store::links::resolve_unit(tx, &inbound.account, &change.listing).await?;
-    Ok(Applied {
-        outcome: "forwarded",
-        booking: None,
-        events: vec![event_builders::listing_changed(
-            &inbound.account,
-            &change.listing,
-            kind,
-            unit,
-            &inbound.webhook_id,
-        )],
-        double_bookings: 0,
-        block_change: None,
-        adjustments: Vec::new(),
-    })
+    let mut applied = Applied::outcome("forwarded", None);
+    applied.events = vec![event_builders::listing_changed(
+        &inbound.account,
+        &change.listing,
+        kind,
+        unit,
+        &inbound.webhook_id,
+    )];
+    if unit.is_some() {
+        // Hostaway says the listing changed on its side: what TVL wants for
+        // it is checked against what Hostaway now has (the specification's
+        // listing and calendar webhooks). An unlinked listing has nothing
+        // of TVL's to check.
+        let kinds: &[domain::SyncKind] = match kind {
+            pb::ListingChangeKind::Calendar => {
+                &[domain::SyncKind::Availability, domain::SyncKind::Pricing]
+            }
+            _ => &[domain::SyncKind::Listing],
+        };
+        applied.reconcile = kinds
+            .iter()
+            .map(|kind| store::sync_jobs::JobKey {
+                account: inbound.account.clone(),
+                listing: Some(change.listing.clone()),
+                kind: *kind,
+            })
+            .collect();
+    }
+    Ok(applied)
 }

@@ -17,6 +17,8 @@ pub struct IngestorMetrics {
     pub end_to_end: Histogram,
     /// Webhooks applied in one transaction.
     pub batch_size: Histogram,
+    /// Reconciliations queued for listings Hostaway said changed, by kind.
+    pub reconciliations_requested: IntCounterVec,
     pub retries: IntCounterVec,
     pub dead_lettered: IntCounterVec,
     pub double_bookings: IntCounter,
@@ -79,6 +81,13 @@ impl IngestorMetrics {
                     "Webhooks pulled together and applied in one transaction",
                 )
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            )?)?,
+            reconciliations_requested: metrics.register(IntCounterVec::new(
+                Opts::new(
+                    "hostaway_ingest_reconciliations_requested_total",
+                    "Reconciliations queued because a listing or calendar webhook said the listing changed, by kind",
+                ),
+                &["kind"],
             )?)?,
             retries: metrics.register(IntCounterVec::new(
                 Opts::new(
