@@ -314,6 +314,18 @@ impl TestEnv {
         holder
     }
 
+    /// Waits (30 s at most) for the first dead letter; its attempts and the
+    /// kind of its error.
+    pub async fn dead_lettered(&self, what: &str) -> (i32, String) {
+        crate::eventually(what, std::time::Duration::from_secs(30), || async {
+            sqlx::query_as("SELECT attempts, error->>'kind' FROM dead_letter_queue")
+                .fetch_optional(&self.pool)
+                .await
+                .expect("dead letters")
+        })
+        .await
+    }
+
     pub async fn blocks(&self) -> Vec<BlockView> {
         store::bookings::list_blocks(&self.pool, None)
             .await

@@ -245,17 +245,9 @@ async fn a_burst_is_applied_in_batches_and_a_poisoned_webhook_is_dead_lettered_a
         settings.retry.cap = Duration::from_millis(100);
         pool.lock_timeout = Some(Duration::from_millis(200));
     });
-    let (attempts, kind): (i32, String) = eventually(
-        "the poisoned webhook in the dead-letter queue",
-        DEADLINE,
-        || async {
-            sqlx::query_as("SELECT attempts, error->>'kind' FROM dead_letter_queue")
-                .fetch_optional(&env.pool)
-                .await
-                .unwrap()
-        },
-    )
-    .await;
+    let (attempts, kind) = env
+        .dead_lettered("the poisoned webhook in the dead-letter queue")
+        .await;
     assert_eq!((attempts, kind.as_str()), (2, "database_timeout"));
     let booked = eventually("the 39 other bookings", DEADLINE, || async {
         let bookings = env.bookings().await;
@@ -332,4 +324,114 @@ async fn a_batch_longer_than_the_ack_wait_is_not_delivered_again() {
         ) >= 1.0
     );
     ingestor.stop().await;
+}
+
+/// Correct at any replica count: three ingestors drain one shuffled burst
+/// (three versions of each of 24 reservations, on two units, with nights
+/// that collide) in batches at once, and every booking, block and open
+/// double booking ends as one in-order delivery of each reservation leaves
+/// them, each booking announced once, nothing dead-lettered or parked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_ingestors_applying_batches_at_once_end_as_one_in_order_delivery() {
+    let (reference, replicas) = (env_with_links().await, env_with_links().await);
+    let versions: Vec<Vec<Value>> = (1..=24u64)
+        .map(|n| {
+            let listing = 300_101 + n % 2;
+            let arrival = |shift: u64| format!("2027-09-{:02}", 1 + (n + shift) % 20);
+            let departure = |shift: u64| format!("2027-09-{:02}", 4 + (n + shift) % 20);
+            let base = Reservation::new(4_600_000 + n, listing);
+            vec![
+                base.clone()
+                    .dates(&arrival(0), &departure(0))
+                    .updated("2026-03-01 10:00:00")
+                    .webhook(ACCOUNT, "reservation.created"),
+                base.clone()
+                    .dates(&arrival(0), &departure(0))
+                    .total(1000.0 + n as f64)
+                    .updated("2026-03-01 10:01:00")
+                    .webhook(ACCOUNT, "reservation.updated"),
+                base.dates(&arrival(7), &departure(7))
+                    .status(if n % 5 == 0 { "cancelled" } else { "modified" })
+                    .updated("2026-03-01 10:02:00")
+                    .webhook(ACCOUNT, "reservation.updated"),
+            ]
+        })
+        .collect();
+    for body in versions.iter().flatten() {
+        ingest::apply(&reference.pool, &inbound(ACCOUNT, body))
+            .await
+            .unwrap();
+    }
+
+    let gateway = replicas.start_gateway().await;
+    let mut burst: Vec<&Value> = versions.iter().flatten().collect();
+    fastrand::Rng::with_seed(11).shuffle(&mut burst);
+    for body in burst {
+        assert_eq!(
+            gateway.post_basic("hostaway", "pw", body).await.0,
+            StatusCode::OK
+        );
+    }
+    let ingestors: Vec<_> = (0..3)
+        .map(|_| {
+            replicas.start_ingestor_tuned(|settings, _| {
+                settings.batch = 8;
+                settings.concurrency = 4;
+            })
+        })
+        .collect();
+    replicas
+        .count_reaches(
+            "every webhook processed",
+            "SELECT count(*) FROM webhook_log WHERE status = 'processed'",
+            72,
+        )
+        .await;
+
+    async fn outcome(env: &TestEnv) -> Value {
+        sqlx::query_scalar(
+            "SELECT jsonb_build_object(
+                 'bookings', (SELECT jsonb_agg(to_jsonb(x) ORDER BY x.external_id)
+                     FROM (SELECT k.external_id, k.status, k.arrival_date, k.departure_date,
+                                  k.total_amount_minor, encode(k.version_digest, 'hex') AS digest,
+                                  b.start_date, b.end_date
+                           FROM bookings k LEFT JOIN availability_blocks b ON b.booking_id = k.id) x),
+                 'open_double_bookings', (SELECT coalesce(jsonb_agg(p ORDER BY p), '[]') FROM (
+                     SELECT jsonb_build_array(least(a.external_id, b.external_id),
+                                              greatest(a.external_id, b.external_id)) AS p
+                     FROM double_bookings d JOIN bookings a ON a.id = d.booking_a
+                          JOIN bookings b ON b.id = d.booking_b
+                     WHERE d.resolved_at IS NULL) pairs),
+                 'created_events', (SELECT count(*) FROM outbox WHERE subject_suffix = 'booking.created'),
+                 'dead_or_parked', (SELECT count(*) FROM dead_letter_queue)
+                                   + (SELECT count(*) FROM parked_webhooks))",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+    }
+    let (expected, actual) = (outcome(&reference).await, outcome(&replicas).await);
+    assert_eq!(actual, expected);
+    assert_eq!(expected["created_events"], json!(24));
+    assert_eq!(expected["dead_or_parked"], json!(0));
+    assert_ne!(
+        expected["open_double_bookings"],
+        json!([]),
+        "nights collide"
+    );
+    let (mut applied, mut batches) = (0.0, 0.0);
+    for ingestor in &ingestors {
+        let metrics = &ingestor.metrics;
+        applied +=
+            connector_tests::services::histogram_sum(metrics, "hostaway_ingest_batch_webhooks");
+        batches +=
+            connector_tests::services::metric_value(metrics, "hostaway_ingest_batch_webhooks");
+    }
+    assert!(
+        applied >= 72.0 && applied > batches,
+        "the replicas applied the burst in batches ({applied} webhooks in {batches})"
+    );
+    for ingestor in ingestors {
+        ingestor.stop().await;
+    }
 }

@@ -231,17 +231,9 @@ async fn a_webhook_that_always_times_out_reaches_the_dlq() {
         gateway.post_basic("hostaway", "pw", &body).await.0,
         StatusCode::OK
     );
-    let (attempts, kind): (i32, String) = eventually(
-        "the poisoned webhook in the dead-letter queue",
-        DEADLINE,
-        || async {
-            sqlx::query_as("SELECT attempts, error->>'kind' FROM dead_letter_queue")
-                .fetch_optional(&env.pool)
-                .await
-                .unwrap()
-        },
-    )
-    .await;
+    let (attempts, kind) = env
+        .dead_lettered("the poisoned webhook in the dead-letter queue")
+        .await;
     assert_eq!(kind, "database_timeout");
     assert_eq!(attempts, 3, "counted once the free timeouts were spent");
     assert_eq!(

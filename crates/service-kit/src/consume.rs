@@ -268,7 +268,7 @@ impl Pull {
     }
 }
 
-/// Why [`pull_loop`] returned.
+/// Why [`pull_batches`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
     /// Shutdown was requested.
@@ -287,44 +287,11 @@ pub struct GateCheck {
 }
 
 /// Pulls from `consumer` until `stop`, or until pulling keeps failing, and
-/// runs `handle` on each message with at most `concurrency` in flight (on
-/// `tracker`, so shutdown can drain them). While the database gate is closed
-/// nothing new is taken.
-pub async fn pull_loop<F, Fut>(
-    consumer: &PullConsumer,
-    concurrency: usize,
-    gate: &GateCheck,
-    stop: &CancellationToken,
-    tracker: &tokio_util::task::TaskTracker,
-    handle: F,
-) -> Stopped
-where
-    F: Fn(jetstream::Message) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    pull_batches(
-        consumer,
-        concurrency,
-        1,
-        gate,
-        stop,
-        tracker,
-        |mut batch| {
-            let work = batch.pop().map(&handle);
-            async move {
-                if let Some(work) = work {
-                    work.await;
-                }
-            }
-        },
-    )
-    .await
-}
-
-/// As [`pull_loop`], handing over batches: each the first message waited
-/// for, then every message already pulled, up to `max_batch` (a burst fills
-/// batches, a trickle sends them one by one without waiting). At most
-/// `concurrency` batches at once.
+/// runs `handle` on batches (on `tracker`, so shutdown can drain them): each
+/// the first message waited for, then every message already pulled, up to
+/// `max_batch` (a burst fills batches, a trickle sends them one by one
+/// without waiting). At most `concurrency` batches at once; while the
+/// database gate is closed nothing new is taken.
 pub async fn pull_batches<F, Fut>(
     consumer: &PullConsumer,
     concurrency: usize,

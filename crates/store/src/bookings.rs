@@ -298,72 +298,10 @@ fn from_row(row: &PgRow) -> Result<StoredBooking, StoreError> {
 /// Inserts a new booking or overwrites an existing one with `booking`'s state;
 /// returns the booking's new revision.
 pub async fn save(conn: &mut PgConnection, booking: &StoredBooking) -> Result<i64, StoreError> {
-    let r = &booking.record;
-    let revision = sqlx::query_scalar(
-        "INSERT INTO bookings (id, external_source, external_id, hostaway_account_id, hostaway_listing_id,
-             unit_id, status, arrival_date, departure_date, guest_name, guest_first_name, guest_last_name,
-             guest_email, guest_phone, number_of_guests, adults, children, infants, pets,
-             total_amount_minor, currency, channel_id, channel_name, channel_reservation_id,
-             confirmation_code, cancelled_by, cancelled_at, source_updated_at, version_terminal,
-             version_event, version_digest, version_latest_activity, version_origin)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                 $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)
-         ON CONFLICT (id) DO UPDATE SET
-             hostaway_listing_id = EXCLUDED.hostaway_listing_id, unit_id = EXCLUDED.unit_id,
-             status = EXCLUDED.status, arrival_date = EXCLUDED.arrival_date,
-             departure_date = EXCLUDED.departure_date, guest_name = EXCLUDED.guest_name,
-             guest_first_name = EXCLUDED.guest_first_name, guest_last_name = EXCLUDED.guest_last_name,
-             guest_email = EXCLUDED.guest_email, guest_phone = EXCLUDED.guest_phone,
-             number_of_guests = EXCLUDED.number_of_guests, adults = EXCLUDED.adults,
-             children = EXCLUDED.children, infants = EXCLUDED.infants, pets = EXCLUDED.pets,
-             total_amount_minor = EXCLUDED.total_amount_minor, currency = EXCLUDED.currency,
-             channel_id = EXCLUDED.channel_id, channel_name = EXCLUDED.channel_name,
-             channel_reservation_id = EXCLUDED.channel_reservation_id,
-             confirmation_code = EXCLUDED.confirmation_code, cancelled_by = EXCLUDED.cancelled_by,
-             cancelled_at = EXCLUDED.cancelled_at, source_updated_at = EXCLUDED.source_updated_at,
-             version_terminal = EXCLUDED.version_terminal, version_event = EXCLUDED.version_event,
-             version_digest = EXCLUDED.version_digest,
-             version_latest_activity = EXCLUDED.version_latest_activity,
-             version_origin = EXCLUDED.version_origin, revision = bookings.revision + 1,
-             updated_at = now()
-         RETURNING revision",
-    )
-    .bind(booking.id.as_uuid())
-    .bind(EXTERNAL_SOURCE)
-    .bind(r.reservation.as_str())
-    .bind(r.account.as_str())
-    .bind(r.listing.as_str())
-    .bind(booking.unit.as_uuid())
-    .bind(r.status.as_str())
-    .bind(r.stay.arrival())
-    .bind(r.stay.departure())
-    .bind(&r.guest.name)
-    .bind(&r.guest.first_name)
-    .bind(&r.guest.last_name)
-    .bind(&r.guest.email)
-    .bind(&r.guest.phone)
-    .bind(r.guest.number_of_guests)
-    .bind(r.guest.adults)
-    .bind(r.guest.children)
-    .bind(r.guest.infants)
-    .bind(r.guest.pets)
-    .bind(r.total.map(|m| m.minor_units()))
-    .bind(r.total.map(|m| m.currency().to_string()))
-    .bind(r.channel_id)
-    .bind(&r.channel_name)
-    .bind(&r.channel_reservation_id)
-    .bind(&r.confirmation_code)
-    .bind(&r.cancelled_by)
-    .bind(r.cancelled_at)
-    .bind(r.version.updated_at)
-    .bind(r.version.terminal)
-    .bind(r.version.event as i16)
-    .bind(r.version.digest.as_slice())
-    .bind(r.version.latest_activity)
-    .bind(r.version.origin as i16)
-    .fetch_one(conn)
-    .await?;
-    Ok(revision)
+    save_many(conn, &[booking])
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Invalid(format!("booking {} was not saved", booking.id)))
 }
 
 /// [`save`] for several bookings in one statement (each booking at most
