@@ -31,11 +31,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
         --bin webhook-gateway \
         --bin booking-ingestor \
         --bin sync-dispatcher \
+        --bin hostaway-admin-api \
         --bin hostaway-admin \
     && mkdir -p /out \
     && cp target/release/webhook-gateway \
           target/release/booking-ingestor \
           target/release/sync-dispatcher \
+          target/release/hostaway-admin-api \
           target/release/hostaway-admin \
           /out/
 
@@ -69,6 +71,14 @@ LABEL org.opencontainers.image.title="sync-dispatcher" \
 COPY --from=builder /out/sync-dispatcher /usr/local/bin/sync-dispatcher
 EXPOSE 9103
 ENTRYPOINT ["/usr/local/bin/sync-dispatcher"]
+
+# The operations API: gRPC on 50051, the ops port (9104).
+FROM runtime AS hostaway-admin-api
+LABEL org.opencontainers.image.title="hostaway-admin-api" \
+      org.opencontainers.image.description="The Hostaway connector's operations API (gRPC)"
+COPY --from=builder /out/hostaway-admin-api /usr/local/bin/hostaway-admin-api
+EXPOSE 50051 9104
+ENTRYPOINT ["/usr/local/bin/hostaway-admin-api"]
 
 # The operator's CLI (migrations, streams, accounts): no port.
 FROM runtime AS hostaway-admin

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `just demo`: the connector end to end on this machine, both ways.
 #
-# Builds the binaries, creates a fresh demo database and NATS namespace, adds a
-# Hostaway account with listings linked to TVL units, and starts the webhook
-# gateway, the booking ingestor, the Hostaway simulator and the sync
-# dispatcher.
+# Builds the binaries, creates a fresh demo database and NATS namespace,
+# starts the Hostaway simulator and the operations API, connects a Hostaway
+# account through the API in one call (its secret checked, its webhook
+# registered), links its listings to TVL units, and starts the webhook
+# gateway, the booking ingestor and the sync dispatcher. Every operator step
+# below is `hostaway-admin` calling the operations API with an owner token.
 #
 # Inbound: posts what Hostaway sends on a busy day (a reservation created,
 # repeated, cancelled and then updated late; a legacy webhook; the
@@ -29,6 +31,7 @@ WORK="$ROOT/.demo"
 PORT="${DEMO_PORT:-18080}"
 GW="http://127.0.0.1:$PORT"
 SIM_PORT="${DEMO_SIM_PORT:-18090}"
+API_PORT="${DEMO_API_PORT:-18051}"
 SIM="http://127.0.0.1:$SIM_PORT"
 
 export DATABASE_URL="${DEMO_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hostaway_demo}"
@@ -50,7 +53,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 admin() { "$BIN/hostaway-admin" "$@"; }
 
 step "Building the connector"
-cargo build -q -p webhook-gateway -p booking-ingestor -p sync-dispatcher -p hostaway-sim -p admin
+cargo build -q -p webhook-gateway -p booking-ingestor -p sync-dispatcher -p hostaway-sim -p admin-api -p admin
 mkdir -p "$WORK"
 
 step "Fresh database ($DATABASE_URL) and NATS namespace ($NATS_NAMESPACE)"
@@ -61,29 +64,13 @@ admin streams provision
 CONNECTOR_CREDENTIALS_KEY=$(admin keys generate)
 export CONNECTOR_CREDENTIALS_KEY
 
-step "A Hostaway account (Basic for its unified webhook, plus an HMAC secret) and its listings"
-admin accounts add --account-id "$ACCOUNT" --name "Demo Rentals" --webhook-login "$LOGIN" \
-  --webhook-password-env DEMO_WEBHOOK_PASSWORD --webhook-secret-env DEMO_HMAC_SECRET \
-  --api-key-env DEMO_API_SECRET
-admin links add --account-id "$ACCOUNT" --listing-id 300101 --unit-id "$UNIT_MAIN"
-admin links add --account-id "$ACCOUNT" --listing-id 300102 --unit-id "$UNIT_GARDEN"
-admin links add --account-id "$ACCOUNT" --listing-id 300103 --unit-id "$UNIT_MAIN"
-admin accounts list
-
-step "Starting the webhook gateway (:$PORT), the booking ingestor, the Hostaway simulator (:$SIM_PORT) and the sync dispatcher"
-GATEWAY_LISTEN="127.0.0.1:$PORT" OPS_LISTEN=127.0.0.1:19101 "$BIN/webhook-gateway" >"$WORK/gateway.log" 2>&1 &
-GATEWAY_PID=$!
-OPS_LISTEN=127.0.0.1:19102 "$BIN/booking-ingestor" >"$WORK/ingestor.log" 2>&1 &
-INGESTOR_PID=$!
+step "Starting the Hostaway simulator (:$SIM_PORT) and the operations API (:$API_PORT)"
 SIM_DEMO_SECRET="$DEMO_API_SECRET" "$BIN/hostaway-sim" --listen "127.0.0.1:$SIM_PORT" --seed demo >"$WORK/sim.log" 2>&1 &
 SIM_PID=$!
-# Reconciliation runs on demand below (hostaway-admin sync reconcile) rather
-# than on its cron schedules, so the demo shows each step in turn.
-HOSTAWAY_API_URL="$SIM/v1" OPS_LISTEN=127.0.0.1:19103 SYNC_SETTLE_MS=1500 \
-  SYNC_SCHEDULE_AVAILABILITY=off SYNC_SCHEDULE_PRICING=off SYNC_SCHEDULE_LISTINGS=off SYNC_SCHEDULE_RESERVATIONS=off \
-  "$BIN/sync-dispatcher" >"$WORK/dispatcher.log" 2>&1 &
-DISPATCHER_PID=$!
-PIDS="$GATEWAY_PID $INGESTOR_PID $SIM_PID $DISPATCHER_PID"
+HOSTAWAY_API_URL="$SIM/v1" ADMIN_API_LISTEN="127.0.0.1:$API_PORT" OPS_LISTEN=127.0.0.1:19104 \
+  ADMIN_WEBHOOK_URL="$GW/webhooks/hostaway" "$BIN/hostaway-admin-api" >"$WORK/admin-api.log" 2>&1 &
+API_PID=$!
+PIDS="$SIM_PID $API_PID"
 cleanup() {
   if [ "${DEMO_KEEP:-0}" != 1 ]; then
     # shellcheck disable=SC2086
@@ -93,13 +80,49 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-for ops in 19101 19102 19103; do
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$ops/readyz" >/dev/null && break
-    sleep 0.2
+ready() { # ops port…
+  for ops in "$@"; do
+    for _ in $(seq 1 100); do
+      curl -sf "http://127.0.0.1:$ops/readyz" >/dev/null && break
+      sleep 0.2
+    done
+    curl -sf "http://127.0.0.1:$ops/readyz" >/dev/null || { echo "service on ops port $ops not ready; see $WORK/*.log"; exit 1; }
   done
-  curl -sf "http://127.0.0.1:$ops/readyz" >/dev/null || { echo "service on ops port $ops not ready; see $WORK/*.log"; exit 1; }
-done
+}
+ready 19104
+export ADMIN_API_URL="http://127.0.0.1:$API_PORT"
+# The first token is issued on the database (tokens are hashed there); the
+# rest of the demo runs as its owner.
+ADMIN_API_TOKEN=$(admin tokens issue --name demo-owner --role owner 2>/dev/null)
+export ADMIN_API_TOKEN
+
+step "Connecting Hostaway account $ACCOUNT in one call: secret checked, listings read, webhook registered"
+admin accounts connect --account-id "$ACCOUNT" --name "Demo Rentals" --webhook-login "$LOGIN" \
+  --client-secret-env DEMO_API_SECRET
+step "The demo plays Hostaway below, so it sets the webhook password it will send, and an HMAC secret (a rotation: registered at Hostaway too)"
+admin accounts rotate --account-id "$ACCOUNT" --webhook-password-env DEMO_WEBHOOK_PASSWORD \
+  --webhook-secret-env DEMO_HMAC_SECRET
+step "The account's listings at Hostaway, and linking them to TVL units"
+admin listings list --account-id "$ACCOUNT"
+admin listings link --account-id "$ACCOUNT" --listing-id 300101 --unit-id "$UNIT_MAIN"
+admin listings link --account-id "$ACCOUNT" --listing-id 300102 --unit-id "$UNIT_GARDEN"
+echo "  the unlinked ones now come with the units they resemble:"
+admin listings list --account-id "$ACCOUNT"
+admin listings link --account-id "$ACCOUNT" --listing-id 300103 --unit-id "$UNIT_MAIN"
+admin accounts list
+
+step "Starting the webhook gateway (:$PORT), the booking ingestor and the sync dispatcher"
+GATEWAY_LISTEN="127.0.0.1:$PORT" OPS_LISTEN=127.0.0.1:19101 "$BIN/webhook-gateway" >"$WORK/gateway.log" 2>&1 &
+PIDS="$PIDS $!"
+OPS_LISTEN=127.0.0.1:19102 "$BIN/booking-ingestor" >"$WORK/ingestor.log" 2>&1 &
+PIDS="$PIDS $!"
+# Reconciliation runs on demand below (hostaway-admin sync trigger) rather
+# than on its cron schedules, so the demo shows each step in turn.
+HOSTAWAY_API_URL="$SIM/v1" OPS_LISTEN=127.0.0.1:19103 SYNC_SETTLE_MS=1500 \
+  SYNC_SCHEDULE_AVAILABILITY=off SYNC_SCHEDULE_PRICING=off SYNC_SCHEDULE_LISTINGS=off SYNC_SCHEDULE_RESERVATIONS=off \
+  "$BIN/sync-dispatcher" >"$WORK/dispatcher.log" 2>&1 &
+PIDS="$PIDS $!"
+ready 19101 19102 19103
 echo "all ready (logs in $WORK/)"
 
 post() { # label, body file, curl options…
@@ -173,7 +196,7 @@ admin parked
 step "Dead letters: what cannot be used is kept with its reason, to replay once fixed"
 admin dlq list
 step "Linking listing 300199 releases its parked reservation by itself"
-admin links add --account-id "$ACCOUNT" --listing-id 300199 --unit-id "$UNIT_GARDEN"
+admin listings link --account-id "$ACCOUNT" --listing-id 300199 --unit-id "$UNIT_GARDEN"
 for _ in $(seq 1 150); do
   [ "$(psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM bookings WHERE external_id = '50000030'")" = 1 ] && break
   sleep 0.2
@@ -197,7 +220,7 @@ curl -sf http://127.0.0.1:19102/metrics | grep -E '^hostaway_(webhooks_processed
 day() { date -u -d "+$1 days" +%F; }
 calendar_writes() { curl -sf "$SIM/_sim/requests" | grep -o '"path":"/v1/listings/[0-9]*/calendarIntervals"' | wc -l; }
 api_calls() { curl -sf "$SIM/_sim/requests" | grep -o '"path":"[^"]*"' | wc -l; }
-in_line() { admin sync status | tail -n 1 | grep -Eq '^([0-9]+)/\1 listing'; }
+in_line() { admin sync status --account-id "$ACCOUNT" | tail -n 1 | grep -Eq '^([0-9]+)/\1 listing'; }
 wait_until() { # seconds, what, command…
   local seconds=$1 what=$2
   shift 2
@@ -210,14 +233,14 @@ wait_until() { # seconds, what, command…
 }
 
 step "Outbound: a burst of TVL changes (availability and prices over 90 days, 2 units, 4 Hostaway listings)"
+calls_before=$(api_calls)
 admin changes burst --count 1500 --days 90 --seed 7
 wait_until 180 "Hostaway's calendars to match TVL" in_line
-admin sync status
+admin sync status --account-id "$ACCOUNT"
 echo
-printf '  Hostaway API calls: %s in all; %s calendar writes, where the fewest possible is the MIN CALLS total above
-' \
-  "$(api_calls)" "$(calendar_writes)"
-echo "  (the rest: one token, and one read of the account's listings to learn the currency of their prices)"
+printf '  Hostaway API calls for the burst: %s in all; %s calendar writes\n' \
+  "$(($(api_calls) - calls_before))" "$(calendar_writes)"
+echo "  (the rest: one read of the account's listings to learn the currency of their prices; the token is the one the API minted when connecting)"
 step "The simulator's calendar of listing 300101, next 7 days (what Airbnb would now show)"
 curl -sf "$SIM/_sim/listings/300101/calendar?startDate=$(day 1)&endDate=$(day 7)" | sed 's/},{/},\n {/g'
 echo
@@ -226,8 +249,8 @@ step "Drift: a manager changes listing 300101 in Hostaway by hand (Hostaway send
 curl -sf -X PUT -H 'content-type: application/json' "$SIM/_sim/listings/300101/calendar" \
   -d "{\"startDate\":\"$(day 3)\",\"endDate\":\"$(day 5)\",\"minimumStay\":9,\"price\":999}"
 before=$(calendar_writes)
-admin sync reconcile availability
-admin sync reconcile pricing
+admin sync trigger --account-id "$ACCOUNT" --type availability
+admin sync trigger --account-id "$ACCOUNT" --type pricing
 # Both kinds drifted on the same days: one write carries them back.
 drift_pushed() {
   [ "$(calendar_writes)" -ge "$((before + 1))" ] &&
@@ -240,11 +263,11 @@ echo
 curl -sf http://127.0.0.1:19103/metrics | grep -E '^hostaway_(reconcile_drift_total|sync_ranges_pushed_total)' || true
 
 step "A reservation whose webhook never comes (Hostaway loses some), found by polling"
-RES_ID=$(curl -sf -X POST -H 'content-type: application/json' "$SIM/_sim/accounts/$ACCOUNT/reservations" \
+RES_ID=$(curl -sf -X POST -H 'content-type: application/json' "$SIM/_sim/accounts/$ACCOUNT/reservations?webhook=false" \
   -d "{\"listingMapId\":300102,\"arrivalDate\":\"$(day 20)\",\"departureDate\":\"$(day 23)\",\"guestName\":\"Polly Polled\"}" \
   | grep -o '[0-9][0-9]*')
 echo "  reservation $RES_ID created in Hostaway; no webhook sent"
-admin sync reconcile reservations
+admin sync trigger --account-id "$ACCOUNT" --type reservations
 polled_booking() { [ "$(psql "$DATABASE_URL" -qAtc "SELECT count(*) FROM bookings WHERE external_id = '$RES_ID'")" = 1 ]; }
 wait_until 60 "the polled reservation to become a booking" polled_booking
 admin bookings | grep -E "^RESERVATION|Polly" || true
@@ -254,8 +277,8 @@ curl -sf http://127.0.0.1:19103/metrics | grep -E '^hostaway_(sync_jobs_total|sy
 if [ "${DEMO_KEEP:-0}" = 1 ]; then
   trap - EXIT
   echo
-  echo "Services left running: gateway $GW (pid $GATEWAY_PID), ingestor (pid $INGESTOR_PID),"
-  echo "simulator $SIM (pid $SIM_PID), dispatcher (pid $DISPATCHER_PID)."
+  echo "Services left running (pids $PIDS): gateway $GW, simulator $SIM, operations API $ADMIN_API_URL,"
+  echo "the ingestor and the dispatcher. ADMIN_API_TOKEN=<the owner token above> hostaway-admin … talks to the API."
 else
   step "Stopping (SIGTERM: stop taking work, drain, exit)"
 fi

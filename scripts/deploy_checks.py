@@ -62,7 +62,7 @@ except ImportError as missing:  # pragma: no cover
 REPO = Path(__file__).resolve().parent.parent
 KUBE = REPO / "deploy" / "kubernetes"
 OVERLAYS = ["dev", "prod"]
-BINARIES = ["webhook-gateway", "booking-ingestor", "sync-dispatcher", "hostaway-admin"]
+BINARIES = ["webhook-gateway", "booking-ingestor", "sync-dispatcher", "hostaway-admin-api", "hostaway-admin"]
 K8S_VERSION = os.environ.get("KUBERNETES_VERSION", "1.31.0")
 DEADLINE = float(os.environ.get("DEPLOY_CHECK_DEADLINE_SECS", "60"))
 # What the binaries do after their drain deadline: flush NATS for at most 2 s

@@ -175,10 +175,11 @@ pub struct SecuredNats {
 }
 
 impl SecuredNats {
-    pub const USERS: [&str; 6] = [
+    pub const USERS: [&str; 7] = [
         "gateway",
         "ingestor",
         "dispatcher",
+        "admin-api",
         "provisioner",
         "admin",
         "tvl",
@@ -219,7 +220,10 @@ impl SecuredNats {
             .stderr(log);
         for (user, password) in &passwords {
             command.env(
-                format!("NATS_{}_PASSWORD", user.to_ascii_uppercase()),
+                format!(
+                    "NATS_{}_PASSWORD",
+                    user.to_ascii_uppercase().replace('-', "_")
+                ),
                 password,
             );
         }

@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+pub mod admin_api;
 pub mod cluster;
 pub mod env;
 pub mod fixtures;

@@ -1,5 +1,5 @@
 //! deploy/nats/permissions.conf on a real `nats-server`: every service runs
-//! with its own user and is refused nothing it needs, and a user cannot
+//! with its own user (the operations API too) and is refused nothing it needs, and a user cannot
 //! publish on another service's subjects (the gateway no TVL change, the
 //! ingestor no webhook). The ingestor also refuses, and keeps, a webhook whose
 //! subject names another account than its payload.
@@ -197,6 +197,55 @@ async fn each_service_works_with_its_own_user_and_may_not_publish_for_another() 
         .env
         .count_reaches("the polled booking", "SELECT count(*) FROM bookings", 3)
         .await;
+    // The operations API, as its own user: a dead letter replayed, a push
+    // and a poll queued, booking events re-emitted.
+    let api = world
+        .env
+        .start_admin_api(
+            &world.sim.base_url(),
+            "http://127.0.0.1:1/webhooks/hostaway",
+        )
+        .await;
+    let operator = world.env.admin_token(admin_api::auth::Role::Operator).await;
+    let mut client = api.client(Some(&operator)).await;
+    let replayed = client
+        .replay_dead_letters(admin_api::proto::ReplayDeadLettersRequest {
+            ids: vec![],
+            filter: Some(admin_api::proto::DeadLetterFilter::default()),
+        })
+        .await
+        .expect("replayed")
+        .into_inner();
+    assert_eq!((replayed.done, replayed.failed), (1, 0), "{replayed:?}");
+    for (sync_type, mode) in [("availability", "push"), ("reservations", "reconcile")] {
+        client
+            .trigger_sync(admin_api::proto::TriggerSyncRequest {
+                account_id: "72002".into(),
+                listing_id: String::new(),
+                sync_type: sync_type.into(),
+                mode: mode.into(),
+            })
+            .await
+            .expect("queued");
+    }
+    let reemitted = client
+        .reemit_booking_events(admin_api::proto::ReemitBookingEventsRequest {
+            since: Some(prost_types::Timestamp::default()),
+            account_id: String::new(),
+        })
+        .await
+        .expect("re-emitted")
+        .into_inner();
+    assert_eq!((reemitted.published, reemitted.failed), (3, 0));
+    world
+        .env
+        .count_reaches(
+            "the replayed letter back on the stream and dead-lettered again",
+            "SELECT max(replay_count)::bigint FROM dead_letter_queue",
+            1,
+        )
+        .await;
+
     assert_eq!(
         server.violations(),
         Vec::<String>::new(),
@@ -226,6 +275,10 @@ async fn each_service_works_with_its_own_user_and_may_not_publish_for_another() 
     publish_as(&server, "provisioner", "hostaway-admin", &delete).await;
     refused(&server, "provisioner", &delete).await;
 
+    // The operations API may not touch the streams themselves.
+    publish_as(&server, "admin-api", "admin-api", &delete).await;
+    refused(&server, "admin-api", &delete).await;
+
     assert_eq!(
         env.count("SELECT count(*) FROM bookings").await,
         3,
@@ -234,6 +287,7 @@ async fn each_service_works_with_its_own_user_and_may_not_publish_for_another() 
     gateway.stop().await;
     ingestor.stop().await;
     dispatcher.stop().await;
+    api.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

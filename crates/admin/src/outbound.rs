@@ -1,9 +1,8 @@
 //! `hostaway-admin changes`: publish a TVL change by hand, exactly as a TVL
 //! service would (validated against the contract first: a change the
-//! dispatcher would refuse is refused here, and nothing is published).
-//!
-//! `hostaway-admin sync`: where outbound sync stands, its jobs, and
-//! reconciliation on demand.
+//! dispatcher would refuse is refused here, and nothing is published). It
+//! stands in for TVL, so it talks to NATS as TVL does, not to the operations
+//! API.
 
 use anyhow::{Context, bail};
 use async_nats::jetstream::{self, message::PublishMessage};
@@ -15,7 +14,6 @@ use service_kit::config::NatsArgs;
 use service_kit::nats::Topology;
 use store::PgPool;
 use sync_dispatcher::contract;
-use sync_dispatcher::queue::JobQueue;
 
 const SOURCE: &str = "hostaway-admin";
 
@@ -82,17 +80,6 @@ pub enum ChangesCommand {
         #[arg(long, default_value = "USD")]
         currency: String,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SyncCommand {
-    /// Per linked listing: days wanted, days still to push, the fewest writes
-    /// that carry it all, and the calls made.
-    Status,
-    /// The sync jobs: attempts, last error, calls.
-    Jobs,
-    /// Queue a reconciliation now (availability, pricing, listings or reservations).
-    Reconcile { kind: String },
 }
 
 struct Publisher {
@@ -276,75 +263,6 @@ pub async fn changes(
                 }
             }
             println!("{count} changes published over {} unit(s)", units.len());
-        }
-    }
-    Ok(())
-}
-
-pub async fn sync(nats: &NatsArgs, pool: &PgPool, command: &SyncCommand) -> anyhow::Result<()> {
-    match command {
-        SyncCommand::Status => {
-            let listings = sync_dispatcher::report::status(pool).await?;
-            println!(
-                "{:<10}  {:<10}  {:>6}  {:>13}  {:>11}  {:>12}  {:>9}  {:>5}",
-                "ACCOUNT",
-                "LISTING",
-                "DAYS",
-                "PENDING AVAIL",
-                "PENDING $",
-                "RUNS (A/$)",
-                "MIN CALLS",
-                "CALLS"
-            );
-            for s in &listings {
-                println!(
-                    "{:<10}  {:<10}  {:>6}  {:>13}  {:>11}  {:>12}  {:>9}  {:>5}",
-                    s.account.as_str(),
-                    s.listing.as_str(),
-                    s.desired_days,
-                    s.pending_availability,
-                    s.pending_pricing,
-                    format!("{}/{}", s.runs.0, s.runs.1),
-                    s.minimum_writes,
-                    s.calls
-                );
-            }
-            let in_line = listings.iter().filter(|s| s.in_line()).count();
-            println!(
-                "{in_line}/{} listing(s) in line with TVL; fewest calendar writes for all: {}; calls made: {}",
-                listings.len(),
-                listings.iter().map(|s| s.minimum_writes).sum::<usize>(),
-                listings.iter().map(|s| s.calls).sum::<i64>()
-            );
-        }
-        SyncCommand::Jobs => {
-            println!(
-                "{:<14}  {:<10}  {:<10}  {:>8}  {:>6}  {:<6}  LAST ERROR",
-                "KIND", "ACCOUNT", "LISTING", "ATTEMPTS", "CALLS", "LEASED"
-            );
-            for job in store::sync_jobs::list(pool).await? {
-                println!(
-                    "{:<14}  {:<10}  {:<10}  {:>8}  {:>6}  {:<6}  {}",
-                    job.key.kind.as_str(),
-                    job.key.account.as_str(),
-                    job.key.listing_str(),
-                    job.attempts,
-                    job.calls,
-                    if job.leased { "yes" } else { "no" },
-                    job.last_error.as_deref().unwrap_or("-")
-                );
-            }
-        }
-        SyncCommand::Reconcile { kind } => {
-            let kind = sync_dispatcher::report::parse_kind(kind.trim())
-                .context("kind: availability, pricing, listings or reservations")?;
-            let client = nats.connect("hostaway-admin").await?;
-            let queue = JobQueue::new(client, nats.topology()?, std::time::Duration::from_secs(5));
-            let done = sync_dispatcher::reconcile::enqueue_all(pool, &queue, kind, None).await?;
-            println!(
-                "{} reconciliation: {} job(s) queued, {} already waiting",
-                kind, done.queued, done.folded
-            );
         }
     }
     Ok(())

@@ -275,7 +275,7 @@ pub async fn converge(
     deadline: Duration,
 ) -> anyhow::Result<()> {
     loop {
-        let status = sync_dispatcher::report::status(&world.env.pool).await?;
+        let status = sync_dispatcher::report::status(&world.env.pool, None).await?;
         if status.iter().all(|s| s.in_line()) {
             return Ok(());
         }

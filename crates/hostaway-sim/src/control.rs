@@ -84,9 +84,21 @@ async fn add_listing(
     }
 }
 
+#[derive(Debug, Deserialize)]
+struct CreateOptions {
+    /// `false`: create it as Hostaway does when it loses the webhook.
+    #[serde(default = "yes")]
+    webhook: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
 async fn create_reservation(
     State(shared): State<Shared>,
     Path(account): Path<String>,
+    Query(options): Query<CreateOptions>,
     Json(fields): Json<Map<String, Value>>,
 ) -> Response {
     let Some(listing) = fields.get("listingMapId").and_then(Value::as_u64) else {
@@ -96,10 +108,14 @@ async fn create_reservation(
         )
             .into_response();
     };
-    match sim(&shared)
-        .create_reservation(&account, listing, fields)
-        .await
-    {
+    let sim = sim(&shared);
+    let created = if options.webhook {
+        sim.create_reservation(&account, listing, fields).await
+    } else {
+        sim.create_reservation_silently(&account, listing, fields)
+            .await
+    };
+    match created {
         Some(id) => (StatusCode::CREATED, Json(json!({"id": id}))).into_response(),
         None => (
             StatusCode::NOT_FOUND,

@@ -64,17 +64,32 @@ impl Sim {
         listing: u64,
         fields: Map<String, Value>,
     ) -> Option<u64> {
-        let mut fields = fields;
-        fields.insert("listingMapId".into(), json!(listing));
-        let reservation = self
-            .state
-            .lock()
-            .await
-            .create_reservation(account, fields)?;
+        let reservation = self.insert_reservation(account, listing, fields).await?;
         let id = reservation.get("id").and_then(Value::as_u64)?;
         self.deliver(account, "reservation.created", reservation)
             .await;
         Some(id)
+    }
+
+    /// Creates a reservation and sends nothing (a webhook Hostaway lost).
+    pub async fn create_reservation_silently(
+        &self,
+        account: &str,
+        listing: u64,
+        fields: Map<String, Value>,
+    ) -> Option<u64> {
+        let reservation = self.insert_reservation(account, listing, fields).await?;
+        reservation.get("id").and_then(Value::as_u64)
+    }
+
+    async fn insert_reservation(
+        &self,
+        account: &str,
+        listing: u64,
+        mut fields: Map<String, Value>,
+    ) -> Option<Map<String, Value>> {
+        fields.insert("listingMapId".into(), json!(listing));
+        self.state.lock().await.create_reservation(account, fields)
     }
 
     /// Changes a reservation and sends `reservation.updated`.
@@ -123,10 +138,50 @@ impl Sim {
             .is_some()
     }
 
-    async fn deliver(&self, account: &str, event: &str, reservation: Map<String, Value>) {
-        let Some((target, options)) = self.state.lock().await.webhook_target.clone() else {
-            return;
+    /// Where an account's webhooks go: the target set by the test or demo
+    /// if there is one, else (as Hostaway does) every enabled unified webhook
+    /// the account registered, with its Basic login.
+    async fn targets(&self, account: &str) -> Vec<(WebhookTarget, DeliveryOptions)> {
+        let state = self.state.lock().await;
+        if let Some(target) = &state.webhook_target {
+            return vec![target.clone()];
+        }
+        let Some(account) = state.accounts.get(account) else {
+            return Vec::new();
         };
+        account
+            .webhooks
+            .values()
+            .filter(|hook| hook.get("isEnabled").and_then(Value::as_i64) == Some(1))
+            .filter_map(|hook| {
+                let url = hook.get("url")?.as_str()?.to_owned();
+                let text = |key: &str| hook.get(key).and_then(Value::as_str).map(str::to_owned);
+                let auth = match (text("login"), text("password")) {
+                    (Some(login), Some(password)) => WebhookAuth::Basic { login, password },
+                    _ => WebhookAuth::None,
+                };
+                Some((
+                    WebhookTarget { url, auth },
+                    state.registered_delivery.clone(),
+                ))
+            })
+            .collect()
+    }
+
+    async fn deliver(&self, account: &str, event: &str, reservation: Map<String, Value>) {
+        for (target, options) in self.targets(account).await {
+            self.deliver_to(target, options, account, event, &reservation);
+        }
+    }
+
+    fn deliver_to(
+        &self,
+        target: WebhookTarget,
+        options: DeliveryOptions,
+        account: &str,
+        event: &str,
+        reservation: &Map<String, Value>,
+    ) {
         let reservation_id = reservation.get("id").and_then(Value::as_u64).unwrap_or(0);
         let body = json!({
             "object": "reservation",

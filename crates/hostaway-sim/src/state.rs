@@ -77,6 +77,8 @@ pub struct SimState {
     pub account_windows: SlidingWindows,
     pub ip_windows: SlidingWindows,
     pub webhook_target: Option<(crate::sender::WebhookTarget, crate::sender::DeliveryOptions)>,
+    /// How deliveries to registered unified webhooks behave.
+    pub registered_delivery: crate::sender::DeliveryOptions,
     next_id: u64,
 }
 
@@ -111,6 +113,7 @@ impl SimState {
             account_windows: SlidingWindows::default(),
             ip_windows: SlidingWindows::default(),
             webhook_target: None,
+            registered_delivery: crate::sender::DeliveryOptions::default(),
             next_id: 100_000,
         }
     }

@@ -73,6 +73,29 @@ pub struct AccountSummary {
     pub rotation_until: Option<DateTime<Utc>>,
     pub enabled: bool,
     pub updated_at: DateTime<Utc>,
+    /// When each credential was last set (`None`: the account has none).
+    pub set_at: CredentialTimes,
+}
+
+/// When each of an account's credentials was set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CredentialTimes {
+    pub api_key: Option<DateTime<Utc>>,
+    pub webhook_password: Option<DateTime<Utc>>,
+    pub webhook_secret: Option<DateTime<Utc>>,
+}
+
+impl CredentialTimes {
+    /// The credentials and when each was set, those that exist.
+    pub fn each(&self) -> impl Iterator<Item = (&'static str, DateTime<Utc>)> {
+        [
+            (API_KEY, self.api_key),
+            (WEBHOOK_PASSWORD, self.webhook_password),
+            (WEBHOOK_SECRET, self.webhook_secret),
+        ]
+        .into_iter()
+        .filter_map(|(name, at)| at.map(|at| (name, at)))
+    }
 }
 
 /// What the gateway needs to authenticate one account's webhooks.
@@ -135,8 +158,10 @@ pub async fn add_account(
     encrypt_into(cipher, &new.account, &new, &mut stored)?;
     let credentials = stored.to_json()?;
     let result = sqlx::query(
-        "INSERT INTO channels (id, hostaway_account_id, display_name, webhook_login, credentials)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO channels (id, hostaway_account_id, display_name, webhook_login, credentials,
+             api_key_set_at, webhook_password_set_at, webhook_secret_set_at)
+         VALUES ($1, $2, $3, $4, $5,
+             CASE WHEN $6 THEN now() END, CASE WHEN $7 THEN now() END, CASE WHEN $8 THEN now() END)
          ON CONFLICT DO NOTHING",
     )
     .bind(Uuid::now_v7())
@@ -144,6 +169,9 @@ pub async fn add_account(
     .bind(&new.display_name)
     .bind(&new.webhook_login)
     .bind(credentials)
+    .bind(new.api_key.is_some())
+    .bind(new.webhook_password.is_some())
+    .bind(new.webhook_secret.is_some())
     .execute(pool)
     .await?;
     if result.rows_affected() == 0 {
@@ -179,12 +207,17 @@ pub async fn upsert_account(
     encrypt_into(cipher, &new.account, &new, &mut stored)?;
     let credentials = stored.to_json()?;
     sqlx::query(
-        "INSERT INTO channels (id, hostaway_account_id, display_name, webhook_login, credentials)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO channels (id, hostaway_account_id, display_name, webhook_login, credentials,
+             api_key_set_at, webhook_password_set_at, webhook_secret_set_at)
+         VALUES ($1, $2, $3, $4, $5,
+             CASE WHEN $6 THEN now() END, CASE WHEN $7 THEN now() END, CASE WHEN $8 THEN now() END)
          ON CONFLICT (hostaway_account_id) DO UPDATE SET
              display_name = COALESCE(EXCLUDED.display_name, channels.display_name),
              webhook_login = COALESCE(EXCLUDED.webhook_login, channels.webhook_login),
              credentials = EXCLUDED.credentials,
+             api_key_set_at = COALESCE(EXCLUDED.api_key_set_at, channels.api_key_set_at),
+             webhook_password_set_at = COALESCE(EXCLUDED.webhook_password_set_at, channels.webhook_password_set_at),
+             webhook_secret_set_at = COALESCE(EXCLUDED.webhook_secret_set_at, channels.webhook_secret_set_at),
              updated_at = now()",
     )
     .bind(Uuid::now_v7())
@@ -192,6 +225,9 @@ pub async fn upsert_account(
     .bind(&new.display_name)
     .bind(&new.webhook_login)
     .bind(credentials)
+    .bind(new.api_key.is_some())
+    .bind(new.webhook_password.is_some())
+    .bind(new.webhook_secret.is_some())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -246,12 +282,18 @@ pub async fn rotate_credentials(
     }
     let credentials = stored.to_json()?;
     sqlx::query(
-        "UPDATE channels SET credentials = $2, previous_secrets_expire_at = now() + $3, updated_at = now()
+        "UPDATE channels SET credentials = $2, previous_secrets_expire_at = now() + $3, updated_at = now(),
+             api_key_set_at = CASE WHEN $4 THEN now() ELSE api_key_set_at END,
+             webhook_password_set_at = CASE WHEN $5 THEN now() ELSE webhook_password_set_at END,
+             webhook_secret_set_at = CASE WHEN $6 THEN now() ELSE webhook_secret_set_at END
          WHERE hostaway_account_id = $1",
     )
     .bind(account.as_str())
     .bind(credentials)
     .bind(rotation.grace)
+    .bind(rotation.api_key.is_some())
+    .bind(rotation.webhook_password.is_some())
+    .bind(rotation.webhook_secret.is_some())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -301,11 +343,29 @@ pub async fn set_enabled(
 }
 
 pub async fn list_accounts(pool: &PgPool) -> Result<Vec<AccountSummary>, StoreError> {
+    summaries(pool, None).await
+}
+
+/// One account as [`list_accounts`] shows it.
+pub async fn get_account(
+    pool: &PgPool,
+    account: &AccountId,
+) -> Result<Option<AccountSummary>, StoreError> {
+    Ok(summaries(pool, Some(account)).await?.pop())
+}
+
+async fn summaries(
+    pool: &PgPool,
+    only: Option<&AccountId>,
+) -> Result<Vec<AccountSummary>, StoreError> {
     let rows = sqlx::query(
         "SELECT hostaway_account_id, display_name, webhook_login, credentials,
-                previous_secrets_expire_at, enabled, updated_at
-         FROM channels ORDER BY hostaway_account_id",
+                previous_secrets_expire_at, enabled, updated_at,
+                api_key_set_at, webhook_password_set_at, webhook_secret_set_at
+         FROM channels WHERE $1::text IS NULL OR hostaway_account_id = $1
+         ORDER BY hostaway_account_id",
     )
+    .bind(only.map(AccountId::as_str))
     .fetch_all(pool)
     .await?;
     rows.into_iter()
@@ -327,6 +387,11 @@ pub async fn list_accounts(pool: &PgPool) -> Result<Vec<AccountSummary>, StoreEr
                 rotation_until: expires.filter(|_| rotating),
                 enabled: row.try_get("enabled")?,
                 updated_at: row.try_get("updated_at")?,
+                set_at: CredentialTimes {
+                    api_key: row.try_get("api_key_set_at")?,
+                    webhook_password: row.try_get("webhook_password_set_at")?,
+                    webhook_secret: row.try_get("webhook_secret_set_at")?,
+                },
             })
         })
         .collect()

@@ -36,6 +36,11 @@ fn millis(ms: i64) -> Duration {
 
 /// Takes one request from the account's budget (`account_limit` per
 /// `window`) and the egress's (`egress_limit` per `window`), both or neither.
+///
+/// An account whose configuration (`channel_configs`, the version in force)
+/// sets `rateLimit.maxRequestsPerMinute` gets the lower of that rate, over
+/// `rate_window` (Hostaway's 10 s), and `account_limit`: read here, in the
+/// same statement, so every replica applies a change from its next request.
 pub async fn take_budget(
     pool: &PgPool,
     account: &AccountId,
@@ -43,16 +48,24 @@ pub async fn take_budget(
     account_limit: u32,
     egress_limit: u32,
     window: Duration,
+    rate_window: Duration,
 ) -> Result<BudgetAnswer, StoreError> {
     let row = sqlx::query(
         "SELECT account_wait_ms, egress_wait_ms, circuit_open_ms
-         FROM take_api_budget($1, $2, $3, $4, $5)",
+         FROM take_api_budget($1, $2,
+             LEAST($3, coalesce(
+                 (SELECT greatest(1, (c.config #>> '{rateLimit,maxRequestsPerMinute}')::bigint * $6 / 60)::int
+                  FROM channel_configs c WHERE c.hostaway_account_id = $1
+                  ORDER BY c.version DESC LIMIT 1),
+                 $3)),
+             $4, $5)",
     )
     .bind(account.as_str())
     .bind(egress)
     .bind(i32::try_from(account_limit).unwrap_or(i32::MAX))
     .bind(i32::try_from(egress_limit).unwrap_or(i32::MAX))
     .bind(window)
+    .bind(i64::try_from(rate_window.as_secs()).unwrap_or(10).max(1))
     .fetch_one(pool)
     .await?;
     Ok(BudgetAnswer {
@@ -209,4 +222,23 @@ pub async fn stored_tokens(pool: &PgPool) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM api_tokens")
         .fetch_one(pool)
         .await?)
+}
+
+/// An account's circuit (open until, if open) and the requests it took from
+/// its budget within the last `window`: for operators.
+pub async fn account_state(
+    pool: &PgPool,
+    account: &AccountId,
+    window: std::time::Duration,
+) -> Result<(Option<DateTime<Utc>>, i64), StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT open_until FROM api_circuits
+                 WHERE hostaway_account_id = $1 AND open_until > clock_timestamp()),
+                (SELECT count(*) FROM api_budget_calls
+                 WHERE scope = 'a' AND key = $1 AND at > clock_timestamp() - $2)",
+    )
+    .bind(account.as_str())
+    .bind(window)
+    .fetch_one(pool)
+    .await?)
 }

@@ -80,6 +80,15 @@ impl CredentialCipher {
     }
 
     /// A fresh random key, base64-encoded (for `hostaway-admin keys generate`).
+    /// 32 bytes from the operating system's generator (what keys are made
+    /// of): for bearer tokens and generated webhook passwords.
+    pub fn random_bytes() -> [u8; 32] {
+        let key = aes_gcm::Key::<Aes256Gcm>::generate();
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(key.as_slice());
+        bytes
+    }
+
     pub fn generate_key() -> SecretString {
         let key = aes_gcm::Key::<Aes256Gcm>::generate();
         SecretString::from(STANDARD.encode(key.as_slice()))

@@ -96,13 +96,58 @@ pub async fn list(
     include_resolved: bool,
     limit: i64,
 ) -> Result<Vec<DeadLetter>, StoreError> {
+    let filter = Filter {
+        include_resolved,
+        ..Filter::default()
+    };
+    list_filtered(pool, &filter, limit).await
+}
+
+/// Which dead letters an operator means. Empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub account: Option<String>,
+    /// A prefix of the job name: `webhook`, `webhook:reservation.updated`, `sync`…
+    pub kind: Option<String>,
+    /// `error.kind`, exactly.
+    pub reason: Option<String>,
+    pub failed_after: Option<DateTime<Utc>>,
+    pub failed_before: Option<DateTime<Utc>>,
+    pub include_resolved: bool,
+}
+
+pub async fn list_filtered(
+    pool: &PgPool,
+    filter: &Filter,
+    limit: i64,
+) -> Result<Vec<DeadLetter>, StoreError> {
+    // The kind is a prefix: its LIKE metacharacters are matched literally.
+    let kind = filter.kind.as_ref().map(|k| {
+        format!(
+            "{}%",
+            k.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    });
     Ok(sqlx::query_as(
         "SELECT id, job_id, job_name, data, payload, failed_at, attempts, error, stream_sequence,
                 replayed_at, replay_count, resolved_at
-         FROM dead_letter_queue WHERE $1 OR resolved_at IS NULL
-         ORDER BY failed_at LIMIT $2",
+         FROM dead_letter_queue
+         WHERE ($1 OR resolved_at IS NULL)
+           AND ($2::text IS NULL OR data->>'accountId' = $2)
+           AND ($3::text IS NULL OR job_name LIKE $3)
+           AND ($4::text IS NULL OR error->>'kind' = $4)
+           AND ($5::timestamptz IS NULL OR failed_at >= $5)
+           AND ($6::timestamptz IS NULL OR failed_at < $6)
+         ORDER BY failed_at LIMIT $7",
     )
-    .bind(include_resolved)
+    .bind(filter.include_resolved)
+    .bind(&filter.account)
+    .bind(kind)
+    .bind(&filter.reason)
+    .bind(filter.failed_after)
+    .bind(filter.failed_before)
     .bind(limit)
     .fetch_all(pool)
     .await?)
@@ -164,6 +209,31 @@ pub async fn purge_resolved(pool: &PgPool, age: std::time::Duration) -> Result<u
         .execute(pool)
         .await?;
     Ok(result.rows_affected())
+}
+
+/// Deletes resolved dead letters that failed before `before` (an operator's
+/// purge; open letters are never purged).
+pub async fn purge_resolved_before(
+    pool: &PgPool,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let result = sqlx::query(
+        "DELETE FROM dead_letter_queue WHERE resolved_at IS NOT NULL AND failed_at < $1",
+    )
+    .bind(before)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Open dead letters of one account.
+pub async fn count_open_of(pool: &PgPool, account: &str) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM dead_letter_queue WHERE resolved_at IS NULL AND data->>'accountId' = $1",
+    )
+    .bind(account)
+    .fetch_one(pool)
+    .await?)
 }
 
 /// Open dead letters by kind of error, for the gauge.

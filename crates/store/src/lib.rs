@@ -5,8 +5,10 @@
 //! when they stand alone (admin commands, the gateway's credential reload).
 
 pub mod accounts;
+pub mod admin;
 pub mod api_shared;
 pub mod bookings;
+pub mod channel_config;
 pub mod crypto;
 pub mod desired;
 pub mod dlq;

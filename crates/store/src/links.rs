@@ -136,3 +136,75 @@ pub async fn resolve_units(
     }
     Ok(linked)
 }
+
+/// What Hostaway calls a listing and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingLabel {
+    pub listing: ListingId,
+    pub name: Option<String>,
+    pub address: Option<String>,
+}
+
+/// Remembers the names and addresses Hostaway just gave for an account's
+/// listings (to suggest units for unlinked listings later).
+pub async fn remember_labels(
+    pool: &PgPool,
+    account: &AccountId,
+    labels: &[ListingLabel],
+) -> Result<(), StoreError> {
+    let ids: Vec<&str> = labels.iter().map(|l| l.listing.as_str()).collect();
+    let names: Vec<Option<&str>> = labels.iter().map(|l| l.name.as_deref()).collect();
+    let addresses: Vec<Option<&str>> = labels.iter().map(|l| l.address.as_deref()).collect();
+    sqlx::query(
+        "INSERT INTO hostaway_listings (hostaway_account_id, hostaway_listing_id, name, address)
+         SELECT $1, id, name, address FROM unnest($2::text[], $3::text[], $4::text[]) AS t(id, name, address)
+         ON CONFLICT (hostaway_account_id, hostaway_listing_id)
+         DO UPDATE SET name = EXCLUDED.name, address = EXCLUDED.address, fetched_at = now()",
+    )
+    .bind(account.as_str())
+    .bind(ids)
+    .bind(names)
+    .bind(addresses)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A TVL unit and a text known to describe it: the name TVL gave it (a
+/// listing change), or the name or address of a Hostaway listing linked to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitLabel {
+    pub unit: UnitId,
+    /// `tvl name`, `listing name` or `listing address`.
+    pub source: &'static str,
+    pub text: String,
+}
+
+pub async fn unit_labels(pool: &PgPool) -> Result<Vec<UnitLabel>, StoreError> {
+    let rows: Vec<(uuid::Uuid, String, Option<String>)> = sqlx::query_as(
+        "SELECT unit_id, 'tvl name', value #>> '{}' FROM desired_listing WHERE field = 'name'
+         UNION ALL
+         SELECT l.unit_id, 'listing name', h.name FROM listing_links l
+         JOIN hostaway_listings h USING (hostaway_account_id, hostaway_listing_id)
+         UNION ALL
+         SELECT l.unit_id, 'listing address', h.address FROM listing_links l
+         JOIN hostaway_listings h USING (hostaway_account_id, hostaway_listing_id)",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(unit, source, text)| {
+            let source = match source.as_str() {
+                "tvl name" => "tvl name",
+                "listing name" => "listing name",
+                _ => "listing address",
+            };
+            text.filter(|t| !t.trim().is_empty()).map(|text| UnitLabel {
+                unit: UnitId::from_uuid(unit),
+                source,
+                text,
+            })
+        })
+        .collect())
+}

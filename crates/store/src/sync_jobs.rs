@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use domain::{AccountId, ListingId, SyncKind, UnitId};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -157,16 +158,20 @@ pub struct JobRow {
     pub key: JobKey,
     pub attempts: i32,
     pub last_error: Option<String>,
+    pub last_success_at: Option<DateTime<Utc>>,
     pub calls: i64,
     pub leased: bool,
 }
 
-pub async fn list(pool: &PgPool) -> Result<Vec<JobRow>, StoreError> {
+/// Every job's row, or one account's.
+pub async fn list(pool: &PgPool, account: Option<&AccountId>) -> Result<Vec<JobRow>, StoreError> {
     let rows = sqlx::query(
-        "SELECT hostaway_account_id, hostaway_listing_id, kind, attempts, last_error, calls,
-                (lease_until IS NOT NULL AND lease_until > now()) AS leased
-         FROM sync_jobs ORDER BY hostaway_account_id, hostaway_listing_id, kind",
+        "SELECT hostaway_account_id, hostaway_listing_id, kind, attempts, last_error,
+                last_success_at, calls, (lease_until IS NOT NULL AND lease_until > now()) AS leased
+         FROM sync_jobs WHERE $1::text IS NULL OR hostaway_account_id = $1
+         ORDER BY hostaway_account_id, hostaway_listing_id, kind",
     )
+    .bind(account.map(AccountId::as_str))
     .fetch_all(pool)
     .await?;
     rows.iter()
@@ -191,6 +196,7 @@ pub async fn list(pool: &PgPool) -> Result<Vec<JobRow>, StoreError> {
                 },
                 attempts: row.try_get("attempts")?,
                 last_error: row.try_get("last_error")?,
+                last_success_at: row.try_get("last_success_at")?,
                 calls: row.try_get("calls")?,
                 leased: row.try_get("leased")?,
             })

@@ -14,6 +14,7 @@
 //! [`dead_letter`].
 
 pub mod changes;
+pub mod channel_config;
 pub mod contract;
 pub mod credentials;
 pub mod dead_letter;

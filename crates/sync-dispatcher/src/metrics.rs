@@ -18,6 +18,9 @@ pub struct SyncMetrics {
     /// `database`, `settling`, `shutdown`.
     pub deferred: IntCounterVec,
     pub dead_lettered: IntCounterVec,
+    /// Jobs that ran without touching Hostaway because the account's
+    /// configuration turns their sync type off.
+    pub skipped: IntCounterVec,
     /// Changes consumed: `applied`, `unchanged` (older or repeated), `invalid`.
     pub changes: IntCounterVec,
     /// Calendar ranges (or listing updates) Hostaway accepted.
@@ -71,6 +74,11 @@ impl SyncMetrics {
                 "hostaway_sync_dead_lettered_total",
                 "Sync jobs and changes moved to the dead-letter queue",
                 &["sync_type", "reason"],
+            )?,
+            skipped: counter(
+                "hostaway_sync_jobs_skipped_total",
+                "Sync jobs not run because the account's configuration turns their sync type off",
+                &["sync_type"],
             )?,
             changes: counter(
                 "hostaway_sync_changes_total",

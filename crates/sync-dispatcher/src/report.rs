@@ -37,7 +37,11 @@ impl ListingStatus {
 }
 
 /// The status of every linked listing of enabled accounts.
-pub async fn status(pool: &PgPool) -> Result<Vec<ListingStatus>, StoreError> {
+/// Every linked listing's status, or one account's.
+pub async fn status(
+    pool: &PgPool,
+    account: Option<&AccountId>,
+) -> Result<Vec<ListingStatus>, StoreError> {
     let from = Utc::now().date_naive() - chrono::Duration::days(1);
     let calls: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT hostaway_account_id, hostaway_listing_id, sum(calls)::bigint FROM sync_jobs
@@ -46,7 +50,11 @@ pub async fn status(pool: &PgPool) -> Result<Vec<ListingStatus>, StoreError> {
     .fetch_all(pool)
     .await?;
     let mut out = Vec::new();
+    let only = account;
     for (account, listing) in store::sync_jobs::linked_listings(pool).await? {
+        if only.is_some_and(|only| *only != account) {
+            continue;
+        }
         let mut conn = pool.acquire().await?;
         let Some(unit) = store::links::resolve_unit(&mut conn, &account, &listing).await? else {
             continue;

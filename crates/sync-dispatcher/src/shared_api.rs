@@ -71,6 +71,7 @@ impl Budget for SharedBudget {
                 self.account_limit.limit,
                 self.egress_limit.limit,
                 window,
+                self.account_limit.window,
             )
             .await
             .map_err(|e| e.to_string())?;

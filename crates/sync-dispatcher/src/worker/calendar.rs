@@ -11,6 +11,7 @@ use serde_json::json;
 use store::remote::{ListingRef, ReadDay};
 
 use super::{Calls, JobError, JobRunner, Report, WorkerSettings};
+use crate::channel_config::ChannelConfig;
 use crate::plan;
 use crate::queue::{Job, Mode};
 
@@ -79,6 +80,7 @@ impl JobRunner {
         listing: &ListingId,
         unit: UnitId,
         calls: &mut Calls<'_>,
+        config: &ChannelConfig,
     ) -> Result<Report, JobError> {
         let account = &job.key.account;
         let at = ListingRef::of(account, listing);
@@ -125,9 +127,15 @@ impl JobRunner {
         };
         // What the other kind has pending for this listing rides along when
         // it fits in the calls this job makes anyway: never a call more, so
-        // the job's own kind is never delayed (availability first).
+        // the job's own kind is never delayed (availability first). Not when
+        // the account's configuration turns the other kind off.
+        let other_kind = match job.key.kind {
+            SyncKind::Availability => SyncKind::Pricing,
+            _ => SyncKind::Availability,
+        };
         if let Some(currency) = currency
             && !intervals.is_empty()
+            && config.syncs(other_kind)
         {
             let (other, other_dirty) = match job.key.kind {
                 SyncKind::Availability => (

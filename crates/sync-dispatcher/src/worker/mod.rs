@@ -344,6 +344,21 @@ impl JobRunner {
     }
 
     async fn execute(&self, job: &Job, calls: &mut Calls<'_>) -> Result<Report, JobError> {
+        // Read when the job runs: a configuration change reaches the next
+        // job of every replica, without a restart.
+        let (version, config) =
+            crate::channel_config::in_force(&self.pool, &job.key.account).await?;
+        if !config.syncs(job.key.kind) {
+            tracing::info!(
+                config_version = version,
+                "the account's configuration turns this sync type off; nothing pushed or read"
+            );
+            self.metrics
+                .skipped
+                .with_label_values(&[job.key.kind.as_str()])
+                .inc();
+            return Ok(Report::default());
+        }
         let listing = match (&job.key.listing, job.key.kind) {
             (None, SyncKind::Reservations) => {
                 return self.poller.poll(&job.key.account, calls).await;
@@ -364,7 +379,7 @@ impl JobRunner {
         if job.key.kind == SyncKind::Listing {
             self.listing(job, listing, unit, calls).await
         } else {
-            self.calendar(job, listing, unit, calls).await
+            self.calendar(job, listing, unit, calls, &config).await
         }
     }
 }
