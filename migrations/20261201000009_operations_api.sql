@@ -63,3 +63,8 @@ CREATE TABLE hostaway_listings (
     fetched_at           timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (hostaway_account_id, hostaway_listing_id)
 );
+
+-- Multi-unit listings are opened and closed with desiredUnitsToSell, not
+-- isAvailable: the number of units of each listing, learnt with its currency
+-- (NULL: not read yet; 0: an ordinary listing).
+ALTER TABLE remote_listings ADD COLUMN units integer;

@@ -714,13 +714,14 @@ async fn pricing_sync_turned_off_for_one_account_is_honoured_by_running_dispatch
     let world = OutboundWorld::new(SimConfig::default(), &[("74010", 1), ("74011", 1)]).await;
     let (off, on) = (world.listings[0].clone(), world.listings[1].clone());
     for listing in [&off, &on] {
-        store::remote::record_currencies(
+        store::remote::record_listing_reads(
             &world.env.pool,
             &listing.account,
-            &[(
-                listing.listing.to_string(),
-                domain::Currency::parse("USD").unwrap(),
-            )],
+            &[store::remote::ListingRead {
+                listing: listing.listing.to_string(),
+                currency: Some(domain::Currency::parse("USD").unwrap()),
+                units: 0,
+            }],
         )
         .await
         .unwrap();

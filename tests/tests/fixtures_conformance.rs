@@ -311,3 +311,55 @@ async fn every_webhook_fixture_is_accepted_by_the_gateway() {
     )
     .await;
 }
+
+/// The simulator serves records with exactly the keys of the captured real
+/// listing and every key the captured reservations carry, so the connect and
+/// polling flows run on what Hostaway really sends.
+#[tokio::test]
+async fn the_simulator_serves_records_with_the_keys_of_real_ones() {
+    let Some(dir) = shared() else {
+        return;
+    };
+    let result = |path: &Path| {
+        let value = read_json(path);
+        value.get("result").cloned().unwrap_or(value)
+    };
+    let keys = |value: &Value| -> std::collections::BTreeSet<String> {
+        value.as_object().unwrap().keys().cloned().collect()
+    };
+    let sim = hostaway_sim::Sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        hostaway_sim::SimConfig::default(),
+    )
+    .await
+    .unwrap();
+    sim.add_account("70001", "secret").await;
+    let listing = sim
+        .add_listing("70001", serde_json::Map::new())
+        .await
+        .unwrap();
+    let reservation = sim
+        .create_reservation("70001", listing, serde_json::Map::new())
+        .await
+        .unwrap();
+    let (served_listing, served_reservation) = {
+        let state = sim.state.lock().await;
+        let account = &state.accounts["70001"];
+        (
+            Value::Object(account.listings[&listing].clone()),
+            Value::Object(account.reservations[&reservation].clone()),
+        )
+    };
+    let real_listing = result(&dir.join("listings/sync_listing_house_218666.json"));
+    assert_eq!(keys(&served_listing), keys(&real_listing));
+    let mut real_reservation_keys = std::collections::BTreeSet::new();
+    for path in json_files(&dir.join("reservations")) {
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("sync_"))
+        {
+            real_reservation_keys.extend(keys(&result(&path)));
+        }
+    }
+    assert_eq!(keys(&served_reservation), real_reservation_keys);
+}

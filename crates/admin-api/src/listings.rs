@@ -27,7 +27,8 @@ fn address(listing: &Listing) -> Option<String> {
         .filter(|a| !a.trim().is_empty())
 }
 
-/// Keeps what Hostaway calls each listing (for suggestions).
+/// Keeps what Hostaway calls each listing (for suggestions), its currency
+/// and its units.
 pub(crate) async fn remember(
     ctx: &Context,
     account: &AccountId,
@@ -51,6 +52,15 @@ pub(crate) async fn remember(
         })
         .collect();
     store::links::remember_labels(&ctx.pool, account, &labels)
+        .await
+        .map_err(store_status)?;
+    // Their currency and units too: the dispatchers' first push of each
+    // need not read them again.
+    let reads: Vec<_> = listings
+        .iter()
+        .map(sync_dispatcher::worker::listing_read)
+        .collect();
+    store::remote::record_listing_reads(&ctx.pool, account.as_str(), &reads)
         .await
         .map_err(store_status)
 }

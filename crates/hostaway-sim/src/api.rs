@@ -440,13 +440,17 @@ fn parse_date(value: Option<&Value>) -> Option<NaiveDate> {
 /// available, whatever its own setting.
 pub(crate) fn day_json(id: u64, date: NaiveDate, day: &Day, reserved: bool) -> Value {
     let available = day.is_available && !reserved;
+    // A multi-unit night shows its units; one a guest holds has none left.
+    let units = day.desired_units_to_sell;
+    let left = units.map(|n| if reserved { (n - 1).max(0) } else { n });
     json!({
         "id": id, "date": date.to_string(), "isAvailable": u8::from(available), "isProcessed": 1,
         "status": if reserved { "reserved" } else if available { "available" } else { "blocked" },
         "price": day.price, "minimumStay": day.minimum_stay, "maximumStay": day.maximum_stay,
         "closedOnArrival": day.closed_on_arrival.map(u8::from), "closedOnDeparture": day.closed_on_departure.map(u8::from),
-        "note": day.note, "countAvailableUnits": null, "availableUnitsToSell": null, "countPendingUnits": null,
-        "countBlockingReservations": null, "countBlockedUnits": null, "desiredUnitsToSell": null, "reservations": []
+        "note": day.note, "countAvailableUnits": left, "availableUnitsToSell": left, "countPendingUnits": units.map(|_| 0),
+        "countBlockingReservations": units.map(|_| u8::from(reserved)), "countBlockedUnits": units.map(|_| 0),
+        "desiredUnitsToSell": units, "reservations": []
     })
 }
 
@@ -502,6 +506,7 @@ pub(crate) struct IntervalChange {
     closed_arrival: Option<bool>,
     closed_departure: Option<bool>,
     note: Option<String>,
+    units: Option<i64>,
 }
 
 pub(crate) fn parse_interval(interval: &Map<String, Value>) -> Result<IntervalChange, String> {
@@ -556,6 +561,7 @@ pub(crate) fn parse_interval(interval: &Map<String, Value>) -> Result<IntervalCh
             .get("note")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        units: int("desiredUnitsToSell")?,
     })
 }
 
@@ -571,8 +577,16 @@ pub(crate) fn apply_interval(
         let Some(mut day) = state.day(account, listing, date) else {
             continue;
         };
-        if let Some(v) = change.available {
-            day.is_available = v;
+        // Multi-unit listings use desiredUnitsToSell instead of isAvailable
+        // (ignored on them); ordinary listings ignore desiredUnitsToSell.
+        match (day.desired_units_to_sell, change.units, change.available) {
+            (Some(_), Some(units), _) => {
+                day.desired_units_to_sell = Some(units);
+                day.is_available = units > 0;
+            }
+            (Some(_), None, _) => {}
+            (None, _, Some(v)) => day.is_available = v,
+            (None, _, None) => {}
         }
         if let Some(v) = change.price {
             day.price = v;

@@ -171,9 +171,13 @@ async fn calendar(
         .calendar(id, start, end)
         .into_iter()
         .map(|(date, day)| {
-            json!({"date": date.to_string(), "isAvailable": day.is_available, "price": day.price,
+            let mut shown = json!({"date": date.to_string(), "isAvailable": day.is_available, "price": day.price,
                    "minimumStay": day.minimum_stay, "maximumStay": day.maximum_stay,
-                   "reserved": state.reserved(&account, id, date)})
+                   "reserved": state.reserved(&account, id, date)});
+            if let Some(units) = day.desired_units_to_sell {
+                shown["desiredUnitsToSell"] = json!(units);
+            }
+            shown
         })
         .collect();
     Json(Value::Array(days)).into_response()

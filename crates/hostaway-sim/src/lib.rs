@@ -9,9 +9,15 @@
 //!   per client address, counted over a sliding window;
 //! - faults settable at run time ([`Faults`]): a share of 5xx, added latency,
 //!   timeouts, dropped connections, a forced 429 storm;
+//! - listings and reservations with every key real ones carry (144 and 123,
+//!   `src/records/`: the simulator's own values in Hostaway's shapes);
+//! - multi-unit listings (`listingUnits`), opened and closed only with
+//!   `desiredUnitsToSell` (`isAvailable` does nothing there);
 //! - a webhook sender that creates, modifies and cancels reservations and
-//!   delivers unified webhooks (Basic or HMAC), optionally duplicated,
-//!   reordered or delayed, retrying like Hostaway (5xx, 429, network errors);
+//!   delivers unified webhooks (Basic or HMAC) to the target a test sets, or
+//!   else to every enabled unified webhook the account registered,
+//!   optionally duplicated, reordered or delayed, retrying like Hostaway
+//!   (5xx, 429, network errors);
 //! - state tests and the demo read back: calendars, requests per account,
 //!   deliveries.
 //!

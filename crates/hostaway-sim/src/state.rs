@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use chrono::{NaiveDate, Utc};
 use serde_json::{Map, Value, json};
@@ -56,6 +57,20 @@ pub struct Day {
     pub closed_on_arrival: Option<bool>,
     pub closed_on_departure: Option<bool>,
     pub note: Option<String>,
+    /// Multi-unit listings only: units offered that night. Their days are
+    /// available when it is above 0, and `isAvailable` does not change them.
+    pub desired_units_to_sell: Option<i64>,
+}
+
+/// The units of a multi-unit listing (`listingUnits`, one entry per unit);
+/// `None` for an ordinary listing.
+pub fn multi_units(listing: &Map<String, Value>) -> Option<i64> {
+    listing
+        .get("listingUnits")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .filter(|n| *n > 0)
+        .and_then(|n| i64::try_from(n).ok())
 }
 
 #[derive(Debug, Default)]
@@ -174,6 +189,7 @@ impl SimState {
                 closed_on_arrival: None,
                 closed_on_departure: None,
                 note: None,
+                desired_units_to_sell: multi_units(listing),
             }
         }))
     }
@@ -233,6 +249,9 @@ impl SimState {
         let mut reservation = default_reservation(id, account);
         reservation.extend(fields);
         reservation.insert("id".into(), json!(id));
+        if let Some(nights) = nights(&reservation) {
+            reservation.insert("nights".into(), json!(nights));
+        }
         reservation.insert("hostawayReservationId".into(), json!(id.to_string()));
         let stamp = now_text();
         reservation.insert("insertedOn".into(), json!(stamp));
@@ -266,36 +285,115 @@ impl SimState {
     }
 }
 
-fn default_listing(id: u64) -> Map<String, Value> {
-    let value = json!({
-        "id": id, "propertyTypeId": 1, "name": format!("Simulated listing {id}"),
-        "internalListingName": format!("sim-{id}"), "country": "United States", "countryCode": "US",
-        "city": "Syracuse", "personCapacity": 4, "bedroomsNumber": 2, "bathroomsNumber": 1,
-        "price": 150, "currencyCode": "USD", "minNights": 1, "maxNights": 1125,
-        "checkInTimeStart": 15, "checkOutTime": 11, "timeZoneName": "America/New_York",
-        "instantBookable": 1, "isRentalAgreementActive": null, "averageReviewRating": 9.5,
-        "cleannessStatus": "2", "listingAmenities": [], "listingImages": [], "customFieldValues": [],
-        "latestActivityOn": now_text()
-    });
-    match value {
-        Value::Object(map) => map,
+/// A listing with every key a real one carries (144, in Hostaway's order and
+/// JSON types: 0/1 flags, nulls, empty strings, `"2"` as text, nested
+/// amenities, images and units), with the simulator's own values.
+static LISTING: LazyLock<Map<String, Value>> =
+    LazyLock::new(|| record(include_str!("records/listing.json")));
+
+/// A reservation with every key a real one carries (123), likewise.
+static RESERVATION: LazyLock<Map<String, Value>> =
+    LazyLock::new(|| record(include_str!("records/reservation.json")));
+
+fn record(text: &str) -> Map<String, Value> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => map,
         _ => Map::new(),
     }
 }
 
-fn default_reservation(id: u64, account: &str) -> Map<String, Value> {
-    let value = json!({
-        "id": id, "accountId": account.parse::<u64>().ok(), "listingMapId": null, "channelId": 2018,
-        "channelName": "airbnbOfficial", "source": null, "reservationId": format!("sim-{id}"),
-        "guestName": "Sim Guest", "guestFirstName": "Sim", "guestLastName": "Guest",
-        "guestEmail": "sim.guest@example.org", "phone": "+10000000000", "numberOfGuests": 2,
-        "adults": 2, "children": 0, "infants": 0, "pets": 0, "isDatesUnspecified": 0,
-        "totalPrice": 450.5, "currency": "USD", "status": "new", "cancelledBy": null,
-        "cancellationDate": null, "comment": "", "confirmationCode": format!("SIM{id}"),
-        "isArchived": 0, "isStarred": 0, "isPinned": 0
-    });
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
+fn default_listing(id: u64) -> Map<String, Value> {
+    let mut listing = LISTING.clone();
+    for (key, value) in [
+        ("id", json!(id)),
+        ("name", json!(format!("Simulated listing {id}"))),
+        (
+            "externalListingName",
+            json!(format!("Simulated listing {id}")),
+        ),
+        ("internalListingName", json!(format!("sim-{id}"))),
+        ("latestActivityOn", json!(now_text())),
+    ] {
+        listing.insert(key.into(), value);
+    }
+    listing
+}
+
+fn default_reservation(id: u64, _account: &str) -> Map<String, Value> {
+    let mut reservation = RESERVATION.clone();
+    for (key, value) in [
+        ("id", json!(id)),
+        ("reservationId", json!(format!("SIMRES{id}"))),
+        ("channelReservationId", json!(format!("2018-{id}"))),
+        ("confirmationCode", json!(format!("SIM{id}"))),
+        ("guestAuthHash", json!(format!("sim{id:x}"))),
+        (
+            "guestPortalUrl",
+            json!(format!("https://portal.example.org/sim{id:x}")),
+        ),
+        (
+            "hostProxyEmail",
+            json!(format!("guest-{id}@proxy.example.org")),
+        ),
+        ("reservationDate", json!(now_text())),
+    ] {
+        reservation.insert(key.into(), value);
+    }
+    reservation
+}
+
+/// Nights between a reservation's dates, as Hostaway counts them.
+fn nights(reservation: &Map<String, Value>) -> Option<i64> {
+    let date = |key: &str| {
+        reservation
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    };
+    Some(
+        (date("departureDate")? - date("arrivalDate")?)
+            .num_days()
+            .max(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn records_carry_every_key_a_real_one_does_with_its_quirks() {
+        let listing = default_listing(7);
+        assert_eq!(listing.len(), 144);
+        assert_eq!(listing["id"], json!(7));
+        assert_eq!(listing["cleannessStatus"], json!("2"), "a number as text");
+        assert_eq!(listing["instantBookable"], json!(1), "a 0/1 flag");
+        assert_eq!(
+            listing["bookingcomPropertyName"],
+            json!(""),
+            "an empty string"
+        );
+        assert!(listing["keyPickup"].is_null());
+        assert!(listing["listingUnits"].as_array().unwrap().is_empty());
+        let parsed = mapping::api::parse_listing(&listing).unwrap();
+        assert_eq!(parsed.units, 0);
+        assert_eq!(parsed.currency.unwrap().as_str(), "USD");
+
+        let mut state = SimState::new(SimConfig::default());
+        state.accounts.insert("1".into(), Account::default());
+        let mut fields = Map::new();
+        fields.insert("arrivalDate".into(), json!("2026-08-01"));
+        fields.insert("departureDate".into(), json!("2026-08-06"));
+        let reservation = state.create_reservation("1", fields).unwrap();
+        assert_eq!(reservation.len(), 123);
+        assert_eq!(reservation["nights"], json!(5));
+        assert!(
+            reservation["reservationId"].is_string(),
+            "the channel's id, as text"
+        );
+        assert!(reservation["hostawayReservationId"].is_string());
+        assert_eq!(reservation["isArchived"], json!(0));
     }
 }

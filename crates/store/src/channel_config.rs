@@ -30,22 +30,6 @@ pub async fn current(
     .await?)
 }
 
-/// Versions, newest first.
-pub async fn history(
-    pool: &PgPool,
-    account: &AccountId,
-    limit: i64,
-) -> Result<Vec<StoredConfig>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT version, config, set_at, set_by FROM channel_configs
-         WHERE hostaway_account_id = $1 ORDER BY version DESC LIMIT $2",
-    )
-    .bind(account.as_str())
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
-}
-
 /// What [`set`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Saved {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::Currency;
 use serde_json::Value;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 use crate::StoreError;
 
@@ -151,6 +151,9 @@ pub async fn record_read_calendar(
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListingFacts {
     pub currency: Option<Currency>,
+    /// Units of a multi-unit listing; 0 for an ordinary one; `None` until the
+    /// listing is read.
+    pub units: Option<u32>,
     /// Seconds since the calendar was last read, if it ever was.
     pub calendar_read_secs_ago: Option<f64>,
 }
@@ -164,7 +167,7 @@ impl ListingFacts {
 
 pub async fn facts(pool: &PgPool, listing: ListingRef<'_>) -> Result<ListingFacts, StoreError> {
     let row = sqlx::query(
-        "SELECT currency, extract(epoch FROM now() - calendar_read_at)::float8 AS read_ago
+        "SELECT currency, units, extract(epoch FROM now() - calendar_read_at)::float8 AS read_ago
          FROM remote_listings WHERE hostaway_account_id = $1 AND hostaway_listing_id = $2",
     )
     .bind(listing.account)
@@ -175,32 +178,37 @@ pub async fn facts(pool: &PgPool, listing: ListingRef<'_>) -> Result<ListingFact
         return Ok(ListingFacts::default());
     };
     let currency: Option<String> = row.try_get("currency")?;
+    let units: Option<i32> = row.try_get("units")?;
     Ok(ListingFacts {
         // A code that no longer parses is treated as unknown: it is read again.
         currency: currency.and_then(|c| Currency::parse(c.trim()).ok()),
+        units: units.and_then(|u| u32::try_from(u).ok()),
         calendar_read_secs_ago: row.try_get("read_ago")?,
     })
 }
 
-/// Notes a listing read: its currency and the fields Hostaway showed.
+/// What one read of a listing says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingRead {
+    pub listing: String,
+    pub currency: Option<Currency>,
+    /// Units of a multi-unit listing; 0 for an ordinary one.
+    pub units: u32,
+}
+
+/// Notes a listing read: its currency, its units and the fields Hostaway showed.
 pub async fn record_read_listing(
     pool: &PgPool,
-    listing: ListingRef<'_>,
-    currency: Option<Currency>,
+    account: &str,
+    read: &ListingRead,
     fields: &[(String, Option<Value>)],
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO remote_listings (hostaway_account_id, hostaway_listing_id, currency, listing_read_at)
-         VALUES ($1, $2, $3, now())
-         ON CONFLICT (hostaway_account_id, hostaway_listing_id)
-         DO UPDATE SET currency = excluded.currency, listing_read_at = now()",
-    )
-    .bind(listing.account)
-    .bind(listing.listing)
-    .bind(currency.as_ref().map(Currency::as_str))
-    .execute(&mut *tx)
-    .await?;
+    upsert_reads(&mut tx, account, std::slice::from_ref(read)).await?;
+    let listing = ListingRef {
+        account,
+        listing: &read.listing,
+    };
     if !fields.is_empty() {
         let (names, values): (Vec<&str>, Vec<Option<&Value>>) = fields
             .iter()
@@ -223,27 +231,42 @@ pub async fn record_read_listing(
     Ok(())
 }
 
-/// Notes the currency of many listings of an account at once (one page of
-/// `GET /listings` tells it for a hundred).
-pub async fn record_currencies(
+/// Notes what one page of `GET /listings` says of many listings of an
+/// account at once (a hundred a page).
+pub async fn record_listing_reads(
     pool: &PgPool,
     account: &str,
-    currencies: &[(String, Currency)],
+    reads: &[ListingRead],
 ) -> Result<(), StoreError> {
-    let (listings, codes): (Vec<&str>, Vec<&str>) = currencies
+    let mut conn = pool.acquire().await?;
+    upsert_reads(&mut conn, account, reads).await
+}
+
+async fn upsert_reads(
+    conn: &mut PgConnection,
+    account: &str,
+    reads: &[ListingRead],
+) -> Result<(), StoreError> {
+    let listings: Vec<&str> = reads.iter().map(|r| r.listing.as_str()).collect();
+    let codes: Vec<Option<&str>> = reads
         .iter()
-        .map(|(listing, currency)| (listing.as_str(), currency.as_str()))
-        .unzip();
+        .map(|r| r.currency.as_ref().map(Currency::as_str))
+        .collect();
+    let units: Vec<i32> = reads
+        .iter()
+        .map(|r| i32::try_from(r.units).unwrap_or(i32::MAX))
+        .collect();
     sqlx::query(
-        "INSERT INTO remote_listings (hostaway_account_id, hostaway_listing_id, currency, listing_read_at)
-         SELECT $1, l, c, now() FROM unnest($2::text[], $3::text[]) AS t(l, c)
+        "INSERT INTO remote_listings (hostaway_account_id, hostaway_listing_id, currency, units, listing_read_at)
+         SELECT $1, l, c, u, now() FROM unnest($2::text[], $3::text[], $4::int[]) AS t(l, c, u)
          ON CONFLICT (hostaway_account_id, hostaway_listing_id)
-         DO UPDATE SET currency = excluded.currency, listing_read_at = now()",
+         DO UPDATE SET currency = excluded.currency, units = excluded.units, listing_read_at = now()",
     )
     .bind(account)
     .bind(listings)
     .bind(codes)
-    .execute(pool)
+    .bind(units)
+    .execute(conn)
     .await?;
     Ok(())
 }

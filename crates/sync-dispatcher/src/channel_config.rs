@@ -3,8 +3,10 @@
 //!
 //! Stored as JSON in `channel_configs`, every version kept; the highest
 //! version is in force. Jobs read it when they run, so a change applies to
-//! the next job of every replica, without a restart. An account without a
-//! stored configuration runs on [`ChannelConfig::default`].
+//! the next job of every replica, without a restart; the shared request
+//! budget reads `rateLimit.maxRequestsPerMinute` itself, in SQL
+//! (`store::api_shared::take_budget`). An account without a stored
+//! configuration runs on [`ChannelConfig::default`].
 
 use std::collections::BTreeSet;
 

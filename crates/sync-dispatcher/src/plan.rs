@@ -244,6 +244,16 @@ pub fn availability_interval(run: &Run<Availability>) -> (CalendarInterval, Push
     (interval, pushed)
 }
 
+/// A multi-unit listing is opened and closed with `desiredUnitsToSell`
+/// (every unit, or none), never `isAvailable`, which Hostaway ignores there.
+pub fn sell_units(intervals: &mut [CalendarInterval], units: u32) {
+    for interval in intervals {
+        if let Some(available) = interval.is_available.take() {
+            interval.desired_units_to_sell = Some(if available { i64::from(units) } else { 0 });
+        }
+    }
+}
+
 pub fn pricing_interval(run: &Run<i64>, currency: Currency) -> (CalendarInterval, PushedRange) {
     let interval = CalendarInterval::new(run.start, run.end)
         .with_price_minor(run.values, currency.minor_exponent());

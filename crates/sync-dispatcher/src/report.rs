@@ -4,7 +4,7 @@
 //! the benchmark compare the calls made with).
 
 use chrono::Utc;
-use domain::{AccountId, ListingId, SyncKind, UnitId};
+use domain::{AccountId, ListingId, UnitId};
 use store::{PgPool, StoreError};
 
 use crate::plan::{self, PlannedDay};
@@ -96,12 +96,4 @@ fn all_dirty<V: Clone>(days: &[PlannedDay<V>]) -> Vec<PlannedDay<V>> {
             ..d.clone()
         })
         .collect()
-}
-
-/// The kinds an operator may reconcile by hand.
-pub fn parse_kind(text: &str) -> Option<SyncKind> {
-    match text {
-        "listings" => Some(SyncKind::Listing),
-        other => SyncKind::parse(other),
-    }
 }

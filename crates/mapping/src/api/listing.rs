@@ -25,6 +25,10 @@ pub struct Listing {
     pub time_zone: Option<String>,
     /// `archived`, or none.
     pub special_status: Option<String>,
+    /// The units of a multi-unit listing (`listingUnits`, one entry each);
+    /// 0 for an ordinary listing. Multi-unit listings are opened and closed
+    /// with `desiredUnitsToSell`, not `isAvailable`.
+    pub units: u32,
     pub raw: Map<String, Value>,
 }
 
@@ -60,6 +64,29 @@ pub fn parse_listing(map: &Map<String, Value>) -> Result<Listing, MappingError> 
         max_nights: r.int("maxNights", &["maxNights"])?.set(),
         time_zone: r.text("timeZoneName", &["timeZoneName"])?.set(),
         special_status: r.text("specialStatus", &["specialStatus"])?.set(),
+        units: map
+            .get("listingUnits")
+            .and_then(Value::as_array)
+            .map_or(0, |units| u32::try_from(units.len()).unwrap_or(u32::MAX)),
         raw: map.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_multi_unit_listing_counts_its_units() {
+        let single = json!({"id": 1, "listingUnits": []});
+        assert_eq!(parse_listing(single.as_object().unwrap()).unwrap().units, 0);
+        let absent = json!({"id": 2});
+        assert_eq!(parse_listing(absent.as_object().unwrap()).unwrap().units, 0);
+        let multi = json!({"id": 3, "listingUnits": [{"id": 31}, {"id": 32}, {"id": 33}]});
+        assert_eq!(parse_listing(multi.as_object().unwrap()).unwrap().units, 3);
+    }
 }

@@ -8,7 +8,7 @@ use chrono::{NaiveDate, Utc};
 use domain::{AccountId, Currency, ListingId, SyncKind, UnitId};
 use hostaway_client::ListingsQuery;
 use serde_json::json;
-use store::remote::{ListingRef, ReadDay};
+use store::remote::{ListingRead, ListingRef, ReadDay};
 
 use super::{Calls, JobError, JobRunner, Report, WorkerSettings};
 use crate::channel_config::ChannelConfig;
@@ -85,7 +85,7 @@ impl JobRunner {
         let account = &job.key.account;
         let at = ListingRef::of(account, listing);
         let from = Utc::now().date_naive() - chrono::Duration::days(1);
-        let currency = self.currency(job, listing, calls).await?;
+        let (currency, units) = self.listing_facts(job, listing, calls).await?;
         if job.mode == Mode::Reconcile {
             self.read_calendar(account, listing, unit, from, currency, calls)
                 .await?;
@@ -183,6 +183,9 @@ impl JobRunner {
                 .inc_by(dirty as u64);
             tracing::info!(days = dirty, "reconciliation found drift");
         }
+        if units > 0 {
+            plan::sell_units(&mut intervals, units);
+        }
         for (chunk, recorded) in intervals
             .chunks(hostaway_client::MAX_CALENDAR_INTERVALS)
             .zip(pushed.chunks(hostaway_client::MAX_CALENDAR_INTERVALS))
@@ -222,29 +225,34 @@ impl JobRunner {
         })
     }
 
-    /// The listing's currency: known, or read once (pricing needs it; a
-    /// calendar read converts prices with it).
-    pub(super) async fn currency(
+    /// The listing's currency and units: known, or read once (pricing needs
+    /// the currency, a calendar read converts prices with it; availability
+    /// needs the units: a multi-unit listing is closed with
+    /// `desiredUnitsToSell`, never `isAvailable`).
+    pub(super) async fn listing_facts(
         &self,
         job: &Job,
         listing: &ListingId,
         calls: &mut Calls<'_>,
-    ) -> Result<Option<Currency>, JobError> {
+    ) -> Result<(Option<Currency>, u32), JobError> {
         let at = ListingRef::of(&job.key.account, listing);
+        let known = |facts: &store::remote::ListingFacts| {
+            facts.units.is_some()
+                && (facts.currency.is_some()
+                    || (job.key.kind == SyncKind::Availability && job.mode == Mode::Push))
+        };
         let facts = store::remote::facts(&self.pool, at).await?;
-        if facts.currency.is_some()
-            || (job.key.kind == SyncKind::Availability && job.mode == Mode::Push)
-        {
-            return Ok(facts.currency);
+        if known(&facts) {
+            return Ok((facts.currency, facts.units.unwrap_or(0)));
         }
         // One pass over the account's listings (a hundred a page) learns the
-        // currency of all of them; concurrent jobs of the account wait for it
-        // rather than repeat it.
+        // currency and units of all of them; concurrent jobs of the account
+        // wait for it rather than repeat it.
         let gate = self.currency_reads.gate(&job.key.account);
         let _reading = gate.lock().await;
         let facts = store::remote::facts(&self.pool, at).await?;
-        if facts.currency.is_some() {
-            return Ok(facts.currency);
+        if known(&facts) {
+            return Ok((facts.currency, facts.units.unwrap_or(0)));
         }
         let mut query = ListingsQuery::default();
         let mut found = None;
@@ -252,14 +260,10 @@ impl JobRunner {
             let answer = self.client.list_listings(&job.key.account, &query).await;
             calls.count(&answer);
             let page = answer.map_err(|e| JobError::api(e, json!({"reading": "listings"})))?;
-            let currencies: Vec<(String, Currency)> = page
-                .items
-                .iter()
-                .filter_map(|l| l.currency.map(|c| (l.id.to_string(), c)))
-                .collect();
-            store::remote::record_currencies(&self.pool, at.account, &currencies).await?;
+            let reads: Vec<ListingRead> = page.items.iter().map(listing_read).collect();
+            store::remote::record_listing_reads(&self.pool, at.account, &reads).await?;
             if let Some(ours) = page.items.iter().find(|l| &l.id == listing) {
-                found = Some(ours.currency);
+                found = Some((ours.currency, ours.units));
             }
             let received = page.items.len();
             if received < query.limit as usize
@@ -272,15 +276,21 @@ impl JobRunner {
             query.offset += query.limit;
         }
         match found {
-            Some(currency) => Ok(currency),
+            Some(facts) => Ok(facts),
             // Not among the account's listings: asked directly, Hostaway says
             // why (a 404 is final, and dead-letters the job).
             None => {
                 let answer = self.client.get_listing(&job.key.account, listing).await;
                 calls.count(&answer);
                 let read = answer.map_err(|e| JobError::api(e, json!({"reading": "listing"})))?;
-                store::remote::record_read_listing(&self.pool, at, read.currency, &[]).await?;
-                Ok(read.currency)
+                store::remote::record_read_listing(
+                    &self.pool,
+                    at.account,
+                    &listing_read(&read),
+                    &[],
+                )
+                .await?;
+                Ok((read.currency, read.units))
             }
         }
     }
@@ -324,7 +334,9 @@ impl JobRunner {
                 .iter()
                 .map(|d| ReadDay {
                     day: d.date,
-                    available: d.is_available,
+                    // A multi-unit night is open when it sells units
+                    // (what the connector sets there), whatever isAvailable says.
+                    available: d.desired_units_to_sell.map(|n| n > 0).or(d.is_available),
                     min_stay: d.minimum_stay.and_then(|n| i32::try_from(n).ok()),
                     max_stay: d.maximum_stay.and_then(|n| i32::try_from(n).ok()),
                     price_minor: currency
@@ -357,6 +369,15 @@ fn settle_delay(
 /// Statuses of a night a guest holds (Hostaway's, deprecated ones included).
 fn is_guest_held(status: &str) -> bool {
     matches!(status, "reserved" | "pending" | "mreserved" | "conflicted")
+}
+
+/// What a listing read says about the listing itself.
+pub fn listing_read(listing: &mapping::api::Listing) -> ListingRead {
+    ListingRead {
+        listing: listing.id.to_string(),
+        currency: listing.currency,
+        units: listing.units,
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,13 @@ impl JobRunner {
                 .iter()
                 .map(|f| (f.field.clone(), read.raw.get(&f.field).cloned()))
                 .collect();
-            store::remote::record_read_listing(&self.pool, at, read.currency, &shown).await?;
+            store::remote::record_read_listing(
+                &self.pool,
+                at.account,
+                &super::calendar::listing_read(&read),
+                &shown,
+            )
+            .await?;
         }
         let mut conn = self.pool.acquire().await?;
         let fields = store::desired::listing(&mut conn, unit, at.account, at.listing).await?;

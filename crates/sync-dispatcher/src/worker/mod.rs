@@ -39,7 +39,7 @@ use store::{PgPool, StoreError, Trouble};
 use tracing::Instrument;
 use uuid::Uuid;
 
-pub use calendar::Gates;
+pub use calendar::{Gates, listing_read};
 
 use crate::dead_letter::SyncDeadLetters;
 use crate::metrics::SyncMetrics;
