@@ -1087,3 +1087,99 @@ async fn an_account_s_own_rate_limit_is_what_every_replica_s_budget_grants() {
     ];
     assert_eq!(unconfigured, [true, true, true], "Hostaway's 20 per 10 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_s_own_attempts_and_circuit_are_what_its_calls_get() {
+    let world = inbound_world("74030", &[]).await;
+    world.sim.add_account("74031", SECRET).await;
+    for account in ["74030", "74031"] {
+        world
+            .env
+            .add_account(store::accounts::NewAccount {
+                account: domain::AccountId::parse(account).unwrap(),
+                display_name: None,
+                api_key: Some(SecretString::from(SECRET.to_owned())),
+                webhook_login: None,
+                webhook_password: None,
+                webhook_secret: None,
+            })
+            .await;
+    }
+    let operator = world.env.admin_token(Role::Operator).await;
+    let mut client = world.api.client(Some(&operator)).await;
+    let mut config = client
+        .get_channel_config(proto::GetChannelConfigRequest {
+            account_id: "74030".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    config.api.as_mut().unwrap().max_retries = 0;
+    config.circuit_breaker.as_mut().unwrap().failure_threshold = 2;
+    client
+        .update_channel_config(proto::UpdateChannelConfigRequest {
+            account_id: "74030".into(),
+            config: Some(config),
+            expected_version: 0,
+            force: false,
+        })
+        .await
+        .unwrap();
+
+    // A dispatcher's client: 3 attempts a call, a circuit at 10 failures.
+    let mut settings = hostaway_client::ClientConfig {
+        base_url: world.sim.base_url(),
+        timeout: Some(Duration::from_secs(5)),
+        ..hostaway_client::ClientConfig::default()
+    };
+    settings.retry.max_attempts = 3;
+    settings.retry.base = Duration::from_millis(20);
+    settings.retry.cap = Duration::from_millis(50);
+    let hostaway = sync_dispatcher::shared_api::shared_client(
+        settings,
+        sync_dispatcher::credentials::from_database(
+            world.env.pool.clone(),
+            std::sync::Arc::clone(&world.env.cipher),
+        ),
+        hostaway_client::ClientMetrics::register(&prometheus::Registry::new()).unwrap(),
+        world.env.pool.clone(),
+        std::sync::Arc::clone(&world.env.cipher),
+    )
+    .unwrap();
+    world.sim.set_faults(hostaway_sim::Faults::errors(1.0));
+    // A faulted request is answered before its token says whose it is: count all.
+    let sent = || async { world.sim.requests(None).await.len() };
+    let before = sent().await;
+    let query = hostaway_client::ListingsQuery {
+        limit: 1,
+        offset: 0,
+    };
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let error = hostaway
+            .list_listings(&domain::AccountId::parse("74030").unwrap(), &query)
+            .await
+            .unwrap_err();
+        kinds.push(error.kind);
+    }
+    use hostaway_client::ErrorKind;
+    assert_eq!(
+        kinds,
+        [ErrorKind::Server, ErrorKind::Server, ErrorKind::CircuitOpen],
+        "one attempt a call, the circuit open at its second failure"
+    );
+    assert_eq!(sent().await - before, 2);
+    let before = sent().await;
+    for _ in 0..3 {
+        let error = hostaway
+            .list_listings(&domain::AccountId::parse("74031").unwrap(), &query)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Server);
+    }
+    assert_eq!(
+        sent().await - before,
+        9,
+        "the other account keeps the client's 3 attempts and its circuit closed"
+    );
+}

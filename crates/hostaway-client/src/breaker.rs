@@ -68,14 +68,15 @@ pub struct Transition {
 
 #[derive(Debug)]
 pub struct CircuitBreaker {
-    config: BreakerConfig,
+    /// Changed at run time by an account's own configuration.
+    config: Mutex<BreakerConfig>,
     inner: Mutex<Inner>,
 }
 
 impl CircuitBreaker {
     pub fn new(config: BreakerConfig) -> Self {
         Self {
-            config,
+            config: Mutex::new(config),
             inner: Mutex::new(Inner::Closed {
                 failures: VecDeque::new(),
             }),
@@ -86,6 +87,36 @@ impl CircuitBreaker {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn config(&self) -> BreakerConfig {
+        self.config
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// How long the circuit stays open once it opens.
+    pub fn reset_timeout(&self) -> Duration {
+        self.config().reset_timeout
+    }
+
+    /// Applies new settings from now on (a count of failures so far is kept;
+    /// a circuit disabled now is closed).
+    pub fn reconfigure(&self, config: &BreakerConfig) {
+        let mut current = self
+            .config
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *current == *config {
+            return;
+        }
+        *current = config.clone();
+        if !config.enabled {
+            *self.lock() = Inner::Closed {
+                failures: VecDeque::new(),
+            };
+        }
     }
 
     pub fn state(&self) -> CircuitState {
@@ -99,7 +130,7 @@ impl CircuitBreaker {
     /// May a request go out now? `Err(remaining)` while open. An open circuit
     /// whose timeout has passed turns half-open here.
     pub fn admit(&self) -> (Result<(), Duration>, Option<Transition>) {
-        if !self.config.enabled {
+        if !self.config().enabled {
             return (Ok(()), None);
         }
         let mut inner = self.lock();
@@ -121,6 +152,7 @@ impl CircuitBreaker {
     }
 
     pub fn record_success(&self) -> Option<Transition> {
+        let config = self.config();
         let mut inner = self.lock();
         match &mut *inner {
             Inner::Closed { failures } => {
@@ -129,7 +161,7 @@ impl CircuitBreaker {
             }
             Inner::HalfOpen { successes } => {
                 *successes += 1;
-                if *successes >= self.config.success_threshold {
+                if *successes >= config.success_threshold {
                     *inner = Inner::Closed {
                         failures: VecDeque::new(),
                     };
@@ -146,7 +178,8 @@ impl CircuitBreaker {
     }
 
     pub fn record_failure(&self) -> Option<Transition> {
-        if !self.config.enabled {
+        let config = self.config();
+        if !config.enabled {
             return None;
         }
         let now = Instant::now();
@@ -156,11 +189,11 @@ impl CircuitBreaker {
                 failures.push_back(now);
                 while failures
                     .front()
-                    .is_some_and(|t| now.duration_since(*t) > self.config.monitoring_period)
+                    .is_some_and(|t| now.duration_since(*t) > config.monitoring_period)
                 {
                     failures.pop_front();
                 }
-                if failures.len() < self.config.failure_threshold as usize {
+                if failures.len() < config.failure_threshold as usize {
                     return None;
                 }
                 CircuitState::Closed
@@ -169,7 +202,7 @@ impl CircuitBreaker {
             Inner::Open { .. } => return None,
         };
         *inner = Inner::Open {
-            until: now + self.config.reset_timeout,
+            until: now + config.reset_timeout,
         };
         Some(Transition {
             from,

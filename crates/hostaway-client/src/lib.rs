@@ -35,7 +35,9 @@ pub use ops::{
     compress_availability, compress_pricing,
 };
 pub use token::{SharedToken, TokenLock, TokenStore};
-pub use transport::{HostawayClient, Shared};
+pub use transport::{
+    AccountSettings, AccountSettingsSource, BreakerSettings, HostawayClient, Shared,
+};
 
 /// Most ranges `PUT …/calendarIntervals` takes in one call.
 pub const MAX_CALENDAR_INTERVALS: usize = 200;

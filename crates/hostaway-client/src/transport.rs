@@ -59,7 +59,41 @@ impl ApiRequest {
 struct AccountState {
     token: tokio::sync::Mutex<Option<CachedToken>>,
     breaker: CircuitBreaker,
+    /// The account's own settings as last read, and when.
+    settings: Mutex<Option<(Instant, Option<AccountSettings>)>>,
 }
+
+/// What an account's own configuration changes in how it is called; `None`
+/// fields keep the client's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountSettings {
+    /// Per request.
+    pub timeout: Option<Duration>,
+    /// Attempts in all, the first included.
+    pub max_attempts: Option<u32>,
+    /// Enabled, failure threshold and reset timeout; the rest stays the client's.
+    pub breaker: Option<BreakerSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerSettings {
+    pub enabled: bool,
+    pub failure_threshold: u32,
+    pub reset_timeout: Duration,
+}
+
+/// Gives an account's own settings (its configuration in the database).
+pub trait AccountSettingsSource: Send + Sync + std::fmt::Debug {
+    /// `None`: the account has none; the client's apply.
+    fn settings<'a>(
+        &'a self,
+        account: &'a AccountId,
+    ) -> futures::future::BoxFuture<'a, Option<AccountSettings>>;
+}
+
+/// How long an account's settings are used before they are read again: a
+/// change reaches every replica within this.
+const SETTINGS_TTL: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 struct Inner {
@@ -68,6 +102,7 @@ struct Inner {
     credentials: Arc<dyn CredentialSource>,
     budget: Arc<dyn Budget>,
     tokens: Option<Arc<dyn TokenStore>>,
+    settings: Option<Arc<dyn AccountSettingsSource>>,
     accounts: Mutex<HashMap<AccountId, Arc<AccountState>>>,
     metrics: ClientMetrics,
 }
@@ -94,6 +129,8 @@ enum Sent {
 pub struct Shared {
     pub budget: Arc<dyn Budget>,
     pub tokens: Option<Arc<dyn TokenStore>>,
+    /// Each account's own timeout, attempts and circuit settings.
+    pub settings: Option<Arc<dyn AccountSettingsSource>>,
 }
 
 impl HostawayClient {
@@ -107,6 +144,7 @@ impl HostawayClient {
         let shared = Shared {
             budget: Arc::new(LocalBudget::new(&config.account_limit, &config.ip_limit)),
             tokens: None,
+            settings: None,
         };
         Self::with_shared(config, credentials, metrics, shared)
     }
@@ -138,6 +176,7 @@ impl HostawayClient {
                 http: builder.build()?,
                 budget: shared.budget,
                 tokens: shared.tokens,
+                settings: shared.settings,
                 config,
                 credentials,
                 accounts: Mutex::new(HashMap::new()),
@@ -161,6 +200,7 @@ impl HostawayClient {
             Arc::new(AccountState {
                 token: tokio::sync::Mutex::new(None),
                 breaker: CircuitBreaker::new(self.inner.config.breaker.clone()),
+                settings: Mutex::new(None),
             })
         }))
     }
@@ -232,7 +272,7 @@ impl HostawayClient {
                     );
                     self.inner
                         .budget
-                        .circuit_opened(account, self.inner.config.breaker.reset_timeout)
+                        .circuit_opened(account, self.account(account).breaker.reset_timeout())
                         .await;
                 }
                 crate::breaker::CircuitState::Closed => {
@@ -262,6 +302,38 @@ impl HostawayClient {
         }
     }
 
+    /// The account's own settings (read again every `SETTINGS_TTL`), with
+    /// its circuit brought in line with them.
+    async fn settings(&self, account: &AccountId, state: &AccountState) -> Option<AccountSettings> {
+        let source = self.inner.settings.as_ref()?;
+        let cached = state
+            .settings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .filter(|(read_at, _)| read_at.elapsed() < SETTINGS_TTL);
+        let settings = match cached {
+            Some((_, settings)) => settings,
+            None => {
+                let settings = source.settings(account).await;
+                *state
+                    .settings
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                    Some((Instant::now(), settings.clone()));
+                settings
+            }
+        };
+        let mut breaker = self.inner.config.breaker.clone();
+        if let Some(own) = settings.as_ref().and_then(|s| s.breaker) {
+            breaker.enabled = own.enabled;
+            breaker.failure_threshold = own.failure_threshold.max(1);
+            breaker.reset_timeout = own.reset_timeout;
+        }
+        state.breaker.reconfigure(&breaker);
+        settings
+    }
+
     /// Sends `request` for `account` through breaker, token, limits and
     /// retries; returns the success envelope.
     pub(crate) async fn call(
@@ -275,7 +347,12 @@ impl HostawayClient {
             method: method_name(&request.method),
             endpoint: request.endpoint,
         };
-        let policy = self.inner.config.retry.clone();
+        let settings = self.settings(account, &state).await;
+        let mut policy = self.inner.config.retry.clone();
+        if let Some(attempts) = settings.as_ref().and_then(|s| s.max_attempts) {
+            policy.max_attempts = attempts.max(1);
+        }
+        let timeout = settings.as_ref().and_then(|s| s.timeout);
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
@@ -295,7 +372,9 @@ impl HostawayClient {
             let mut used = None;
             let outcome = match self.token(account, &state, &context).await {
                 Ok(token) => {
-                    let sent = self.send_once(account, &request, &context, &token).await;
+                    let sent = self
+                        .send_once(account, &request, &context, &token, timeout)
+                        .await;
                     used = Some(token);
                     sent
                 }
@@ -362,15 +441,19 @@ impl HostawayClient {
         request: &ApiRequest,
         context: &ErrorContext,
         token: &SecretString,
+        timeout: Option<Duration>,
     ) -> Result<Envelope, Failure> {
         let url = format!("{}{}", self.inner.config.base_url, request.path);
-        let builder = self
+        let mut builder = self
             .inner
             .http
             .request(request.method.clone(), url)
             .bearer_auth(token.expose_secret())
             .header("Cache-control", "no-cache")
             .query(&request.query);
+        if let Some(timeout) = timeout {
+            builder = builder.timeout(timeout);
+        }
         let builder = match &request.body {
             Some(body) => builder.json(body),
             None => builder,

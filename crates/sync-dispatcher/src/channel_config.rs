@@ -10,7 +10,11 @@
 
 use std::collections::BTreeSet;
 
+use std::time::Duration;
+
 use domain::{AccountId, SyncKind};
+use futures::future::BoxFuture;
+use hostaway_client::{AccountSettings, AccountSettingsSource, BreakerSettings};
 use serde::{Deserialize, Serialize};
 use store::PgPool;
 
@@ -272,6 +276,53 @@ pub async fn in_force(
                 Ok((0, ChannelConfig::default()))
             }
         },
+    }
+}
+
+impl ChannelConfig {
+    /// What the Hostaway client takes from it: the timeout, the attempts
+    /// (`maxRetries` after the first) and the circuit's settings.
+    pub fn client_settings(&self) -> AccountSettings {
+        AccountSettings {
+            timeout: Some(Duration::from_millis(u64::from(self.api.timeout_ms))),
+            max_attempts: Some(self.api.max_retries.saturating_add(1)),
+            breaker: Some(BreakerSettings {
+                enabled: self.circuit_breaker.enabled,
+                failure_threshold: self.circuit_breaker.failure_threshold,
+                reset_timeout: Duration::from_millis(u64::from(
+                    self.circuit_breaker.reset_timeout_ms,
+                )),
+            }),
+        }
+    }
+}
+
+/// Each account's client settings, from its stored configuration; an account
+/// never configured keeps the client's (the environment's).
+#[derive(Debug, Clone)]
+pub struct StoredSettings {
+    pool: PgPool,
+}
+
+impl StoredSettings {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl AccountSettingsSource for StoredSettings {
+    fn settings<'a>(&'a self, account: &'a AccountId) -> BoxFuture<'a, Option<AccountSettings>> {
+        Box::pin(async move {
+            match in_force(&self.pool, account).await {
+                Ok((0, _)) => None,
+                Ok((_, config)) => Some(config.client_settings()),
+                Err(error) => {
+                    tracing::warn!(account_id = %account, %error,
+                        "cannot read the account's configuration; calling it with the defaults");
+                    None
+                }
+            }
+        })
     }
 }
 

@@ -30,7 +30,8 @@ use store::{PgPool, Postgres, Transaction};
 pub const WINDOW_MARGIN: Duration = Duration::from_millis(300);
 
 /// A client whose budgets, circuits and tokens are shared with every other
-/// replica through `pool`.
+/// replica through `pool`, and which calls each account with the timeout,
+/// attempts and circuit settings of its own configuration.
 pub fn shared_client(
     config: ClientConfig,
     credentials: Arc<dyn CredentialSource>,
@@ -45,7 +46,11 @@ pub fn shared_client(
             account_limit: config.account_limit,
             egress_limit: config.ip_limit,
         }),
-        tokens: Some(Arc::new(SharedTokens { pool, cipher })),
+        tokens: Some(Arc::new(SharedTokens {
+            pool: pool.clone(),
+            cipher,
+        })),
+        settings: Some(Arc::new(crate::channel_config::StoredSettings::new(pool))),
     };
     HostawayClient::with_shared(config, credentials, metrics, shared)
 }
