@@ -20,6 +20,8 @@ pub use admin_api::client::AdminClient;
 #[derive(Debug)]
 pub struct RunningAdminApi {
     pub addr: SocketAddr,
+    /// Serving TLS.
+    pub tls: bool,
     pub metrics: Metrics,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -35,7 +37,11 @@ impl RunningAdminApi {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.tls {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
     }
 
     /// A client sending `token` (or none).
@@ -55,6 +61,17 @@ impl TestEnv {
     /// Starts the operations API against Hostaway at `hostaway_url` (the
     /// simulator), telling Hostaway to send webhooks to `webhook_url`.
     pub async fn start_admin_api(&self, hostaway_url: &str, webhook_url: &str) -> RunningAdminApi {
+        self.start_admin_api_with(hostaway_url, webhook_url, |_| {})
+            .await
+    }
+
+    /// As [`Self::start_admin_api`], with settings changed by `configure`.
+    pub async fn start_admin_api_with(
+        &self,
+        hostaway_url: &str,
+        webhook_url: &str,
+        configure: impl FnOnce(&mut AdminApiSettings),
+    ) -> RunningAdminApi {
         let nats =
             service_kit::nats::connect(&self.service_nats_url_as("admin-api"), None, "admin-api")
                 .await
@@ -90,6 +107,8 @@ impl TestEnv {
         };
         let mut settings = AdminApiSettings::new(webhook_url.to_owned());
         settings.age_check_every = Duration::from_millis(200);
+        configure(&mut settings);
+        let tls = settings.tls.is_some();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("admin API binds");
@@ -103,6 +122,7 @@ impl TestEnv {
         });
         RunningAdminApi {
             addr,
+            tls,
             metrics,
             stop,
             task,

@@ -23,6 +23,8 @@ use sync_dispatcher::Roles;
 use tonic::Code;
 
 const SECRET: &str = "sim-api-secret-74";
+/// A gateway URL for tests in which Hostaway sends no webhook.
+const NO_GATEWAY: &str = "http://127.0.0.1:1/webhooks/hostaway";
 
 fn fields(value: Value) -> Map<String, Value> {
     value.as_object().cloned().expect("an object")
@@ -738,10 +740,7 @@ async fn pricing_sync_turned_off_for_one_account_is_honoured_by_running_dispatch
     second.ready().await;
     let api = world
         .env
-        .start_admin_api(
-            &world.sim.base_url(),
-            "http://127.0.0.1:1/webhooks/hostaway",
-        )
+        .start_admin_api(&world.sim.base_url(), NO_GATEWAY)
         .await;
     let operator = world.env.admin_token(Role::Operator).await;
     let mut client = api.client(Some(&operator)).await;
@@ -1182,4 +1181,76 @@ async fn an_account_s_own_attempts_and_circuit_are_what_its_calls_get() {
         9,
         "the other account keeps the client's 3 attempts and its circuit closed"
     );
+}
+
+/// The project's own test certificates (`tests/fixtures/tls`).
+fn tls_file(name: &str) -> std::path::PathBuf {
+    connector_tests::fixtures::repo_root()
+        .join("tests/fixtures/tls")
+        .join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mtls_only_a_client_certificate_of_the_ca_and_a_token_get_in() {
+    let env = TestEnv::new().await;
+    let api = env
+        .start_admin_api_with("http://127.0.0.1:1", NO_GATEWAY, |settings| {
+            settings.tls = Some(admin_api::server::TlsFiles {
+                certificate: tls_file("server.pem"),
+                key: tls_file("server.key"),
+                client_ca: Some(tls_file("ca.pem")),
+            });
+        })
+        .await;
+    let viewer = env.admin_token(Role::Viewer).await;
+    let tls = |identity: Option<&str>| admin_api::client::ClientTls {
+        ca: Some(tls_file("ca.pem")),
+        identity: identity.map(|name| {
+            (
+                tls_file(&format!("{name}.pem")),
+                tls_file(&format!("{name}.key")),
+            )
+        }),
+    };
+    let list = |token: Option<SecretString>, tls: admin_api::client::ClientTls| {
+        let url = api.url();
+        async move {
+            let mut client = admin_api::client::connect_with(&url, token.as_ref(), &tls)
+                .await
+                .map_err(|e| e.to_string())?;
+            client
+                .list_accounts(proto::ListAccountsRequest {})
+                .await
+                .map(drop)
+                .map_err(|status| format!("{:?}", status.code()))
+        }
+    };
+    assert_eq!(
+        list(Some(viewer.clone()), tls(Some("client"))).await,
+        Ok(())
+    );
+    assert_eq!(
+        list(None, tls(Some("client"))).await,
+        Err("Unauthenticated".into()),
+        "a certificate is not a token"
+    );
+    for refused in [tls(None), tls(Some("rogue"))] {
+        assert!(
+            list(Some(viewer.clone()), refused).await.is_err(),
+            "no certificate, or one of another CA: no call"
+        );
+    }
+    // Plain h2c to a TLS port goes nowhere either.
+    let plain = format!("http://{}", api.addr);
+    let refused = async {
+        let mut client = admin_api::client::connect(&plain, Some(&viewer))
+            .await
+            .ok()?;
+        client
+            .list_accounts(proto::ListAccountsRequest {})
+            .await
+            .ok()
+    }
+    .await;
+    assert!(refused.is_none());
 }

@@ -1239,3 +1239,77 @@ async fn a_multi_unit_listing_is_opened_and_closed_with_desired_units_to_sell() 
     .await;
     dispatcher.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_on_its_own_schedule_is_reconciled_by_it_and_the_others_are_not() {
+    let world = OutboundWorld::new(SimConfig::default(), &[("71040", 1), ("71041", 1)]).await;
+    let (own, fleet) = (world.listings[0].clone(), world.listings[1].clone());
+    // Every 2 s for 71040; 71041 keeps the fleet's schedules, none here.
+    let mut config = sync_dispatcher::channel_config::ChannelConfig::default();
+    config.sync.schedules.availability = "*/2 * * * * *".into();
+    assert_eq!(config.validate(), Ok(()));
+    store::channel_config::set(
+        &world.env.pool,
+        &domain::AccountId::parse("71040").unwrap(),
+        Some(0),
+        &config.to_json(),
+        "test",
+    )
+    .await
+    .unwrap();
+    let dispatcher = world.start_dispatcher_with(Roles::ALL, |settings, _| {
+        settings.account_schedule_tick = Duration::from_secs(1);
+    });
+    dispatcher.ready().await;
+    let mut model = Model::default();
+    for (seq, listing) in [&own, &fleet].into_iter().enumerate() {
+        let change = Availability {
+            change_id: change_id(seq as u64 + 1),
+            seq: seq as u64 + 1,
+            unit: listing.unit,
+            start: day(1),
+            end: day(5),
+            available: Some(true),
+            min_stay: Some(2),
+            occurred_at: Utc::now(),
+            version: 0,
+        };
+        model.apply_availability(&change);
+        world.publish_availability(&change).await;
+    }
+    world.converged(&model, Duration::from_secs(30)).await;
+
+    // Both calendars edited by hand in Hostaway: only the account on its own
+    // schedule is read back and healed.
+    for listing in [&own, &fleet] {
+        world
+            .sim
+            .edit_calendar(
+                listing.listing,
+                json!({"startDate": day(3).to_string(), "endDate": day(3).to_string(), "minimumStay": 9})
+                    .as_object()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    connector_tests::eventually(
+        "the account's own schedule to heal its calendar",
+        Duration::from_secs(30),
+        || async {
+            world
+                .differences(&own, &model)
+                .await
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+    world.queue_drained().await;
+    assert_eq!(
+        world.differences(&fleet, &model).await.len(),
+        1,
+        "the other account waits for the fleet's schedule"
+    );
+    dispatcher.stop().await;
+}

@@ -23,6 +23,15 @@ struct Args {
     /// Credentials older than this many days are due for rotation (metric, alert).
     #[arg(long, env = "ADMIN_ROTATION_DAYS", default_value_t = 90)]
     rotation_days: i64,
+    /// Serve TLS with this certificate (PEM; with ADMIN_API_TLS_KEY_FILE).
+    /// Unset: h2c, for a mesh or gateway that terminates TLS in front.
+    #[arg(long, env = "ADMIN_API_TLS_CERT_FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    #[arg(long, env = "ADMIN_API_TLS_KEY_FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Require client certificates signed by this CA (mTLS; PEM).
+    #[arg(long, env = "ADMIN_API_TLS_CLIENT_CA_FILE", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
     #[command(flatten)]
     database: DatabaseArgs,
     #[command(flatten)]
@@ -49,6 +58,15 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = service_kit::telemetry::init(&args.log, "admin-api")?;
     let mut settings = admin_api::AdminApiSettings::new(args.webhook_url.trim().to_owned());
     settings.rotation_age = chrono::Duration::days(args.rotation_days.clamp(1, 3650));
+    settings.tls = args
+        .tls_cert
+        .clone()
+        .zip(args.tls_key.clone())
+        .map(|(certificate, key)| admin_api::server::TlsFiles {
+            certificate,
+            key,
+            client_ca: args.tls_client_ca.clone(),
+        });
     admin_api::server::check_webhook_url(&settings.webhook_url).map_err(anyhow::Error::msg)?;
     let cipher = Arc::new(args.key.cipher().context("CONNECTOR_CREDENTIALS_KEY")?);
     let pool = args.database.service_pool(4)?;

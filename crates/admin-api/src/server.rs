@@ -32,6 +32,39 @@ pub struct AdminApiSettings {
     pub account_budget: u32,
     /// How often credential ages are measured for the metrics.
     pub age_check_every: Duration,
+    /// TLS, and client certificates (mTLS) when it names a CA. Without it the
+    /// API speaks h2c, for a mesh or a gateway that terminates TLS in front.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of the server's TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    /// Clients must present a certificate this CA signed (mTLS).
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+impl TlsFiles {
+    fn read(path: &std::path::Path, what: &str) -> anyhow::Result<Vec<u8>> {
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))
+    }
+
+    fn config(&self) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+        let identity = tonic::transport::Identity::from_pem(
+            Self::read(&self.certificate, "ADMIN_API_TLS_CERT_FILE")?,
+            Self::read(&self.key, "ADMIN_API_TLS_KEY_FILE")?,
+        );
+        let mut config = tonic::transport::ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &self.client_ca {
+            config = config.client_ca_root(tonic::transport::Certificate::from_pem(Self::read(
+                ca,
+                "ADMIN_API_TLS_CLIENT_CA_FILE",
+            )?));
+        }
+        Ok(config)
+    }
 }
 
 impl AdminApiSettings {
@@ -42,6 +75,7 @@ impl AdminApiSettings {
             default_overlap: chrono::Duration::hours(24),
             account_budget: hostaway_client::RateLimit::HOSTAWAY_ACCOUNT.limit,
             age_check_every: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -79,6 +113,7 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     check_webhook_url(&settings.webhook_url).map_err(anyhow::Error::msg)?;
+    let tls = settings.tls.as_ref().map(TlsFiles::config).transpose()?;
     let metrics = ApiMetrics::register(&deps.metrics)?;
     let stored =
         sync_dispatcher::credentials::from_database(deps.pool.clone(), Arc::clone(&deps.cipher));
@@ -136,8 +171,12 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "operations API serving (gRPC, with health and reflection)");
-    tonic::transport::Server::builder()
+    tracing::info!(%addr, tls = tls.is_some(), "operations API serving (gRPC, with health and reflection)");
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

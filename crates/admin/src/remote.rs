@@ -22,12 +22,35 @@ pub struct ApiArgs {
         global = true
     )]
     pub url: String,
+    /// The CA that signed the API's certificate, for an https URL (PEM;
+    /// default: the system's roots).
+    #[arg(long = "api-ca-file", env = "ADMIN_API_CA_FILE", global = true)]
+    pub ca: Option<std::path::PathBuf>,
+    /// This client's certificate, when the API requires one (mTLS; PEM).
+    #[arg(
+        long = "api-client-cert-file",
+        env = "ADMIN_API_CLIENT_CERT_FILE",
+        requires = "client_key",
+        global = true
+    )]
+    pub client_cert: Option<std::path::PathBuf>,
+    #[arg(
+        long = "api-client-key-file",
+        env = "ADMIN_API_CLIENT_KEY_FILE",
+        requires = "client_cert",
+        global = true
+    )]
+    pub client_key: Option<std::path::PathBuf>,
 }
 
 impl ApiArgs {
     pub async fn client(&self) -> anyhow::Result<AdminClient> {
         let token = secrets::api_token()?;
-        Ok(admin_api::client::connect(&self.url, Some(&token)).await?)
+        let tls = admin_api::client::ClientTls {
+            ca: self.ca.clone(),
+            identity: self.client_cert.clone().zip(self.client_key.clone()),
+        };
+        Ok(admin_api::client::connect_with(&self.url, Some(&token), &tls).await?)
     }
 }
 

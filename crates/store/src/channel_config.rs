@@ -99,3 +99,13 @@ pub async fn set(
     tx.commit().await?;
     Ok(Saved::New(version + 1))
 }
+
+/// Every configured account's configuration in force.
+pub async fn all_current(pool: &PgPool) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT ON (hostaway_account_id) hostaway_account_id, config
+         FROM channel_configs ORDER BY hostaway_account_id, version DESC",
+    )
+    .fetch_all(pool)
+    .await?)
+}

@@ -246,6 +246,29 @@ impl ChannelConfig {
         }
     }
 
+    /// The account's own reconciliation schedule for `kind` (`off`
+    /// included), when it is not the specification's default; `None`: the
+    /// account follows the fleet's schedule (`SYNC_SCHEDULE_*`, sliced).
+    pub fn own_schedule(&self, kind: SyncKind) -> Option<&str> {
+        let defaults = ChannelConfig::default();
+        let (own, default) = match kind {
+            SyncKind::Availability => (
+                &self.sync.schedules.availability,
+                defaults.sync.schedules.availability,
+            ),
+            SyncKind::Pricing => (
+                &self.sync.schedules.pricing,
+                defaults.sync.schedules.pricing,
+            ),
+            SyncKind::Listing => (
+                &self.sync.schedules.listings,
+                defaults.sync.schedules.listings,
+            ),
+            SyncKind::Reservations => return None,
+        };
+        (own.trim() != default).then_some(own.trim())
+    }
+
     pub fn syncs(&self, kind: SyncKind) -> bool {
         self.sync.enabled_types.contains(sync_type_name(kind))
     }
@@ -373,6 +396,21 @@ mod tests {
         assert_eq!(config.validate(), Ok(()));
         assert!(!config.syncs(SyncKind::Pricing));
         assert!(config.syncs(SyncKind::Availability));
+    }
+
+    #[test]
+    fn only_a_schedule_other_than_the_default_is_the_account_s_own() {
+        let mut config = ChannelConfig::default();
+        assert_eq!(config.own_schedule(SyncKind::Availability), None);
+        config.sync.schedules.availability = "*/5 * * * *".into();
+        config.sync.schedules.listings = "off".into();
+        assert_eq!(
+            config.own_schedule(SyncKind::Availability),
+            Some("*/5 * * * *")
+        );
+        assert_eq!(config.own_schedule(SyncKind::Listing), Some("off"));
+        assert_eq!(config.own_schedule(SyncKind::Pricing), None);
+        assert_eq!(config.own_schedule(SyncKind::Reservations), None);
     }
 
     #[test]

@@ -21,10 +21,20 @@
 //! only (`slices`, per schedule): each listing is then reconciled every
 //! `slices` runs. Reservation polling is never sliced: it is the safety net
 //! for lost webhooks, one call per account.
+//!
+//! An account whose configuration (`channel_configs`) gives a kind a schedule
+//! other than the specification's default follows its own (or none, `off`)
+//! instead of the fleet's: every `account_tick` one replica claims the tick
+//! (slot `accounts`) and queues the kinds whose own schedule fell due in it.
+//! Accounts on the default pattern stay on the fleet's sliced schedules, so
+//! thousands of configured accounts do not all fire at the same minute.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
+use domain::AccountId;
 use domain::SyncKind;
 use store::PgPool;
 use store::sync_jobs::JobKey;
@@ -146,9 +156,17 @@ pub async fn enqueue_all(
             })
             .collect()
     } else {
+        // Accounts on a schedule of their own are queued by their own ticks.
+        let own: HashSet<AccountId> = own_schedules(pool)
+            .await?
+            .into_iter()
+            .filter(|own| own.kind == kind)
+            .map(|own| own.account)
+            .collect();
         store::sync_jobs::linked_listings(pool)
             .await?
             .into_iter()
+            .filter(|(account, _)| !own.contains(account))
             .map(|(account, listing)| JobKey {
                 account,
                 listing: Some(listing),
@@ -172,6 +190,117 @@ pub async fn enqueue_all(
     Ok(done)
 }
 
+/// An account's own schedule of one kind; `schedule` is `None` for `off`.
+#[derive(Debug, Clone)]
+pub struct OwnSchedule {
+    pub account: AccountId,
+    pub kind: SyncKind,
+    pub schedule: Option<Schedule>,
+}
+
+/// Every account's own schedules (those other than the default pattern).
+/// A stored pattern that no longer parses is logged and left out: the
+/// account follows the fleet's.
+pub async fn own_schedules(pool: &PgPool) -> anyhow::Result<Vec<OwnSchedule>> {
+    let mut out = Vec::new();
+    for (account, config) in store::channel_config::all_current(pool).await? {
+        let Ok(account) = AccountId::parse(account) else {
+            continue;
+        };
+        let Ok(config) = crate::channel_config::ChannelConfig::from_json(config) else {
+            continue;
+        };
+        for kind in [SyncKind::Availability, SyncKind::Pricing, SyncKind::Listing] {
+            let Some(pattern) = config.own_schedule(kind) else {
+                continue;
+            };
+            let schedule = if pattern.eq_ignore_ascii_case("off") {
+                None
+            } else {
+                match Schedule::parse(kind, pattern) {
+                    Ok(schedule) => Some(schedule),
+                    Err(error) => {
+                        tracing::warn!(account_id = %account, %error, "an account's schedule does not parse; it follows the fleet's");
+                        continue;
+                    }
+                }
+            };
+            out.push(OwnSchedule {
+                account: account.clone(),
+                kind,
+                schedule,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The tick boundary at or before `at`.
+fn tick_at_or_before(at: DateTime<Utc>, tick: std::time::Duration) -> Option<DateTime<Utc>> {
+    let secs = i64::try_from(tick.as_secs().max(1)).unwrap_or(60);
+    DateTime::from_timestamp(at.timestamp().div_euclid(secs) * secs, 0)
+}
+
+/// Queues, for the tick ending at `end`, every own schedule due in
+/// `(end - tick, end]`: claimed by one replica.
+async fn run_account_tick(
+    end: DateTime<Utc>,
+    tick: std::time::Duration,
+    takeover_after: std::time::Duration,
+    pool: &PgPool,
+    queue: &JobQueue,
+    holder: Uuid,
+) {
+    const SLOT: &str = "accounts";
+    match store::sync_jobs::claim_slot(pool, SLOT, end, holder, takeover_after).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, "cannot claim the accounts' schedule tick; trying again shortly");
+            return;
+        }
+    }
+    let start = end - chrono::Duration::from_std(tick).unwrap_or(chrono::Duration::seconds(60));
+    let result = async {
+        let mut queued = 0;
+        for own in own_schedules(pool).await? {
+            let due = own
+                .schedule
+                .as_ref()
+                .and_then(|s| s.latest_at_or_before(end))
+                .is_some_and(|at| at > start);
+            if !due {
+                continue;
+            }
+            for link in store::links::list(pool, Some(&own.account)).await? {
+                let key = JobKey {
+                    account: own.account.clone(),
+                    listing: Some(link.listing),
+                    kind: own.kind,
+                };
+                if let Enqueued::Queued = queue.enqueue(&key, Mode::Reconcile).await? {
+                    queued += 1;
+                }
+            }
+        }
+        anyhow::Ok(queued)
+    }
+    .await;
+    match result {
+        Ok(queued) => {
+            if let Err(error) = store::sync_jobs::complete_slot(pool, SLOT, end, holder).await {
+                tracing::warn!(%error, "tick run but not marked complete; another replica may run it again (harmless)");
+            }
+            if queued > 0 {
+                tracing::info!(tick = %end, queued, "accounts' own schedules queued");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "accounts' schedule tick failed; taken over after its timeout")
+        }
+    }
+}
+
 /// A stable slice number of a job's target (FNV-1a of its id).
 fn slice_of(key: &JobKey, count: u64) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -187,8 +316,10 @@ fn slice_of(key: &JobKey, count: u64) -> u64 {
 /// schedule's most recent slot (at or before now). The claim succeeds for
 /// one replica per new slot, and for any replica once a claimed slot has
 /// gone `takeover_after` without completing.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     schedules: Vec<Schedule>,
+    account_tick: std::time::Duration,
     takeover_after: std::time::Duration,
     pool: PgPool,
     queue: JobQueue,
@@ -196,15 +327,19 @@ pub async fn run(
     metrics: SyncMetrics,
     stop: CancellationToken,
 ) {
-    if schedules.is_empty() {
-        return;
-    }
     let check_every = (takeover_after / 2).clamp(
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(60),
     );
+    let mut last_tick: Option<DateTime<Utc>> = None;
     loop {
         let now = Utc::now();
+        if let Some(tick) = tick_at_or_before(now, account_tick)
+            && last_tick.is_none_or(|last| tick > last)
+        {
+            run_account_tick(tick, account_tick, takeover_after, &pool, &queue, holder).await;
+            last_tick = Some(tick);
+        }
         for schedule in &schedules {
             if let Some(slot) = schedule.latest_at_or_before(now) {
                 run_slot(
@@ -219,10 +354,15 @@ pub async fn run(
                 .await;
             }
         }
+        let next_tick = last_tick
+            .map(|last| last + chrono::Duration::from_std(account_tick).unwrap_or_default())
+            .and_then(|at| (at - Utc::now()).to_std().ok())
+            .unwrap_or(account_tick);
         let wait = next_due(&schedules, now)
             .and_then(|(due, _)| (due - Utc::now()).to_std().ok())
             .unwrap_or(check_every)
-            .min(check_every);
+            .min(check_every)
+            .min(next_tick);
         if service_kit::consume::sleep_or_stop(&stop, wait).await {
             return;
         }

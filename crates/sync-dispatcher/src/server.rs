@@ -66,6 +66,9 @@ pub struct DispatcherSettings {
     /// A claimed reconciliation slot not completed for this long (its
     /// replica died) is taken over by another replica.
     pub slot_takeover: Duration,
+    /// How often accounts' own reconciliation schedules are checked (their
+    /// cron patterns are honoured to this precision).
+    pub account_schedule_tick: Duration,
     pub queue_timeout: Duration,
     pub queue_gauge_interval: Duration,
     pub shutdown_timeout: Duration,
@@ -90,6 +93,7 @@ impl DispatcherSettings {
                 .filter_map(|(kind, pattern)| Schedule::parse(*kind, pattern).ok())
                 .collect(),
             slot_takeover: Duration::from_secs(300),
+            account_schedule_tick: Duration::from_secs(60),
             queue_timeout: Duration::from_secs(5),
             queue_gauge_interval: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(25),
@@ -311,6 +315,7 @@ impl SyncDispatcher {
         if settings.roles.reconcile {
             background.spawn(crate::reconcile::run(
                 settings.schedules.clone(),
+                settings.account_schedule_tick,
                 settings.slot_takeover,
                 deps.pool.clone(),
                 queue.clone(),
