@@ -294,7 +294,7 @@ impl TestEnv {
     }
 
     pub async fn bookings(&self) -> Vec<BookingView> {
-        store::bookings::list(&self.pool, None)
+        store::bookings::list(&self.pool, None, None)
             .await
             .expect("bookings")
     }

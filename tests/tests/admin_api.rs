@@ -428,7 +428,10 @@ async fn call(
             .await
             .map(drop),
         Method::ListBookings => client
-            .list_bookings(proto::ListBookingsRequest { account_id: a() })
+            .list_bookings(proto::ListBookingsRequest {
+                account_id: a(),
+                limit: 10,
+            })
             .await
             .map(drop),
         Method::ListBlocks => client

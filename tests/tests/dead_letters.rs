@@ -243,7 +243,7 @@ async fn a_dead_letter_replayed_before_its_cause_is_fixed_gets_a_fresh_schedule(
         1,
     )
     .await;
-    let first = store::dlq::list(&env.pool, false, 10)
+    let first = store::dlq::list_filtered(&env.pool, &store::dlq::Filter::default(), 10)
         .await
         .unwrap()
         .remove(0);

@@ -532,7 +532,7 @@ async fn every_authenticated_hostile_body_is_kept_in_the_dlq_with_its_reason() {
     .await;
     for (name, answer) in &answers {
         let webhook_id = answer["webhookId"].as_str().expect("a kept webhook's id");
-        let letter = store::dlq::list(&env.pool, false, 100)
+        let letter = store::dlq::list_filtered(&env.pool, &store::dlq::Filter::default(), 100)
             .await
             .unwrap()
             .into_iter()
@@ -573,7 +573,7 @@ async fn every_authenticated_hostile_body_is_kept_in_the_dlq_with_its_reason() {
 
     // A kept webhook is replayable once the cause is fixed (here: not fixed,
     // so it comes back to the queue with the same reason).
-    let unknown = store::dlq::list(&env.pool, false, 100)
+    let unknown = store::dlq::list_filtered(&env.pool, &store::dlq::Filter::default(), 100)
         .await
         .unwrap()
         .into_iter()

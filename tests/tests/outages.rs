@@ -252,7 +252,7 @@ async fn a_webhook_that_always_times_out_reaches_the_dlq() {
     assert_eq!(timeouts, 0, "a replay gets its free timeouts again");
 
     holder.rollback().await.unwrap();
-    let letter = store::dlq::list(&env.pool, false, 10)
+    let letter = store::dlq::list_filtered(&env.pool, &store::dlq::Filter::default(), 10)
         .await
         .unwrap()
         .remove(0);

@@ -468,12 +468,25 @@ async fn under_5xx_and_a_429_storm_it_converges_and_never_exceeds_the_limits() {
         (world.sim.requests(None).await.len() > 10).then_some(())
     })
     .await;
+    // The storm lasts until Hostaway has answered 429 at least once (the
+    // account's circuit may be open when it starts, and sends nothing).
     world.sim.set_faults(hostaway_sim::Faults {
         error_rate: 0.3,
-        ..hostaway_sim::Faults::storm(Duration::from_secs(3))
+        ..hostaway_sim::Faults::storm(Duration::from_secs(120))
     });
     let mut model = model;
     model.merge(burst(&world, 5, 2).await);
+    connector_tests::eventually("a 429 answered", Duration::from_secs(90), || async {
+        world
+            .sim
+            .requests(None)
+            .await
+            .iter()
+            .any(|r| r.status == 429)
+            .then_some(())
+    })
+    .await;
+    world.sim.set_faults(hostaway_sim::Faults::errors(0.3));
     world.converged(&model, Duration::from_secs(120)).await;
     let statuses: Vec<u16> = world
         .sim

@@ -22,11 +22,12 @@ use crate::service::{Context, Detail};
 
 /// Client secrets under test (a connect or a rotation checking them with
 /// Hostaway before they are stored), consulted before the database. One at
-/// a time per account.
-#[derive(Clone, Default)]
+/// a time per account (per replica: two replicas connecting one account at
+/// once both check, and the second store finds the account there).
+#[derive(Clone)]
 pub struct PendingSecrets {
     secrets: Arc<Mutex<HashMap<AccountId, SecretString>>>,
-    stored: Option<Arc<dyn CredentialSource>>,
+    stored: Arc<dyn CredentialSource>,
 }
 
 impl std::fmt::Debug for PendingSecrets {
@@ -40,7 +41,7 @@ impl PendingSecrets {
     pub fn over(stored: Arc<dyn CredentialSource>) -> Self {
         Self {
             secrets: Arc::default(),
-            stored: Some(stored),
+            stored,
         }
     }
 
@@ -84,13 +85,31 @@ impl CredentialSource for PendingSecrets {
                 .lock()
                 .ok()
                 .and_then(|secrets| secrets.get(account).cloned());
-            match (pending, &self.stored) {
-                (Some(secret), _) => Some(secret),
-                (None, Some(stored)) => stored.client_secret(account).await,
-                (None, None) => None,
+            match pending {
+                Some(secret) => Some(secret),
+                None => self.stored.client_secret(account).await,
             }
         })
     }
+}
+
+/// Checks a client secret with Hostaway (a token minted with it, the
+/// account's listings read) before anything stores it. A token this process
+/// holds for the account, minted with another key, is dropped first: the
+/// check must mint with this one.
+async fn check_secret(
+    ctx: &Context,
+    account: &AccountId,
+    secret: &SecretString,
+) -> Result<Vec<mapping::api::Listing>, Status> {
+    let _pending = ctx.pending.hold(account, secret.clone())?;
+    ctx.hostaway
+        .forget_token_unless_minted_with(account, Some(secret))
+        .await;
+    ctx.hostaway
+        .all_listings(account)
+        .await
+        .map_err(hostaway_status)
 }
 
 /// A secret from a request: present, bounded, printable.
@@ -170,12 +189,16 @@ pub(crate) async fn to_message(
     })
 }
 
-pub async fn get(ctx: &Context, account: &AccountId) -> Result<proto::Account, Status> {
-    let summary = store::accounts::get_account(&ctx.pool, account)
+/// The account, or NOT_FOUND.
+pub(crate) async fn require(ctx: &Context, account: &AccountId) -> Result<AccountSummary, Status> {
+    store::accounts::get_account(&ctx.pool, account)
         .await
         .map_err(store_status)?
-        .ok_or_else(|| Status::not_found(format!("account {account} not found")))?;
-    to_message(ctx, summary).await
+        .ok_or_else(|| Status::not_found(format!("account {account} not found")))
+}
+
+pub async fn get(ctx: &Context, account: &AccountId) -> Result<proto::Account, Status> {
+    to_message(ctx, require(ctx, account).await?).await
 }
 
 pub async fn list(ctx: &Context) -> Result<(proto::ListAccountsResponse, Detail), Status> {
@@ -242,14 +265,7 @@ pub async fn connect(
     }
 
     // Minting a token is the check: Hostaway refuses a wrong secret there.
-    let listings = {
-        let _pending = ctx.pending.hold(&account, client_secret.clone())?;
-        ctx.hostaway
-            .all_listings(&account)
-            .await
-            .map_err(hostaway_status)?
-    };
-    crate::listings::remember(ctx, &account, &listings).await?;
+    let listings = check_secret(ctx, &account, &client_secret).await?;
 
     let created = existing.is_none();
     let has_password = existing.as_ref().is_some_and(|e| e.has_webhook_password);
@@ -275,6 +291,7 @@ pub async fn connect(
             .await
             .map_err(store_status)?;
     }
+    crate::listings::remember(ctx, &account, &listings).await?;
     let hook = register_webhook(ctx, &account, alert_email).await?;
     let response = proto::ConnectAccountResponse {
         account: Some(get(ctx, &account).await?),
@@ -314,16 +331,24 @@ async fn ensure_webhook(
         .await
         .map_err(store_status)?;
     let url = ctx.settings.webhook_url.clone();
+    // Also the one an operator registered by hand, with the account in the path.
+    let with_account = format!("{}/{account}", url.trim_end_matches('/'));
     let existing = ctx
         .hostaway
         .list_unified_webhooks(account)
         .await
         .map_err(hostaway_status)?
         .into_iter()
-        .find(|hook| hook.url == url);
+        .find(|hook| hook.url == url || hook.url == with_account);
+    // An alert address set before is kept unless another is given.
+    let alert_email = alert_email.or_else(|| {
+        existing
+            .as_ref()
+            .and_then(|hook| hook.alerting_email_address.clone())
+    });
     let request = UnifiedWebhookRequest {
         is_enabled: config.webhook.enabled,
-        url,
+        url: existing.as_ref().map_or(url, |hook| hook.url.clone()),
         login: Some(login.clone()),
         password: Some(password),
         alerting_email_address: alert_email.clone(),
@@ -334,7 +359,7 @@ async fn ensure_webhook(
                 && hook.is_enabled == config.webhook.enabled
                 && hook.login.as_deref() == Some(login.as_str())
                 && hook.has_password
-                && (alert_email.is_none() || hook.alerting_email_address == alert_email) =>
+                && hook.alerting_email_address == alert_email =>
         {
             Ok(hook)
         }
@@ -380,10 +405,7 @@ pub async fn rotate(
     if overlap > chrono::Duration::days(30) {
         return Err(Status::invalid_argument("overlap_seconds: at most 30 days"));
     }
-    let summary = store::accounts::get_account(&ctx.pool, &account)
-        .await
-        .map_err(store_status)?
-        .ok_or_else(|| Status::not_found(format!("account {account} not found")))?;
+    let summary = require(ctx, &account).await?;
     if api_key.is_none() && webhook_password.is_none() && webhook_secret.is_none() {
         if summary.webhook_login.is_none() {
             return Err(Status::failed_precondition(
@@ -394,17 +416,7 @@ pub async fn rotate(
     }
     if let Some(key) = &api_key {
         // Checked before it replaces the one that works.
-        let _pending = ctx.pending.hold(&account, key.clone())?;
-        ctx.hostaway
-            .list_listings(
-                &account,
-                &hostaway_client::ListingsQuery {
-                    limit: 1,
-                    offset: 0,
-                },
-            )
-            .await
-            .map_err(hostaway_status)?;
+        check_secret(ctx, &account, key).await?;
     }
     let rotated: Vec<&str> = [
         ("api_key", api_key.is_some()),
@@ -415,6 +427,15 @@ pub async fn rotate(
     .filter_map(|(name, rotated)| rotated.then_some(name))
     .collect();
     let new_password = webhook_password.is_some();
+    // The password Hostaway sends now, to put back if Hostaway refuses the new one.
+    let sent_now = if new_password && summary.has_api_key {
+        store::accounts::webhook_basic_credentials(&ctx.pool, &ctx.cipher, &account)
+            .await
+            .map_err(store_status)?
+            .map(|(_, password)| password)
+    } else {
+        None
+    };
     store::accounts::rotate_credentials(
         &ctx.pool,
         &ctx.cipher,
@@ -431,7 +452,31 @@ pub async fn rotate(
     // Hostaway sends the new password from now on; the old one is still
     // accepted for deliveries already under way.
     let webhook = if new_password && summary.has_api_key {
-        Some(ensure_webhook(ctx, &account, None, true).await?.id)
+        match ensure_webhook(ctx, &account, None, true).await {
+            Ok(hook) => Some(hook.id),
+            Err(status) => {
+                // Hostaway still sends the old password: it is made current
+                // again, so a retry starts from what Hostaway has.
+                if let Some(password) = sent_now {
+                    store::accounts::restore_webhook_password(
+                        &ctx.pool,
+                        &ctx.cipher,
+                        &account,
+                        &password,
+                        summary.set_at.webhook_password,
+                    )
+                    .await
+                    .map_err(store_status)?;
+                }
+                return Err(Status::new(
+                    status.code(),
+                    format!(
+                        "Hostaway did not take the new webhook password ({}); the previous one is in force again",
+                        status.message()
+                    ),
+                ));
+            }
+        }
     } else {
         None
     };

@@ -102,20 +102,12 @@ fn from_message(message: &proto::ChannelConfig) -> Result<ChannelConfig, Status>
     })
 }
 
-async fn account_exists(ctx: &Context, account: &AccountId) -> Result<(), Status> {
-    store::accounts::get_account(&ctx.pool, account)
-        .await
-        .map_err(store_status)?
-        .map(|_| ())
-        .ok_or_else(|| Status::not_found(format!("account {account} not found")))
-}
-
 pub async fn get(
     ctx: &Context,
     req: proto::GetChannelConfigRequest,
 ) -> Result<(proto::ChannelConfig, Detail), Status> {
     let account = parse_account(&req.account_id)?;
-    account_exists(ctx, &account).await?;
+    crate::accounts::require(ctx, &account).await?;
     let stored = store::channel_config::current(&ctx.pool, &account)
         .await
         .map_err(store_status)?;
@@ -143,7 +135,7 @@ pub async fn update(
             text.join("; ")
         )));
     }
-    account_exists(ctx, &account).await?;
+    crate::accounts::require(ctx, &account).await?;
     let (_, before) = sync_dispatcher::channel_config::in_force(&ctx.pool, &account)
         .await
         .map_err(store_status)?;
@@ -157,22 +149,36 @@ pub async fn update(
     )
     .await
     .map_err(store_status)?;
-    // Sync types turned on again: what TVL wanted meanwhile is pushed now,
-    // not at the next reconciliation.
+    // The configuration is saved: what follows is best effort, reported in
+    // the audit detail, and done again by the same call repeated.
     let mut queued = 0;
+    let mut not_done = Vec::new();
     if let Saved::New(_) = saved {
+        // Sync types turned on again: what TVL wanted meanwhile is pushed
+        // now, not at the next reconciliation.
         for kind in [SyncKind::Availability, SyncKind::Pricing, SyncKind::Listing] {
             if config.syncs(kind) && !before.syncs(kind) {
-                queued +=
-                    crate::sync::queue_listings(ctx, &account, None, kind, Mode::Push).await?;
+                match crate::sync::queue_listings(ctx, &account, None, kind, Mode::Push).await {
+                    Ok(n) => queued += n,
+                    Err(status) => {
+                        not_done.push(format!("{kind} pushes not queued: {}", status.message()))
+                    }
+                }
             }
         }
-        if config.webhook.enabled != before.webhook.enabled
-            && let Err(status) = crate::accounts::refresh_webhook(ctx, &account).await
-        {
-            tracing::warn!(code = ?status.code(), message = status.message(),
-                "the webhook at Hostaway could not be switched; the setting is saved, try again with TriggerSync or UpdateChannelConfig");
-        }
+    }
+    // The webhook at Hostaway follows `webhook.enabled` (left alone when it
+    // already does, so a repeated call retries a switch that failed).
+    let summary = crate::accounts::require(ctx, &account).await?;
+    let registered =
+        summary.has_api_key && summary.has_webhook_password && summary.webhook_login.is_some();
+    if registered && let Err(status) = crate::accounts::refresh_webhook(ctx, &account).await {
+        tracing::warn!(code = ?status.code(), message = status.message(),
+            "the webhook at Hostaway could not be switched; the setting is saved, call again to retry");
+        not_done.push(format!(
+            "webhook at Hostaway not switched: {}",
+            status.message()
+        ));
     }
     let stored = store::channel_config::current(&ctx.pool, &account)
         .await
@@ -182,6 +188,7 @@ pub async fn update(
         "changed": matches!(saved, Saved::New(_)),
         "config": config.to_json(),
         "pushesQueued": queued,
+        "notDone": not_done,
     });
     Ok((to_message(&account, stored.as_ref(), &config), detail))
 }

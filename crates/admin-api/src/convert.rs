@@ -49,6 +49,15 @@ pub fn unit(raw: &str) -> Result<UnitId, Status> {
         .map_err(|_| Status::invalid_argument("unit_id: a UUID"))
 }
 
+/// A page size a caller asked for: `default` for 0, at most 1,000.
+pub fn limit(requested: u32, default: i64) -> i64 {
+    if requested == 0 {
+        default
+    } else {
+        i64::from(requested.min(1_000))
+    }
+}
+
 pub fn non_empty(raw: &str) -> Option<String> {
     let trimmed = raw.trim();
     (!trimmed.is_empty()).then(|| trimmed.to_owned())

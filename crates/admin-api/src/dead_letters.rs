@@ -109,11 +109,7 @@ pub async fn list(
     req: proto::ListDeadLettersRequest,
 ) -> Result<(proto::ListDeadLettersResponse, Detail), Status> {
     let filter = filter(req.filter.as_ref())?;
-    let limit = if req.limit == 0 {
-        100
-    } else {
-        i64::from(req.limit).min(MAX_LETTERS)
-    };
+    let limit = crate::convert::limit(req.limit, 100).min(MAX_LETTERS);
     let letters = store::dlq::list_filtered(&ctx.pool, &filter, limit)
         .await
         .map_err(store_status)?;

@@ -3,17 +3,9 @@
 
 use tonic::Status;
 
-use crate::convert::{account as parse_account, non_empty, store_status, timestamp, unit};
+use crate::convert::{account as parse_account, limit, non_empty, store_status, timestamp, unit};
 use crate::proto;
 use crate::service::{Context, Detail};
-
-fn limit(requested: u32, default: i64) -> i64 {
-    if requested == 0 {
-        default
-    } else {
-        i64::from(requested.min(1_000))
-    }
-}
 
 fn text(value: Option<String>) -> String {
     value.unwrap_or_default()
@@ -26,31 +18,32 @@ pub async fn bookings(
     let account = non_empty(&req.account_id)
         .map(|a| parse_account(&a))
         .transpose()?;
-    let bookings = store::bookings::list(&ctx.pool, account.as_ref())
-        .await
-        .map_err(store_status)?
-        .into_iter()
-        .map(|b| proto::Booking {
-            booking_id: b.id.to_string(),
-            reservation_id: b.external_id,
-            account_id: b.hostaway_account_id,
-            listing_id: b.hostaway_listing_id,
-            unit_id: b.unit_id.to_string(),
-            status: b.status,
-            arrival_date: b.arrival_date.to_string(),
-            departure_date: b.departure_date.to_string(),
-            nights: b.nights,
-            guest_name: text(b.guest_name),
-            total_minor: b.total_amount_minor,
-            currency: text(b.currency),
-            channel_name: text(b.channel_name),
-            hostaway_updated_on: b
-                .source_updated_at
-                .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
-                .unwrap_or_default(),
-            block_kind: text(b.block_kind),
-        })
-        .collect();
+    let bookings =
+        store::bookings::list(&ctx.pool, account.as_ref(), Some(limit(req.limit, 1_000)))
+            .await
+            .map_err(store_status)?
+            .into_iter()
+            .map(|b| proto::Booking {
+                booking_id: b.id.to_string(),
+                reservation_id: b.external_id,
+                account_id: b.hostaway_account_id,
+                listing_id: b.hostaway_listing_id,
+                unit_id: b.unit_id.to_string(),
+                status: b.status,
+                arrival_date: b.arrival_date.to_string(),
+                departure_date: b.departure_date.to_string(),
+                nights: b.nights,
+                guest_name: text(b.guest_name),
+                total_minor: b.total_amount_minor,
+                currency: text(b.currency),
+                channel_name: text(b.channel_name),
+                hostaway_updated_on: b
+                    .source_updated_at
+                    .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default(),
+                block_kind: text(b.block_kind),
+            })
+            .collect();
     Ok((proto::ListBookingsResponse { bookings }, Detail::Null))
 }
 

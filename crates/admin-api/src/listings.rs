@@ -34,15 +34,6 @@ pub(crate) async fn remember(
     account: &AccountId,
     listings: &[Listing],
 ) -> Result<(), Status> {
-    // The account row may not exist yet (a connect checks before storing):
-    // labels are kept once it does.
-    if store::accounts::get_account(&ctx.pool, account)
-        .await
-        .map_err(store_status)?
-        .is_none()
-    {
-        return Ok(());
-    }
     let labels: Vec<ListingLabel> = listings
         .iter()
         .map(|l| ListingLabel {
@@ -126,13 +117,7 @@ pub async fn list(
     req: proto::ListListingsRequest,
 ) -> Result<(proto::ListListingsResponse, Detail), Status> {
     let account = parse_account(&req.account_id)?;
-    if store::accounts::get_account(&ctx.pool, &account)
-        .await
-        .map_err(store_status)?
-        .is_none()
-    {
-        return Err(Status::not_found(format!("account {account} not found")));
-    }
+    crate::accounts::require(ctx, &account).await?;
     let listings = ctx
         .hostaway
         .all_listings(&account)

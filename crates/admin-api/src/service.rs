@@ -31,7 +31,6 @@ pub struct Context {
     /// Client secrets being checked by a connect or a rotation, before
     /// they are stored.
     pub pending: PendingSecrets,
-    pub nats: async_nats::Client,
     pub js: jetstream::Context,
     pub queue: JobQueue,
     pub topology: Topology,
@@ -128,9 +127,10 @@ impl AdminApi {
         work: F,
     ) -> Result<Response<Res>, Status>
     where
-        Req: Target,
-        F: FnOnce(Arc<Context>, Caller, Req) -> Fut,
-        Fut: Future<Output = Result<(Res, Detail), Status>>,
+        Req: Target + Send + 'static,
+        Res: Send + 'static,
+        F: FnOnce(Arc<Context>, Caller, Req) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(Res, Detail), Status>> + Send + 'static,
     {
         let ctx = Arc::clone(&self.ctx);
         let caller = match auth::authenticate(&ctx.pool, request.metadata()).await {
@@ -149,7 +149,10 @@ impl AdminApi {
             role = %caller.role,
             account_id = account.as_deref().unwrap_or("")
         );
-        async move {
+        // Run to the end on a task of its own: a caller that hangs up or
+        // times out mid-call leaves neither half-done work nor a change
+        // without its audit row.
+        let call = async move {
             if caller.role < method.required_role() {
                 ctx.metrics.calls(method, "denied");
                 tracing::warn!(
@@ -188,8 +191,11 @@ impl AdminApi {
                 }
             }
         }
-        .instrument(span)
-        .await
+        .instrument(span);
+        tokio::spawn(call).await.unwrap_or_else(|error| {
+            tracing::error!(%error, method = method.name(), "admin call panicked");
+            Err(Status::internal("the call failed (see the service's log)"))
+        })
     }
 }
 

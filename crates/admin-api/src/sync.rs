@@ -92,13 +92,7 @@ pub async fn trigger(
             "reservations are polled per account, by reconciliation",
         ));
     }
-    if store::accounts::get_account(&ctx.pool, &account)
-        .await
-        .map_err(store_status)?
-        .is_none()
-    {
-        return Err(Status::not_found(format!("account {account} not found")));
-    }
+    crate::accounts::require(ctx, &account).await?;
     let queued = queue_listings(ctx, &account, listing.clone(), kind, mode).await?;
     Ok((
         proto::TriggerSyncResponse { queued },
@@ -117,13 +111,7 @@ pub async fn status(
 ) -> Result<(proto::SyncStatus, Detail), Status> {
     let account = parse_account(&req.account_id)?;
     let only = optional_listing(&req.listing_id)?;
-    if store::accounts::get_account(&ctx.pool, &account)
-        .await
-        .map_err(store_status)?
-        .is_none()
-    {
-        return Err(Status::not_found(format!("account {account} not found")));
-    }
+    crate::accounts::require(ctx, &account).await?;
     let (version, config) = sync_dispatcher::channel_config::in_force(&ctx.pool, &account)
         .await
         .map_err(store_status)?;
@@ -167,7 +155,11 @@ pub async fn status(
             circuit_open: open_until.is_some(),
             circuit_open_until: open_until.map(timestamp),
             budget_used: used,
-            budget_limit: i64::from(ctx.settings.account_budget),
+            budget_limit: i64::from(if version > 0 {
+                config.requests_per_window(ctx.settings.account_budget)
+            } else {
+                ctx.settings.account_budget
+            }),
             config_version: version,
             enabled_types: config.sync.enabled_types.iter().cloned().collect(),
             listings,

@@ -771,10 +771,12 @@ pub async fn audit(
 /// The read-only views of what came in from Hostaway.
 #[derive(Debug, Subcommand)]
 pub enum InboundView {
-    /// Bookings created from Hostaway.
+    /// Bookings created from Hostaway, by arrival.
     Bookings {
         #[arg(long)]
         account_id: Option<String>,
+        #[arg(long, default_value_t = 1_000)]
+        limit: u32,
     },
     /// Live calendar blocks.
     Blocks {
@@ -799,10 +801,11 @@ pub enum InboundView {
 pub async fn inbound(api: &ApiArgs, view: &InboundView) -> anyhow::Result<()> {
     let mut client = api.client().await?;
     match view {
-        InboundView::Bookings { account_id } => {
+        InboundView::Bookings { account_id, limit } => {
             let bookings = client
                 .list_bookings(proto::ListBookingsRequest {
                     account_id: account_id.clone().unwrap_or_default(),
+                    limit: *limit,
                 })
                 .await
                 .answer()?;

@@ -246,7 +246,7 @@ impl SimState {
         fields: Map<String, Value>,
     ) -> Option<Map<String, Value>> {
         let id = self.next_id();
-        let mut reservation = default_reservation(id, account);
+        let mut reservation = default_reservation(id);
         reservation.extend(fields);
         reservation.insert("id".into(), json!(id));
         if let Some(nights) = nights(&reservation) {
@@ -319,7 +319,7 @@ fn default_listing(id: u64) -> Map<String, Value> {
     listing
 }
 
-fn default_reservation(id: u64, _account: &str) -> Map<String, Value> {
+fn default_reservation(id: u64) -> Map<String, Value> {
     let mut reservation = RESERVATION.clone();
     for (key, value) in [
         ("id", json!(id)),

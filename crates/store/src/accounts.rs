@@ -300,6 +300,43 @@ pub async fn rotate_credentials(
     Ok(())
 }
 
+/// Undoes a webhook password rotation Hostaway never heard of: `password`
+/// (the one Hostaway sends) is current again, set when it was set before,
+/// and the one that replaced it is forgotten.
+pub async fn restore_webhook_password(
+    pool: &PgPool,
+    cipher: &CredentialCipher,
+    account: &AccountId,
+    password: &SecretString,
+    set_at: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let existing: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT credentials FROM channels WHERE hostaway_account_id = $1 FOR UPDATE",
+    )
+    .bind(account.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(existing) = existing else {
+        return Err(StoreError::NotFound(format!("account {account}")));
+    };
+    let mut stored = StoredCredentials::from_json(existing)?;
+    stored.encrypted_webhook_password =
+        Some(cipher.encrypt(&context(account, WEBHOOK_PASSWORD), password)?);
+    stored.encrypted_webhook_password_previous = None;
+    sqlx::query(
+        "UPDATE channels SET credentials = $2, webhook_password_set_at = $3, updated_at = now()
+         WHERE hostaway_account_id = $1",
+    )
+    .bind(account.as_str())
+    .bind(stored.to_json()?)
+    .bind(set_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Ends a rotation now: only the current credentials are accepted.
 pub async fn finish_rotation(pool: &PgPool, account: &AccountId) -> Result<(), StoreError> {
     let result = sqlx::query(

@@ -712,9 +712,11 @@ pub struct BookingView {
     pub block_kind: Option<String>,
 }
 
+/// Bookings by arrival, `limit` at most (`None`: all).
 pub async fn list(
     pool: &PgPool,
     account: Option<&AccountId>,
+    limit: Option<i64>,
 ) -> Result<Vec<BookingView>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT k.id, k.external_id, k.hostaway_account_id, k.hostaway_listing_id, k.unit_id, k.status,
@@ -722,9 +724,10 @@ pub async fn list(
                 trim(k.currency) AS currency, k.channel_name, k.source_updated_at, b.kind AS block_kind
          FROM bookings k LEFT JOIN availability_blocks b ON b.booking_id = k.id
          WHERE $1::text IS NULL OR k.hostaway_account_id = $1
-         ORDER BY k.arrival_date, k.external_id",
+         ORDER BY k.arrival_date, k.external_id LIMIT $2",
     )
     .bind(account.map(AccountId::as_str))
+    .bind(limit)
     .fetch_all(pool)
     .await?)
 }

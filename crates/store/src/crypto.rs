@@ -79,7 +79,6 @@ impl CredentialCipher {
         })
     }
 
-    /// A fresh random key, base64-encoded (for `hostaway-admin keys generate`).
     /// 32 bytes from the operating system's generator (what keys are made
     /// of): for bearer tokens and generated webhook passwords.
     pub fn random_bytes() -> [u8; 32] {
@@ -89,6 +88,7 @@ impl CredentialCipher {
         bytes
     }
 
+    /// A fresh random key, base64-encoded (for `hostaway-admin keys generate`).
     pub fn generate_key() -> SecretString {
         let key = aes_gcm::Key::<Aes256Gcm>::generate();
         SecretString::from(STANDARD.encode(key.as_slice()))

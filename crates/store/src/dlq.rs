@@ -91,18 +91,6 @@ pub struct DeadLetter {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
-pub async fn list(
-    pool: &PgPool,
-    include_resolved: bool,
-    limit: i64,
-) -> Result<Vec<DeadLetter>, StoreError> {
-    let filter = Filter {
-        include_resolved,
-        ..Filter::default()
-    };
-    list_filtered(pool, &filter, limit).await
-}
-
 /// Which dead letters an operator means. Empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {

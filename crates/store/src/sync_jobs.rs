@@ -283,11 +283,20 @@ pub async fn listings_of_units(
 
 /// Every linked listing of enabled accounts (what reconciliation walks).
 pub async fn linked_listings(pool: &PgPool) -> Result<Vec<(AccountId, ListingId)>, StoreError> {
+    linked_listings_of(pool, None).await
+}
+
+/// As [`linked_listings`], of one account only when given.
+pub async fn linked_listings_of(
+    pool: &PgPool,
+    account: Option<&AccountId>,
+) -> Result<Vec<(AccountId, ListingId)>, StoreError> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT l.hostaway_account_id, l.hostaway_listing_id
          FROM listing_links l JOIN channels c USING (hostaway_account_id)
-         WHERE c.enabled ORDER BY 1, 2",
+         WHERE c.enabled AND ($1::text IS NULL OR l.hostaway_account_id = $1) ORDER BY 1, 2",
     )
+    .bind(account.map(AccountId::as_str))
     .fetch_all(pool)
     .await?;
     parse_pairs(rows)

@@ -161,11 +161,12 @@ impl ChannelConfig {
             within("api.timeout", self.api.timeout_ms, 1_000, 120_000),
             within("api.maxRetries", self.api.max_retries, 0, 10),
             // Hostaway allows 20 requests per 10 s per account: a higher
-            // setting could only be refused by Hostaway.
+            // setting could only be refused by Hostaway. The budget counts
+            // per 10 s, so 6 a minute (one per window) is the least it keeps.
             within(
                 "rateLimit.maxRequestsPerMinute",
                 self.rate_limit.max_requests_per_minute,
-                1,
+                6,
                 120,
             ),
             within(
@@ -267,6 +268,11 @@ impl ChannelConfig {
             SyncKind::Reservations => return None,
         };
         (own.trim() != default).then_some(own.trim())
+    }
+
+    /// Requests per Hostaway window of 10 s the account's budget grants.
+    pub fn requests_per_window(&self, hostaway_limit: u32) -> u32 {
+        (self.rate_limit.max_requests_per_minute / 6).clamp(1, hostaway_limit)
     }
 
     pub fn syncs(&self, kind: SyncKind) -> bool {

@@ -242,10 +242,11 @@ fn tick_at_or_before(at: DateTime<Utc>, tick: std::time::Duration) -> Option<Dat
 }
 
 /// Queues, for the tick ending at `end`, every own schedule due in
-/// `(end - tick, end]`: claimed by one replica.
+/// `(start, end]` (`start`: the tick this replica saw before, so a late
+/// wake-up misses nothing): claimed by one replica.
 async fn run_account_tick(
+    start: DateTime<Utc>,
     end: DateTime<Utc>,
-    tick: std::time::Duration,
     takeover_after: std::time::Duration,
     pool: &PgPool,
     queue: &JobQueue,
@@ -260,10 +261,19 @@ async fn run_account_tick(
             return;
         }
     }
-    let start = end - chrono::Duration::from_std(tick).unwrap_or(chrono::Duration::seconds(60));
     let result = async {
         let mut queued = 0;
-        for own in own_schedules(pool).await? {
+        let own_schedules = own_schedules(pool).await?;
+        if own_schedules.is_empty() {
+            return anyhow::Ok(0);
+        }
+        // Linked listings of enabled accounts only, as the fleet's schedules.
+        let mut listings: std::collections::HashMap<AccountId, Vec<domain::ListingId>> =
+            std::collections::HashMap::new();
+        for (account, listing) in store::sync_jobs::linked_listings(pool).await? {
+            listings.entry(account).or_default().push(listing);
+        }
+        for own in own_schedules {
             let due = own
                 .schedule
                 .as_ref()
@@ -272,10 +282,10 @@ async fn run_account_tick(
             if !due {
                 continue;
             }
-            for link in store::links::list(pool, Some(&own.account)).await? {
+            for listing in listings.get(&own.account).into_iter().flatten() {
                 let key = JobKey {
                     account: own.account.clone(),
-                    listing: Some(link.listing),
+                    listing: Some(listing.clone()),
                     kind: own.kind,
                 };
                 if let Enqueued::Queued = queue.enqueue(&key, Mode::Reconcile).await? {
@@ -337,7 +347,12 @@ pub async fn run(
         if let Some(tick) = tick_at_or_before(now, account_tick)
             && last_tick.is_none_or(|last| tick > last)
         {
-            run_account_tick(tick, account_tick, takeover_after, &pool, &queue, holder).await;
+            // From the tick seen before (ten ticks at most after a long
+            // pause), else one tick back.
+            let step =
+                chrono::Duration::from_std(account_tick).unwrap_or(chrono::Duration::seconds(60));
+            let start = last_tick.map_or(tick - step, |last| last.max(tick - step * 10));
+            run_account_tick(start, tick, takeover_after, &pool, &queue, holder).await;
             last_tick = Some(tick);
         }
         for schedule in &schedules {

@@ -50,11 +50,7 @@ pub async fn status(
     .fetch_all(pool)
     .await?;
     let mut out = Vec::new();
-    let only = account;
-    for (account, listing) in store::sync_jobs::linked_listings(pool).await? {
-        if only.is_some_and(|only| *only != account) {
-            continue;
-        }
+    for (account, listing) in store::sync_jobs::linked_listings_of(pool, account).await? {
         let mut conn = pool.acquire().await?;
         let Some(unit) = store::links::resolve_unit(&mut conn, &account, &listing).await? else {
             continue;
