@@ -64,39 +64,48 @@ fn words(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Shared words over all words (Jaccard).
+/// Shared words, twice, over the words of both (Sørensen-Dice): a copy
+/// named "Garden cottage (Booking.com copy)" still resembles "Garden cottage".
 fn similarity(a: &str, b: &str) -> f64 {
     let (a, b) = (words(a), words(b));
-    let union = a.union(&b).count();
-    if union == 0 {
+    let total = a.len() + b.len();
+    if total == 0 {
         return 0.0;
     }
-    a.intersection(&b).count() as f64 / union as f64
+    2.0 * a.intersection(&b).count() as f64 / total as f64
 }
 
-/// The units most like a listing, by its name and address against what is
-/// known of each unit; the best reason per unit.
+/// The units most like a listing: by name (shared words, against the name
+/// TVL gave the unit or a linked listing's name), or by address (the same
+/// words: a house number differing is another house). The best reason per
+/// unit.
 fn suggest(listing: &Listing, labels: &[UnitLabel]) -> Vec<proto::UnitSuggestion> {
     let mut best: HashMap<UnitId, (f64, String)> = HashMap::new();
-    let texts = [
-        ("name", listing.name.clone()),
-        ("address", address(listing)),
-    ];
+    let name = listing.name.clone();
+    let address = address(listing);
     for label in labels {
-        for (what, text) in &texts {
-            let Some(text) = text else { continue };
-            let score = similarity(text, &label.text);
-            if score < THRESHOLD {
-                continue;
-            }
-            let reason = format!(
-                "{what} matches the unit's {} {:?}",
-                label.source, label.text
-            );
-            let entry = best.entry(label.unit).or_insert((0.0, String::new()));
-            if score > entry.0 {
-                *entry = (score, reason);
-            }
+        let (what, score) = match (label.source, &name, &address) {
+            ("listing address", _, Some(address)) => (
+                "address",
+                if words(address) == words(&label.text) {
+                    1.0
+                } else {
+                    0.0
+                },
+            ),
+            ("tvl name" | "listing name", Some(name), _) => ("name", similarity(name, &label.text)),
+            _ => continue,
+        };
+        if score < THRESHOLD {
+            continue;
+        }
+        let reason = format!(
+            "{what} matches the unit's {} {:?}",
+            label.source, label.text
+        );
+        let entry = best.entry(label.unit).or_insert((0.0, String::new()));
+        if score > entry.0 {
+            *entry = (score, reason);
         }
     }
     let mut ranked: Vec<_> = best.into_iter().collect();

@@ -312,6 +312,15 @@ fn default_listing(id: u64) -> Map<String, Value> {
             json!(format!("Simulated listing {id}")),
         ),
         ("internalListingName", json!(format!("sim-{id}"))),
+        // Each listing somewhere of its own (suggestions match by address).
+        ("street", json!(format!("{} Example Quay", id % 10_000))),
+        (
+            "address",
+            json!(format!(
+                "{} Example Quay, Sampletown, CA 99999, United States",
+                id % 10_000
+            )),
+        ),
         ("latestActivityOn", json!(now_text())),
     ] {
         listing.insert(key.into(), value);
