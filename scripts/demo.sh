@@ -238,9 +238,11 @@ admin changes burst --count 1500 --days 90 --seed 7
 wait_until 180 "Hostaway's calendars to match TVL" in_line
 admin sync status --account-id "$ACCOUNT"
 echo
-printf '  Hostaway API calls for the burst: %s in all; %s calendar writes\n' \
+printf '  Hostaway API calls for the burst: %s in all; %s calendar writes, where the fewest possible is the total above\n' \
   "$(($(api_calls) - calls_before))" "$(calendar_writes)"
-echo "  (the rest: one read of the account's listings to learn the currency of their prices; the token is the one the API minted when connecting)"
+echo "  the other calls (the listings' currency and units were read when connecting through the API):"
+curl -sf "$SIM/_sim/requests" | grep -o '"path":"[^"]*"' | tail -n +$((calls_before + 1)) |
+  grep -v calendarIntervals | sort | uniq -c | sed 's/^/   /' || true
 step "The simulator's calendar of listing 300101, next 7 days (what Airbnb would now show)"
 curl -sf "$SIM/_sim/listings/300101/calendar?startDate=$(day 1)&endDate=$(day 7)" | sed 's/},{/},\n {/g'
 echo

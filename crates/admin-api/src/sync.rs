@@ -139,6 +139,7 @@ pub async fn status(
             unit_id: s.unit.to_string(),
             pending_availability_days: i64::try_from(s.pending_availability).unwrap_or(i64::MAX),
             pending_pricing_days: i64::try_from(s.pending_pricing).unwrap_or(i64::MAX),
+            fewest_writes: i64::try_from(s.minimum_writes).unwrap_or(i64::MAX),
             jobs: jobs
                 .iter()
                 .filter(|j| j.key.listing.as_ref() == Some(&s.listing))

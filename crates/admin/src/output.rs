@@ -288,12 +288,24 @@ pub fn sync_status(s: &proto::SyncStatus) {
             l.unit_id.clone(),
             l.pending_availability_days.to_string(),
             l.pending_pricing_days.to_string(),
+            l.fewest_writes.to_string(),
             dash(&jobs.join("; ")),
         ]);
     }
     table(
-        &["LISTING", "UNIT", "PENDING AVAIL", "PENDING $", "JOBS"],
+        &[
+            "LISTING",
+            "UNIT",
+            "PENDING AVAIL",
+            "PENDING $",
+            "FEWEST WRITES",
+            "JOBS",
+        ],
         rows,
+    );
+    println!(
+        "fewest calendar writes for all of it: {}",
+        s.listings.iter().map(|l| l.fewest_writes).sum::<i64>()
     );
     let in_line = s
         .listings
