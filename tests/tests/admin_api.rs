@@ -72,6 +72,32 @@ async fn registered(sim: &Sim, account: &str) -> Vec<(u64, String, String, Strin
         .collect()
 }
 
+/// Reads the account's configuration (never configured: version 0), edits
+/// it, and writes it back as version 1.
+async fn configure(
+    client: &mut AdminClient,
+    account: &str,
+    edit: impl FnOnce(&mut proto::ChannelConfig),
+) {
+    let mut config = client
+        .get_channel_config(proto::GetChannelConfigRequest {
+            account_id: account.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    edit(&mut config);
+    client
+        .update_channel_config(proto::UpdateChannelConfigRequest {
+            account_id: account.into(),
+            config: Some(config),
+            expected_version: 0,
+            force: false,
+        })
+        .await
+        .unwrap();
+}
+
 async fn audit(client: &mut AdminClient, account: &str) -> Vec<proto::AuditEntry> {
     client
         .list_audit_entries(proto::ListAuditEntriesRequest {
@@ -237,23 +263,10 @@ async fn an_account_connected_in_one_call_sends_its_reservations_to_tvl() {
 
     // The account's webhook turned off in its configuration: switched off at
     // Hostaway, which then sends nothing.
-    let mut config = client
-        .get_channel_config(proto::GetChannelConfigRequest {
-            account_id: account.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    config.webhook.as_mut().unwrap().enabled = false;
-    client
-        .update_channel_config(proto::UpdateChannelConfigRequest {
-            account_id: account.into(),
-            config: Some(config),
-            expected_version: 0,
-            force: false,
-        })
-        .await
-        .unwrap();
+    configure(&mut client, account, |config| {
+        config.webhook.as_mut().unwrap().enabled = false;
+    })
+    .await;
     let hooks = registered(&world.sim, account).await;
     assert_eq!(hooks.len(), 1);
     assert!(!hooks[0].4, "disabled at Hostaway: {hooks:?}");
@@ -1036,24 +1049,11 @@ async fn an_account_s_own_rate_limit_is_what_every_replica_s_budget_grants() {
     }
     let operator = world.env.admin_token(Role::Operator).await;
     let mut client = world.api.client(Some(&operator)).await;
-    let mut config = client
-        .get_channel_config(proto::GetChannelConfigRequest {
-            account_id: "74020".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    // 12 a minute: 2 per Hostaway window of 10 s.
-    config.rate_limit.as_mut().unwrap().max_requests_per_minute = 12;
-    client
-        .update_channel_config(proto::UpdateChannelConfigRequest {
-            account_id: "74020".into(),
-            config: Some(config),
-            expected_version: 0,
-            force: false,
-        })
-        .await
-        .unwrap();
+    configure(&mut client, "74020", |config| {
+        // 12 a minute: 2 per Hostaway window of 10 s.
+        config.rate_limit.as_mut().unwrap().max_requests_per_minute = 12;
+    })
+    .await;
     let take = |account: &'static str| {
         let pool = world.env.pool.clone();
         async move {
@@ -1109,24 +1109,11 @@ async fn an_account_s_own_attempts_and_circuit_are_what_its_calls_get() {
     }
     let operator = world.env.admin_token(Role::Operator).await;
     let mut client = world.api.client(Some(&operator)).await;
-    let mut config = client
-        .get_channel_config(proto::GetChannelConfigRequest {
-            account_id: "74030".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    config.api.as_mut().unwrap().max_retries = 0;
-    config.circuit_breaker.as_mut().unwrap().failure_threshold = 2;
-    client
-        .update_channel_config(proto::UpdateChannelConfigRequest {
-            account_id: "74030".into(),
-            config: Some(config),
-            expected_version: 0,
-            force: false,
-        })
-        .await
-        .unwrap();
+    configure(&mut client, "74030", |config| {
+        config.api.as_mut().unwrap().max_retries = 0;
+        config.circuit_breaker.as_mut().unwrap().failure_threshold = 2;
+    })
+    .await;
 
     // A dispatcher's client: 3 attempts a call, a circuit at 10 failures.
     let mut settings = hostaway_client::ClientConfig {

@@ -292,7 +292,7 @@ pub async fn connect(
             .map_err(store_status)?;
     }
     crate::listings::remember(ctx, &account, &listings).await?;
-    let hook = register_webhook(ctx, &account, alert_email).await?;
+    let hook = ensure_webhook(ctx, &account, alert_email, false).await?;
     let response = proto::ConnectAccountResponse {
         account: Some(get(ctx, &account).await?),
         created,
@@ -312,7 +312,7 @@ pub async fn connect(
 /// Points the account's unified webhook at the gateway with the stored login
 /// and password: created, updated, or left alone when it already is so
 /// (Hostaway masks passwords: `update` says the password changed).
-async fn ensure_webhook(
+pub(crate) async fn ensure_webhook(
     ctx: &Context,
     account: &AccountId,
     alert_email: Option<String>,
@@ -374,19 +374,6 @@ async fn ensure_webhook(
             .await
             .map_err(hostaway_status),
     }
-}
-
-async fn register_webhook(
-    ctx: &Context,
-    account: &AccountId,
-    alert_email: Option<String>,
-) -> Result<mapping::api::UnifiedWebhook, Status> {
-    ensure_webhook(ctx, account, alert_email, false).await
-}
-
-/// Re-points the webhook after its enabled setting changed.
-pub(crate) async fn refresh_webhook(ctx: &Context, account: &AccountId) -> Result<(), Status> {
-    ensure_webhook(ctx, account, None, false).await.map(|_| ())
 }
 
 pub async fn rotate(

@@ -172,7 +172,9 @@ pub async fn update(
     let summary = crate::accounts::require(ctx, &account).await?;
     let registered =
         summary.has_api_key && summary.has_webhook_password && summary.webhook_login.is_some();
-    if registered && let Err(status) = crate::accounts::refresh_webhook(ctx, &account).await {
+    if registered
+        && let Err(status) = crate::accounts::ensure_webhook(ctx, &account, None, false).await
+    {
         tracing::warn!(code = ?status.code(), message = status.message(),
             "the webhook at Hostaway could not be switched; the setting is saved, call again to retry");
         not_done.push(format!(

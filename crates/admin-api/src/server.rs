@@ -28,8 +28,6 @@ pub struct AdminApiSettings {
     /// How long a rotation's previous webhook password stays accepted when
     /// the caller does not say.
     pub default_overlap: chrono::Duration,
-    /// Requests per 10 s an account may make (shown by GetSyncStatus).
-    pub account_budget: u32,
     /// How often credential ages are measured for the metrics.
     pub age_check_every: Duration,
     /// TLS, and client certificates (mTLS) when it names a CA. Without it the
@@ -73,7 +71,6 @@ impl AdminApiSettings {
             webhook_url,
             rotation_age: chrono::Duration::days(90),
             default_overlap: chrono::Duration::hours(24),
-            account_budget: hostaway_client::RateLimit::HOSTAWAY_ACCOUNT.limit,
             age_check_every: Duration::from_secs(60),
             tls: None,
         }
@@ -115,6 +112,9 @@ pub async fn serve(
     check_webhook_url(&settings.webhook_url).map_err(anyhow::Error::msg)?;
     let tls = settings.tls.as_ref().map(TlsFiles::config).transpose()?;
     let metrics = ApiMetrics::register(&deps.metrics)?;
+    // What GetSyncStatus shows as an unconfigured account's budget: the one
+    // the client is given (HOSTAWAY_RATE_LIMIT_RPM), not a constant.
+    let account_budget = deps.client.account_limit.limit;
     let stored =
         sync_dispatcher::credentials::from_database(deps.pool.clone(), Arc::clone(&deps.cipher));
     let pending = PendingSecrets::over(stored);
@@ -149,6 +149,7 @@ pub async fn serve(
         queue,
         topology: deps.topology,
         settings,
+        account_budget,
         metrics: metrics.clone(),
     };
     tokio::spawn(crate::credential_age::watch(

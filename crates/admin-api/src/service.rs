@@ -35,6 +35,8 @@ pub struct Context {
     pub queue: JobQueue,
     pub topology: Topology,
     pub settings: AdminApiSettings,
+    /// Requests per Hostaway window an account is granted by default.
+    pub account_budget: u32,
     pub metrics: ApiMetrics,
 }
 

@@ -157,9 +157,9 @@ pub async fn status(
             circuit_open_until: open_until.map(timestamp),
             budget_used: used,
             budget_limit: i64::from(if version > 0 {
-                config.requests_per_window(ctx.settings.account_budget)
+                config.requests_per_window(ctx.account_budget)
             } else {
-                ctx.settings.account_budget
+                ctx.account_budget
             }),
             config_version: version,
             enabled_types: config.sync.enabled_types.iter().cloned().collect(),
